@@ -1,0 +1,27 @@
+"""The text formats shared by generation, scoring and training (one function each).
+
+Every place that turns a question and steps into model input goes through here, so the
+policy sees at training time exactly what it sees at search time, and the PRM likewise.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def policy_prompt(question: str, steps: Sequence[str] = ()) -> str:
+    """Prompt for the policy: the question on its own line, then the steps so far.
+
+    Each step is one line ending in a newline, so the next step is generated from the start
+    of a fresh line and a step ends at the newline stop string.
+    """
+    return question.rstrip("\n") + "\n" + "".join(_as_line(s) for s in steps)
+
+
+def prm_input(question: str, steps: Sequence[str]) -> str:
+    """Input of the value model (PRM) for the partial solution p_k = [s_1..s_k]."""
+    return policy_prompt(question, steps)
+
+
+def _as_line(step: str) -> str:
+    return step if step.endswith("\n") else step + "\n"
