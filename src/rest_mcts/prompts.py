@@ -25,3 +25,12 @@ def prm_input(question: str, steps: Sequence[str]) -> str:
 
 def _as_line(step: str) -> str:
     return step if step.endswith("\n") else step + "\n"
+
+
+def split_steps(text: str) -> list[str]:
+    """Split generated solution text into steps (one per line, newline kept).
+
+    Blank lines are dropped; a last line without a newline (cut by a token limit) is kept as
+    a step, so that a truncated step is judged (and found illegal) rather than ignored.
+    """
+    return [line for line in text.splitlines(keepends=True) if line.strip()]

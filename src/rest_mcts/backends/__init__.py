@@ -1,0 +1,55 @@
+"""Model backends behind the :class:`PolicyBackend` and :class:`ValueScorer` protocols.
+
+The protocols and record types are imported eagerly (they are light); the Hugging Face
+backends are imported on first use so that ``import rest_mcts.backends`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from rest_mcts.backends.base import (
+    FINISH_REASONS,
+    Completion,
+    GenerationOutput,
+    PolicyBackend,
+    SamplingParams,
+    ValueScorer,
+)
+
+_LAZY_EXPORTS = {
+    "HFPolicyBackend": "hf_policy",
+    "HFValueScorer": "hf_scorer",
+    "values_at_positions": "hf_scorer",
+    "last_token_positions": "hf_scorer",
+}
+
+__all__ = sorted(
+    [
+        "FINISH_REASONS",
+        "Completion",
+        "GenerationOutput",
+        "PolicyBackend",
+        "SamplingParams",
+        "ValueScorer",
+        *_LAZY_EXPORTS,
+    ]
+)
+
+if TYPE_CHECKING:
+    from rest_mcts.backends.hf_policy import HFPolicyBackend
+    from rest_mcts.backends.hf_scorer import HFValueScorer, last_token_positions, values_at_positions
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY_EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

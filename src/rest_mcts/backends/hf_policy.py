@@ -1,0 +1,318 @@
+"""Batched generation with a Hugging Face causal LM (CPU or one GPU) behind :class:`PolicyBackend`.
+
+Prompts are tokenised once, left-padded and sent in chunks of at most ``max_batch_size``
+sequences, with one ``model.generate`` call per chunk (``num_return_sequences=n``). Stop strings
+that are exactly one token (and occur inside no other token) become extra end-of-sequence ids;
+the others go through transformers' ``stop_strings``. The outputs are cut afterwards in one pass
+that does no per-token Python work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Iterator, Sequence
+
+import torch
+from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from rest_mcts.backends.base import Completion, GenerationOutput, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+# Settings a checkpoint's generation_config.json may carry that would change what we sample;
+# they are reset to these neutral values whenever the model's own config sets them otherwise.
+_NEUTRAL_SETTINGS: dict[str, float | int] = {
+    "repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "min_length": 0,
+    "min_new_tokens": 0,
+    "typical_p": 1.0,
+    "min_p": 0.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+}
+
+
+class HFPolicyBackend:
+    """A :class:`~rest_mcts.backends.base.PolicyBackend` on a local Hugging Face causal LM.
+
+    Attributes:
+        model: the causal LM (kept in eval mode while generating).
+        tokenizer: its tokenizer.
+        device: the model's device.
+        max_batch_size: most sequences (prompts x ``n``) per ``generate`` call.
+        stats: running totals: ``calls``, ``prompts``, ``completions``, ``prompt_tokens``,
+            ``generated_tokens`` (sum of ``Completion.num_tokens``) and ``seconds``.
+    """
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        max_batch_size: int = 128,
+        trust_remote_code: bool = False,
+        model: PreTrainedModel | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+    ) -> None:
+        """Load the model and tokenizer from ``model_path`` unless they are passed in.
+
+        Args:
+            model_path: local Hugging Face folder (model and tokenizer).
+            device: where to load the model; a passed-in ``model`` stays where it is.
+            dtype: ``"float32"``, ``"bfloat16"``, ``"float16"`` or ``"auto"`` (loading only).
+            max_batch_size: most sequences per ``generate`` call.
+            trust_remote_code: passed to ``from_pretrained``.
+            model: an already loaded causal LM (tests, the training loop).
+            tokenizer: an already loaded tokenizer.
+        """
+        from rest_mcts.models.factory import load_causal_lm, load_tokenizer
+
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if model is None or tokenizer is None:
+            if model_path is None:
+                raise ValueError("HFPolicyBackend needs model_path or both model and tokenizer")
+        self.model = model if model is not None else load_causal_lm(
+            model_path, dtype=dtype, device=device, trust_remote_code=trust_remote_code
+        )
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(
+            model_path, trust_remote_code=trust_remote_code
+        )
+        self.device = next(self.model.parameters()).device
+        self.max_batch_size = max_batch_size
+        self._eos_ids = _eos_ids(self.model, self.tokenizer)
+        self._pad_id = self.tokenizer.pad_token_id
+        if self._pad_id is None:
+            if not self._eos_ids:
+                raise ValueError("tokenizer has neither a pad token nor an eos token")
+            self._pad_id = self._eos_ids[0]
+        self._single_token_stops: dict[str, int | None] = {}
+        self._vocab_texts: list[str] | None = None
+        self.stats: dict[str, float] = {
+            "calls": 0,
+            "prompts": 0,
+            "completions": 0,
+            "prompt_tokens": 0,
+            "generated_tokens": 0,
+            "seconds": 0.0,
+        }
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[GenerationOutput]:
+        """Return ``params.n`` completions for each prompt, in prompt order.
+
+        Args:
+            prompts: prompt texts (the tokenizer adds its special tokens, e.g. bos).
+            params: sampling settings; ``seed`` makes sampling reproducible.
+
+        Returns:
+            One :class:`GenerationOutput` per prompt, with ``prompt_tokens`` counted without
+            padding.
+        """
+        if not prompts:
+            return []
+        start = time.perf_counter()
+        prompt_ids: list[list[int]] = self.tokenizer(list(prompts))["input_ids"]
+        stop_ids, slow_stops = self._split_stops(params.stop)
+        config = self._generation_config(params, stop_ids, slow_stops)
+        completions: list[list[Completion]] = [[] for _ in prompts]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode(), self._seeded(params.seed):
+                for indices, n in _chunks(len(prompts), params.n, self.max_batch_size):
+                    rows = self._generate_chunk([prompt_ids[i] for i in indices], n, config)
+                    finished = self._finish(rows, params, stop_ids, bool(slow_stops))
+                    for offset, index in enumerate(indices):
+                        completions[index].extend(finished[offset * n : (offset + 1) * n])
+        finally:
+            self.model.train(was_training)
+        outputs = [
+            GenerationOutput(completions=tuple(found), prompt_tokens=len(ids))
+            for found, ids in zip(completions, prompt_ids)
+        ]
+        self._count(outputs, time.perf_counter() - start)
+        return outputs
+
+    def _generate_chunk(
+        self, prompt_ids: list[list[int]], n: int, config: GenerationConfig
+    ) -> torch.Tensor:
+        """One ``generate`` call; returns the generated tokens only, shape (prompts * n, T)."""
+        width = max(len(ids) for ids in prompt_ids)
+        input_ids = torch.full((len(prompt_ids), width), self._pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+        for row, ids in enumerate(prompt_ids):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, width - len(ids) :] = 1
+        config.num_return_sequences = n
+        extra = {"tokenizer": self.tokenizer} if config.stop_strings else {}
+        sequences = self.model.generate(
+            input_ids=input_ids.to(self.device),
+            attention_mask=attention_mask.to(self.device),
+            generation_config=config,
+            **extra,
+        )
+        return sequences[:, width:]
+
+    def _finish(
+        self,
+        generated: torch.Tensor,
+        params: SamplingParams,
+        stop_ids: list[int],
+        search_text: bool,
+    ) -> list[Completion]:
+        """Cut each generated row at its first eos / stop and decode all rows in one call."""
+        eos = set(self._eos_ids)
+        end_ids = torch.tensor(sorted(eos | set(stop_ids)), dtype=torch.long, device=generated.device)
+        is_end = torch.isin(generated, end_ids) if len(end_ids) else torch.zeros_like(generated, dtype=torch.bool)
+        has_end = is_end.any(dim=1).tolist()
+        first_end = is_end.to(torch.int8).argmax(dim=1).tolist()
+        rows = generated.tolist()
+        kept: list[list[int]] = []
+        counts: list[int] = []
+        reasons: list[str] = []
+        for row, ended, position in zip(rows, has_end, first_end):
+            if not ended:
+                kept.append(row)
+                counts.append(len(row))
+                reasons.append("length")
+            elif row[position] in eos:
+                kept.append(row[:position])
+                counts.append(position + 1)
+                reasons.append("eos")
+            else:
+                kept.append(row[: position + 1])
+                counts.append(position + 1)
+                reasons.append("stop")
+        texts = self.tokenizer.batch_decode(kept, skip_special_tokens=True)
+        if search_text:
+            for i, text in enumerate(texts):
+                end = _first_stop_end(text, params.stop)
+                if end is not None:
+                    texts[i] = text[:end]
+                    counts[i] = self._tokens_to_stop(kept[i], params.stop)
+                    reasons[i] = "stop"
+        return [Completion(text=t, num_tokens=c, finish_reason=r) for t, c, r in zip(texts, counts, reasons)]
+
+    def _tokens_to_stop(self, tokens: list[int], stops: Sequence[str]) -> int:
+        """Fewest leading tokens whose text contains a stop string (binary search)."""
+        low, high = 1, len(tokens)
+        while low < high:
+            middle = (low + high) // 2
+            text = self.tokenizer.decode(tokens[:middle], skip_special_tokens=True)
+            if _first_stop_end(text, stops) is None:
+                low = middle + 1
+            else:
+                high = middle
+        return high
+
+    def _split_stops(self, stops: Sequence[str]) -> tuple[list[int], list[str]]:
+        """Split stop strings into single-token ids (fast path) and the rest."""
+        ids: list[int] = []
+        slow: list[str] = []
+        for stop in stops:
+            if not stop:
+                raise ValueError("empty stop string")
+            token_id = self._single_token_stop(stop)
+            if token_id is None:
+                slow.append(stop)
+            else:
+                ids.append(token_id)
+        return ids, slow
+
+    def _single_token_stop(self, stop: str) -> int | None:
+        """The token id of ``stop`` if it is one token that no other token's text contains."""
+        if stop not in self._single_token_stops:
+            token_id: int | None = None
+            ids = self.tokenizer.encode(stop, add_special_tokens=False)
+            if len(ids) == 1 and self.tokenizer.decode(ids, skip_special_tokens=True) == stop:
+                texts = self._all_token_texts()
+                holders = [i for i, text in enumerate(texts) if stop in text]
+                token_id = ids[0] if holders == [ids[0]] else None
+            self._single_token_stops[stop] = token_id
+        return self._single_token_stops[stop]
+
+    def _all_token_texts(self) -> list[str]:
+        if self._vocab_texts is None:
+            vocab = [[i] for i in range(len(self.tokenizer))]
+            self._vocab_texts = self.tokenizer.batch_decode(vocab, skip_special_tokens=True)
+        return self._vocab_texts
+
+    def _generation_config(
+        self, params: SamplingParams, stop_ids: list[int], slow_stops: list[str]
+    ) -> GenerationConfig:
+        end_ids = sorted(set(self._eos_ids) | set(stop_ids))
+        settings: dict[str, object] = {
+            "max_new_tokens": params.max_new_tokens,
+            "do_sample": not params.greedy,
+            "num_return_sequences": params.n,
+            "pad_token_id": self._pad_id,
+            "eos_token_id": end_ids or None,
+            "use_cache": True,
+        }
+        model_defaults = self.model.generation_config
+        for name, neutral in _NEUTRAL_SETTINGS.items():
+            value = getattr(model_defaults, name, None)
+            if value is not None and value != neutral:
+                settings[name] = neutral
+        if not params.greedy:
+            settings.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        if slow_stops:
+            settings["stop_strings"] = list(slow_stops)
+        return GenerationConfig(**settings)
+
+    @contextlib.contextmanager
+    def _seeded(self, seed: int | None) -> Iterator[None]:
+        """Seed torch's RNG for the block without disturbing the global generator."""
+        if seed is None:
+            yield
+            return
+        devices = []
+        if self.device.type == "cuda":
+            devices = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+    def _count(self, outputs: list[GenerationOutput], seconds: float) -> None:
+        self.stats["calls"] += 1
+        self.stats["prompts"] += len(outputs)
+        self.stats["prompt_tokens"] += sum(o.prompt_tokens for o in outputs)
+        self.stats["completions"] += sum(len(o.completions) for o in outputs)
+        self.stats["generated_tokens"] += sum(c.num_tokens for o in outputs for c in o.completions)
+        self.stats["seconds"] += seconds
+        logger.debug("generated %d prompts in %.3fs", len(outputs), seconds)
+
+
+def _chunks(num_prompts: int, n: int, max_batch_size: int) -> Iterator[tuple[list[int], int]]:
+    """Yield (prompt indices, samples per prompt) with at most ``max_batch_size`` sequences each.
+
+    When ``n`` alone exceeds ``max_batch_size``, each prompt's samples are split over calls.
+    """
+    per_call = min(n, max_batch_size)
+    prompts_per_chunk = max(1, max_batch_size // per_call)
+    for first in range(0, num_prompts, prompts_per_chunk):
+        indices = list(range(first, min(first + prompts_per_chunk, num_prompts)))
+        remaining = n
+        while remaining > 0:
+            yield indices, min(per_call, remaining)
+            remaining -= per_call
+
+
+def _first_stop_end(text: str, stops: Sequence[str]) -> int | None:
+    """End index of the stop string that ends first in ``text`` (``None`` if none occurs)."""
+    ends = [index + len(stop) for stop in stops if (index := text.find(stop)) >= 0]
+    return min(ends) if ends else None
+
+
+def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """End-of-sequence ids of the tokenizer and of the model's generation config."""
+    ids: set[int] = set()
+    for value in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        if isinstance(value, int):
+            ids.add(value)
+        elif value is not None:
+            ids.update(int(v) for v in value)
+    return sorted(ids)

@@ -1,0 +1,86 @@
+"""Policy evaluation on held-out problems: greedy (CoT) accuracy, step legality, and
+accuracy of N sampled solutions (pass@N: best-of-N with the exact verifier)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+from rest_mcts.backends.base import PolicyBackend, SamplingParams
+from rest_mcts.prompts import policy_prompt, split_steps
+from rest_mcts.worlds.base import Problem, World
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PathJudgement:
+    """Verdict on one generated solution."""
+
+    correct: bool
+    legal_steps: int
+    judged_steps: int  # legal steps plus the first illegal one, if any
+    finished: bool
+
+
+def judge_solution(world: World, problem: Problem, text: str) -> PathJudgement:
+    """Check a generated solution step by step (stopping at the first illegal step)."""
+    steps = split_steps(text)
+    legal, judged, finished = 0, 0, False
+    for k, step in enumerate(steps):
+        judged += 1
+        check = world.check_step(problem.question, steps[:k], step)
+        if not check.legal:
+            break
+        legal += 1
+        if check.finished:
+            finished = True
+            break
+    correct = finished and world.is_correct(problem, steps[:legal])
+    return PathJudgement(correct, legal, judged, finished)
+
+
+def evaluate_policy(
+    backend: PolicyBackend,
+    world: World,
+    problems: Sequence[Problem],
+    *,
+    samples: int = 8,
+    temperature: float = 1.0,
+    max_new_tokens: int = 96,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Greedy and sampled accuracy of a policy writing whole solutions.
+
+    Returns flat metrics: ``eval/greedy_acc``, ``eval/legal_step_rate`` (greedy),
+    ``eval/sample_acc`` (mean over samples), ``eval/sample_legal_step_rate``,
+    ``eval/pass@N`` (some sample correct), ``eval/greedy_tokens_per_question``.
+    """
+    prompts = [policy_prompt(p.question.text) for p in problems]
+    greedy = backend.generate(prompts, SamplingParams(n=1, max_new_tokens=max_new_tokens))
+    sampled = backend.generate(
+        prompts,
+        SamplingParams(n=samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed),
+    )
+    g_judged = [judge_solution(world, p, out.completions[0].text) for p, out in zip(problems, greedy)]
+    s_judged = [
+        [judge_solution(world, p, c.text) for c in out.completions]
+        for p, out in zip(problems, sampled)
+    ]
+    flat = [j for row in s_judged for j in row]
+    n = max(1, len(problems))
+    return {
+        "eval/num_problems": float(len(problems)),
+        "eval/greedy_acc": sum(j.correct for j in g_judged) / n,
+        "eval/legal_step_rate": _legal_rate(g_judged),
+        "eval/sample_acc": sum(j.correct for j in flat) / max(1, len(flat)),
+        "eval/sample_legal_step_rate": _legal_rate(flat),
+        f"eval/pass@{samples}": sum(any(j.correct for j in row) for row in s_judged) / n,
+        "eval/greedy_tokens_per_question": sum(o.completions[0].num_tokens for o in greedy) / n,
+    }
+
+
+def _legal_rate(judged: Sequence[PathJudgement]) -> float:
+    total = sum(j.judged_steps for j in judged)
+    return sum(j.legal_steps for j in judged) / total if total else 0.0

@@ -1,0 +1,50 @@
+"""Model construction and loading (tokenizer, policy LM, value model).
+
+Names are imported lazily so that ``import rest_mcts.models`` does not import torch or
+transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "build_char_tokenizer": "tokenizer",
+    "build_tiny_causal_lm": "factory",
+    "build_tiny_value_model": "factory",
+    "value_model_from_causal_lm": "factory",
+    "load_tokenizer": "factory",
+    "load_causal_lm": "factory",
+    "load_value_model": "factory",
+    "save_model": "factory",
+    "count_parameters": "factory",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from rest_mcts.models.factory import (
+        build_tiny_causal_lm,
+        build_tiny_value_model,
+        count_parameters,
+        load_causal_lm,
+        load_tokenizer,
+        load_value_model,
+        save_model,
+        value_model_from_causal_lm,
+    )
+    from rest_mcts.models.tokenizer import build_char_tokenizer
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,57 @@
+"""A character-level tokenizer for the tiny from-scratch models (built offline, no hub)."""
+
+from __future__ import annotations
+
+import logging
+
+from tokenizers import Tokenizer, decoders, models, processors
+from transformers import PreTrainedTokenizerFast
+
+logger = logging.getLogger(__name__)
+
+PAD_TOKEN = "<pad>"
+BOS_TOKEN = "<s>"
+EOS_TOKEN = "</s>"
+UNK_TOKEN = "<unk>"
+SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)
+CHARACTERS = ("\n",) + tuple(chr(code) for code in range(32, 127))
+
+
+def build_char_tokenizer(padding_side: str = "left") -> PreTrainedTokenizerFast:
+    """Build a character-level tokenizer: one token per character, spaces and newlines included.
+
+    The vocabulary is ``<pad>`` (id 0), ``<s>``, ``</s>``, ``<unk>``, then ``"\\n"`` and the
+    printable ASCII characters 32..126 (100 tokens in all). Encoding prepends ``<s>``; no
+    ``</s>`` is appended automatically. Characters outside the vocabulary map to ``<unk>``.
+    ``decode(encode(s), skip_special_tokens=True) == s`` for any printable ASCII text with
+    newlines.
+
+    Args:
+        padding_side: ``"left"`` (generation) or ``"right"``.
+
+    Returns:
+        A fast tokenizer that saves and loads with ``save_pretrained``/``from_pretrained``.
+    """
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + CHARACTERS)}
+    # A BPE model with no merges and no pre-tokenizer splits text into single characters.
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK_TOKEN))
+    backend.decoder = decoders.Fuse()
+    bos_id = vocab[BOS_TOKEN]
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{BOS_TOKEN} $A",
+        pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B",
+        special_tokens=[(BOS_TOKEN, bos_id)],
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=BOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        unk_token=UNK_TOKEN,
+        pad_token=PAD_TOKEN,
+        padding_side=padding_side,
+        clean_up_tokenization_spaces=False,
+    )
+    logger.debug("built character tokenizer with %d tokens", len(tokenizer))
+    return tokenizer

@@ -1,0 +1,47 @@
+"""Stages: one plain function per stage, taking the composed config, returning metrics.
+
+`run_stage` validates the config, seeds everything, runs the stage and writes the flat
+scalar metrics to `<output_dir>/metrics.json`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import DictConfig
+
+from rest_mcts.config import validate
+from rest_mcts.utils.io import write_json
+from rest_mcts.utils.seeding import seed_everything
+
+log = logging.getLogger(__name__)
+
+# stage name -> "module:function" (imported lazily: stages pull in torch/transformers).
+STAGES: dict[str, str] = {
+    "bootstrap": "rest_mcts.stages.bootstrap:bootstrap",
+    "eval": "rest_mcts.stages.evaluate:evaluate",
+}
+
+
+def get_stage(name: str) -> Callable[[DictConfig], dict]:
+    module, func = STAGES[name].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def run_stage(cfg: DictConfig) -> float | None:
+    """Validate, seed, run `cfg.stage.name`, write metrics.json; returns the main metric."""
+    validate(cfg, STAGES)
+    seed_everything(cfg.seed)
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    metrics = get_stage(cfg.stage.name)(cfg)
+    metrics = {k: float(v) for k, v in metrics.items()}
+    metrics["time/stage_seconds"] = time.time() - start
+    write_json(out / "metrics.json", metrics)
+    log.info("metrics written to %s", out / "metrics.json")
+    return metrics.get("eval/greedy_acc")

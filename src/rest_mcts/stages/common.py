@@ -1,0 +1,44 @@
+"""Helpers shared by stages: building the world, choosing problems, locating policies."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from rest_mcts.config import instantiate
+from rest_mcts.utils.hashing import fingerprint
+from rest_mcts.worlds.base import Problem
+
+log = logging.getLogger(__name__)
+
+
+def build_world(cfg: DictConfig):
+    return instantiate(cfg.data.world, "data.world")
+
+
+def problems(cfg: DictConfig, world, split: str, n: int) -> list[Problem]:
+    """`n` problems of a split, generated from the run's seed (disjoint across splits)."""
+    return world.generate(n, seed=cfg.seed, split=split)
+
+
+def policy0_dir(cfg: DictConfig) -> Path:
+    """Cache folder of the iteration-0 policy: keyed by everything that shapes it (model
+    architecture, world and its bootstrap traces, SFT settings, step budget, seed)."""
+    model = {k: v for k, v in cfg.model.items() if k not in ("path", "name")}
+    key = fingerprint(model, cfg.data, cfg.policy, cfg.trainer.get("max_steps"), cfg.seed)
+    return Path(cfg.paths.cache_dir) / "policy0" / f"{cfg.data.name}-s{cfg.seed}-{key}"
+
+
+def resolve_policy_path(cfg: DictConfig) -> Path | str:
+    """`model.path` when given, else the cached bootstrapped policy (built if missing)."""
+    if cfg.model.path:
+        return cfg.model.path
+    path = policy0_dir(cfg)
+    if not (path / "manifest.json").exists():
+        log.info("no cached iteration-0 policy at %s: bootstrapping it first", path)
+        from rest_mcts.stages.bootstrap import train_policy0
+
+        train_policy0(cfg, path)
+    return path

@@ -1,0 +1,37 @@
+"""Shared fixtures: composing the real configs, tiny models built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def compose_cfg(tmp_path):
+    """compose_cfg(*overrides) -> the real composed config, writing under tmp_path."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    def _compose(*overrides: str):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(
+                "config",
+                overrides=[
+                    f"paths.root_dir={tmp_path}",
+                    f"paths.output_dir={tmp_path / 'out'}",
+                    *overrides,
+                ],
+            )
+        GlobalHydra.instance().clear()
+        return cfg
+
+    return _compose
