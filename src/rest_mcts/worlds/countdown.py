@@ -51,6 +51,7 @@ _STEP_RE = re.compile(
 )
 _ENUM_MAX_INSTANCES = 1_000_000  # the generator's exhaustive fallback enumerates at most this
 _ENUM_MAX_NUMBERS = 4
+_MAX_REJECT_STREAK = 50_000  # the sampler gives up after this many rejections in a row
 
 
 # ----------------------------------------------------------------------------------------
@@ -518,8 +519,10 @@ class CountdownWorld:
         numbers, target) belongs to ``split`` (see :func:`split_of`, so splits are disjoint
         by construction), is new in this call, and its fewest steps lie within
         ``[min_steps, max_steps]``. The output for ``n`` is a prefix of that for a larger
-        ``n`` unless the sampler runs out of attempts; then, for small spaces, the remaining
-        instances are enumerated exhaustively and drawn in shuffled order.
+        ``n`` unless the sampler gives up (``10000 + 100 n`` draws in all, or 50000
+        rejections in a row); then, for small spaces (<= 4 numbers, <= 1e6 instances), the
+        remaining instances are enumerated and drawn in shuffled order, so a ValueError there
+        means the pool is really too small.
 
         Args:
             n: how many problems.
@@ -539,9 +542,10 @@ class CountdownWorld:
         keys: list[tuple[tuple[int, ...], int]] = []
         seen: set[tuple[tuple[int, ...], int]] = set()
         max_attempts = 10_000 + 100 * n
-        attempts = 0
-        while len(keys) < n and attempts < max_attempts:
+        attempts = streak = 0
+        while len(keys) < n and attempts < max_attempts and streak < _MAX_REJECT_STREAK:
             attempts += 1
+            streak += 1
             numbers = tuple(rng.randint(self.min_number, self.max_number)
                             for _ in range(self.num_numbers))
             target = rng.randint(self.min_target, self.max_target)
@@ -550,6 +554,7 @@ class CountdownWorld:
                 continue
             seen.add(canon)
             keys.append((numbers, target))
+            streak = 0
         if len(keys) < n:
             keys += self._fill_exhaustively(n - len(keys), split, seen, rng, attempts)
         logger.info("countdown: generated %d %s problems in %d draws (%r)",
