@@ -39,7 +39,11 @@ __all__ = sorted(
 
 if TYPE_CHECKING:
     from rest_mcts.backends.hf_policy import HFPolicyBackend
-    from rest_mcts.backends.hf_scorer import HFValueScorer, last_token_positions, values_at_positions
+    from rest_mcts.backends.hf_scorer import (
+        HFValueScorer,
+        last_token_positions,
+        values_at_positions,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -103,6 +103,9 @@ class HFPolicyBackend:
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[GenerationOutput]:
         """Return ``params.n`` completions for each prompt, in prompt order.
 
+        Greedy decoding (``temperature == 0``) generates one completion per prompt and repeats
+        it ``n`` times.
+
         Args:
             prompts: prompt texts (the tokenizer adds its special tokens, e.g. bos).
             params: sampling settings; ``seed`` makes sampling reproducible.
@@ -118,17 +121,21 @@ class HFPolicyBackend:
         stop_ids, slow_stops = self._split_stops(params.stop)
         config = self._generation_config(params, stop_ids, slow_stops)
         completions: list[list[Completion]] = [[] for _ in prompts]
+        # Greedy samples are all alike: generate one per prompt and repeat it.
+        samples = 1 if params.greedy else params.n
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.inference_mode(), self._seeded(params.seed):
-                for indices, n in _chunks(len(prompts), params.n, self.max_batch_size):
+                for indices, n in _chunks(len(prompts), samples, self.max_batch_size):
                     rows = self._generate_chunk([prompt_ids[i] for i in indices], n, config)
                     finished = self._finish(rows, params, stop_ids, bool(slow_stops))
                     for offset, index in enumerate(indices):
                         completions[index].extend(finished[offset * n : (offset + 1) * n])
         finally:
             self.model.train(was_training)
+        if samples != params.n:
+            completions = [found * params.n for found in completions]
         outputs = [
             GenerationOutput(completions=tuple(found), prompt_tokens=len(ids))
             for found, ids in zip(completions, prompt_ids)
@@ -165,10 +172,10 @@ class HFPolicyBackend:
     ) -> list[Completion]:
         """Cut each generated row at its first eos / stop and decode all rows in one call."""
         eos = set(self._eos_ids)
-        end_ids = torch.tensor(sorted(eos | set(stop_ids)), dtype=torch.long, device=generated.device)
-        is_end = torch.isin(generated, end_ids) if len(end_ids) else torch.zeros_like(generated, dtype=torch.bool)
+        end_ids = torch.tensor(sorted(eos | set(stop_ids)), dtype=torch.long)
+        is_end = torch.isin(generated, end_ids.to(generated.device))
         has_end = is_end.any(dim=1).tolist()
-        first_end = is_end.to(torch.int8).argmax(dim=1).tolist()
+        first_end = is_end.to(torch.int32).argmax(dim=1).tolist()  # first True per row
         rows = generated.tolist()
         kept: list[list[int]] = []
         counts: list[int] = []
@@ -194,7 +201,10 @@ class HFPolicyBackend:
                     texts[i] = text[:end]
                     counts[i] = self._tokens_to_stop(kept[i], params.stop)
                     reasons[i] = "stop"
-        return [Completion(text=t, num_tokens=c, finish_reason=r) for t, c, r in zip(texts, counts, reasons)]
+        return [
+            Completion(text=text, num_tokens=count, finish_reason=reason)
+            for text, count, reason in zip(texts, counts, reasons)
+        ]
 
     def _tokens_to_stop(self, tokens: list[int], stops: Sequence[str]) -> int:
         """Fewest leading tokens whose text contains a stop string (binary search)."""
@@ -247,7 +257,6 @@ class HFPolicyBackend:
         settings: dict[str, object] = {
             "max_new_tokens": params.max_new_tokens,
             "do_sample": not params.greedy,
-            "num_return_sequences": params.n,
             "pad_token_id": self._pad_id,
             "eos_token_id": end_ids or None,
             "use_cache": True,
@@ -269,9 +278,10 @@ class HFPolicyBackend:
         if seed is None:
             yield
             return
-        devices = []
+        devices: list[int] = []
         if self.device.type == "cuda":
-            devices = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+            index = self.device.index
+            devices = [index if index is not None else torch.cuda.current_device()]
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             yield

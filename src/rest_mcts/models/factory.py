@@ -113,7 +113,8 @@ def value_model_from_causal_lm(
         device: where to put the model.
         trust_remote_code: passed to ``from_pretrained``.
         pad_token_id: overrides the config's pad id; when neither is set, the eos id is used.
-        seed: seed of the freshly initialised ``score`` head (global RNG untouched).
+        seed: seed of the freshly initialised ``score`` head (global RNG untouched); the head
+            is the same whether a path or a loaded model is given.
 
     Returns:
         A sequence-classification model with ``num_labels=1`` and ``problem_type="regression"``.
@@ -142,6 +143,7 @@ def value_model_from_causal_lm(
                 trust_remote_code=trust_remote_code,
                 **kwargs,
             )
+        _init_score_head(model, seed)
     model.to(device)
     model.eval()
     return model
@@ -260,6 +262,20 @@ def _value_model_from_loaded(
     target = getattr(model, model.base_model_prefix)
     target.load_state_dict(source.state_dict())
     return model.to(next(causal_lm.parameters()).device)
+
+
+def _init_score_head(model: PreTrainedModel, seed: int) -> None:
+    """Re-initialise the value head from ``seed`` (normal, std = ``initializer_range``)."""
+    head = getattr(model, "score", None)
+    if not isinstance(head, torch.nn.Linear):
+        return
+    std = getattr(model.config, "initializer_range", 0.02)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        weight = torch.randn(head.weight.shape, generator=generator) * std
+        head.weight.copy_(weight.to(head.weight.dtype))
+        if head.bias is not None:
+            head.bias.zero_()
 
 
 def _missing_pad_id(folder: Path, trust_remote_code: bool) -> int | None:
