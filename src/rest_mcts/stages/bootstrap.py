@@ -92,7 +92,7 @@ def train_policy0(cfg: DictConfig, path: Path, logger=None) -> dict[str, float]:
     world = build_world(cfg)
     boot = cfg.data.bootstrap
     train_problems = problems(cfg, world, "train", boot.train_problems)
-    val_problems = problems(cfg, world, "val", min(500, boot.val_traces))
+    val_problems = problems(cfg, world, "val", boot.val_traces, at_most=True)
     train = make_traces(world, train_problems, boot.num_traces, boot.correct_share, cfg.seed)
     val = make_traces(world, val_problems, boot.val_traces, boot.correct_share, cfg.seed + 1)
     log.info("bootstrap traces: %d train (%d problems), %d val", len(train), len(train_problems), len(val))

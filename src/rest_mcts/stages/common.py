@@ -18,8 +18,12 @@ def build_world(cfg: DictConfig):
     return instantiate(cfg.data.world, "data.world")
 
 
-def problems(cfg: DictConfig, world, split: str, n: int) -> list[Problem]:
-    """`n` problems of a split, generated from the run's seed (disjoint across splits)."""
+def problems(cfg: DictConfig, world, split: str, n: int, at_most: bool = False) -> list[Problem]:
+    """`n` problems of a split, generated from the run's seed (disjoint across splits).
+
+    With `at_most`, fewer when the split holds fewer distinct problems (else an error)."""
+    if at_most and hasattr(world, "count_problems"):
+        n = min(n, world.count_problems(split))
     return world.generate(n, seed=cfg.seed, split=split)
 
 

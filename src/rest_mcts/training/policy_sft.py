@@ -24,7 +24,7 @@ class PolicySFTModule(L.LightningModule):
         min_lr_ratio: float = 0.1,
     ):
         super().__init__()
-        self.model = model
+        self.model = model.train()  # HF models load in eval mode
         self.save_hyperparameters(ignore=["model"])
 
     def forward(self, input_ids, attention_mask, labels=None):

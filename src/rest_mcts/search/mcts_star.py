@@ -1,0 +1,309 @@
+"""MCTS* (Zhang et al. 2024, Section 3.2) for one question, as plain sequential logic.
+
+Each iteration runs the paper's phases, each a short function below:
+
+1. **selection**: descend from the root by UCT, v_C + c * sqrt(ln n_parent / n_C), to a
+   leaf, skipping exhausted subtrees (dead ends are never selected twice);
+2. **self-critic**: is the leaf's path finished (end of inference)? In worlds with a step
+   parser (Countdown) the parser gives the verdict when a step is created;
+3. **thought expansion**: if the leaf's value v_C < l (`end_gate`), ask the policy for b
+   (`branch`) next steps and score each new child with the value model (PRM);
+4. **greedy MC rollout** from the best new child: at each of `rollout_steps` steps sample
+   `rollout_branch` continuations, score them, keep the best; then
+   v_C <- alpha * v_C + (1 - alpha) * v_max;
+5. **backpropagation**: every ancestor's value becomes the visit-weighted mean of its
+   children's values, and its visit count grows by one.
+
+The search stops when a finished node reaches v >= l, or after T (`iterations`) iterations;
+the answer is the best-valued finished path (`answer_selection=best_leaf`) or the answer
+with the largest summed value over finished paths (`value_vote`).
+
+A leaf whose value already reaches l but whose path is not finished is not expanded with b
+samples; it is continued by one greedy step (the paper stops the search at such a node and
+returns it, which in a world with a structural end would return an unfinished answer).
+
+The function is a generator: it ``yield``s requests (:class:`Generate`, :class:`Score`)
+and receives the answers, so the engine can batch many questions' calls together. It sees
+only the :class:`Question`, never the gold answer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Sequence
+
+from rest_mcts.backends.base import SamplingParams
+from rest_mcts.prompts import policy_prompt
+from rest_mcts.search.requests import Generate, Score, SearchGen, SearchResult, step_params
+from rest_mcts.search.tree import Node, Tree
+from rest_mcts.worlds.base import Question, World
+
+ANSWER_SELECTIONS = ("best_leaf", "value_vote")
+
+
+def uct(child: Node, parent_visits: int, exploration_constant: float) -> float:
+    """UCT score of a child: v_C + c * sqrt(ln n_parent / n_C) (paper, Section 3.2).
+
+    An unvisited child scores +inf (ties among those broken by value in `select`).
+    """
+    if child.visits == 0:
+        return math.inf
+    return child.value + exploration_constant * math.sqrt(
+        math.log(max(parent_visits, 1)) / child.visits
+    )
+
+
+def rollout_update(value: float, v_max: float, alpha: float) -> float:
+    """The rollout update of the paper: v_C <- alpha * v_C + (1 - alpha) * v_max."""
+    return alpha * value + (1 - alpha) * v_max
+
+
+def visit_weighted_value(children: Sequence[Node]) -> float | None:
+    """Backpropagated value: sum(n_c * v_c) / sum(n_c) over visited children (None if none)."""
+    total = sum(c.visits for c in children)
+    if total == 0:
+        return None
+    return sum(c.visits * c.value for c in children) / total
+
+
+# ---------------------------------------------------------------------------- phases
+def select(tree: Tree, exploration_constant: float) -> Node | None:
+    """Selection: from the root, follow the UCT-best non-exhausted child until a node that
+    has not been expanded. Returns None when the whole tree is exhausted."""
+    node = tree.root
+    while node.expanded:
+        options = [c for c in tree.children(node) if not c.exhausted]
+        if not options:
+            mark_exhausted(tree, node)
+            if node.parent is None:
+                return None
+            node = tree.root  # this subtree is spent: start again from the root
+            continue
+        node = max(options, key=lambda c: (uct(c, node.visits, exploration_constant), c.value))
+    return node
+
+
+def mark_exhausted(tree: Tree, node: Node) -> None:
+    """A node is exhausted when nothing is left to explore below it; so is every ancestor
+    all of whose children are exhausted."""
+    node.exhausted = True
+    parent = tree.parent(node)
+    while parent is not None and parent.expanded and all(c.exhausted for c in tree.children(parent)):
+        parent.exhausted = True
+        parent = tree.parent(parent)
+
+
+def critic_says_end(node: Node, self_critic: bool) -> bool:
+    """Self-critic: end of inference for this path? Worlds with a step parser decide it when
+    the step is created (`node.terminal`); with the critic off the search does not ask and
+    only learns that a path is finished when nothing legal can follow it."""
+    if self_critic and node.terminal:
+        node.critic = "end"
+        return True
+    return False
+
+
+def propose_steps(
+    tree: Tree, node: Node, world: World, question: Question, params: SamplingParams
+) -> SearchGen:
+    """Ask the policy for next steps of `node`'s path; parse each with the world.
+
+    Returns (step, StepCheck, tokens) for distinct proposals, in the order generated.
+    """
+    steps = tree.steps(node)
+    (out,) = yield Generate((policy_prompt(question.text, steps),), params)
+    seen: dict[str, int] = {}
+    proposals = []
+    for completion in out.completions:
+        step = first_line(completion.text)
+        if step in seen:
+            proposals[seen[step]][2] += completion.num_tokens
+            continue
+        seen[step] = len(proposals)
+        proposals.append([step, world.check_step(question, steps, step), completion.num_tokens])
+    return [tuple(p) for p in proposals]
+
+
+def first_line(text: str) -> str:
+    """A proposed step: the completion up to and including its first newline."""
+    cut = text.find("\n")
+    return text if cut < 0 else text[: cut + 1]
+
+
+def expand(
+    tree: Tree,
+    node: Node,
+    world: World,
+    question: Question,
+    params: SamplingParams,
+    self_critic: bool = True,
+) -> SearchGen:
+    """Thought expansion: add the proposed children of `node`, score the legal ones with
+    the value model in one request. Illegal steps become exhausted children of value 0."""
+    proposals = yield from propose_steps(tree, node, world, question, params)
+    node.expanded = True
+    children = []
+    for step, check, tokens in proposals:
+        child = tree.add_child(
+            node, step, legal=check.legal, terminal=check.legal and check.finished,
+            answer=check.answer if check.legal else None, tokens=tokens,
+        )
+        if not check.legal:
+            child.info["error"] = check.error
+            child.exhausted = True
+        children.append(child)
+    legal = [c for c in children if c.legal]
+    if legal:
+        values = yield Score(tuple((question.text, tree.steps(c)) for c in legal))
+        for child, value in zip(legal, values):
+            child.prm_score = child.value = float(value)
+    for child in children:
+        if critic_says_end(child, self_critic):
+            child.exhausted = True  # a finished path has nothing below it
+    if not any(not c.exhausted for c in children):
+        mark_exhausted(tree, node)
+    return children
+
+
+def greedy_rollout(
+    tree: Tree,
+    node: Node,
+    world: World,
+    question: Question,
+    rollout_steps: int,
+    params: SamplingParams,
+) -> SearchGen:
+    """Greedy MC rollout from `node`: at each step sample `params.n` continuations, score
+    the legal ones, keep the best; returns v_max, the best value seen (0 if none)."""
+    steps = list(tree.steps(node))
+    v_max = 0.0
+    for _ in range(rollout_steps):
+        (out,) = yield Generate((policy_prompt(question.text, steps),), params)
+        legal = []
+        for completion in out.completions:
+            step = first_line(completion.text)
+            check = world.check_step(question, steps, step)
+            if check.legal:
+                legal.append((step, check))
+        if not legal:
+            break
+        values = yield Score(tuple((question.text, (*steps, s)) for s, _ in legal))
+        best = max(range(len(legal)), key=lambda i: values[i])
+        v_max = max(v_max, float(values[best]))
+        steps.append(legal[best][0])
+        if legal[best][1].finished:
+            break
+    return v_max
+
+
+def backpropagate(tree: Tree, node: Node) -> None:
+    """Backpropagation: from `node` up to the root, one more visit each, and the value of
+    every expanded node becomes the visit-weighted mean of its children's values."""
+    current: Node | None = node
+    while current is not None:
+        current.visits += 1
+        if current.expanded:
+            mean = visit_weighted_value(tree.children(current))
+            if mean is not None:
+                current.value = mean
+        current = tree.parent(current)
+
+
+def choose_answer(tree: Tree, answer_selection: str) -> Node:
+    """The answer: best-valued finished node, or the answer with the largest summed value
+    over finished nodes (`value_vote`). Without a finished node: the best-valued node."""
+    finished = tree.finished()
+    if not finished:
+        candidates = [n for n in tree.nodes[1:] if n.legal] or [tree.root]
+        return max(candidates, key=lambda n: (n.value, n.depth))
+    if answer_selection == "value_vote":
+        votes: dict[str | None, float] = defaultdict(float)
+        for n in finished:
+            votes[n.answer] += n.value
+        winner = max(votes, key=votes.__getitem__)
+        finished = [n for n in finished if n.answer == winner]
+    return max(finished, key=lambda n: (n.value, n.prm_score or 0.0))
+
+
+# ---------------------------------------------------------------------------- search
+def mcts_star(
+    question: Question,
+    world: World,
+    *,
+    iterations: int = 50,
+    branch: int = 3,
+    end_gate: float = 0.9,
+    alpha: float = 0.5,
+    exploration_constant: float = 0.4,
+    rollout_steps: int = 2,
+    rollout_branch: int = 3,
+    max_depth: int = 8,
+    temperature: float = 1.0,
+    self_critic: bool = True,
+    answer_selection: str = "best_leaf",
+    max_step_tokens: int = 48,
+) -> SearchGen:
+    """MCTS* for one question (see the module docstring for the phases).
+
+    Args:
+        question: the question (no gold answer: test-time search cannot read it).
+        world: step parser / answer format of the task.
+        iterations: T, the number of select-expand-rollout-backpropagate rounds.
+        branch: b, children per expansion.
+        end_gate: l, expansion threshold and stopping value.
+        alpha: weight of the node's own value in the rollout update.
+        exploration_constant: c in UCT.
+        rollout_steps: depth of the greedy MC rollout (0 disables it).
+        rollout_branch: samples per rollout step.
+        max_depth: nodes at this depth are not expanded.
+        temperature: policy sampling temperature for expansion and rollout.
+        self_critic: ask the critic for end of inference before expanding.
+        answer_selection: `best_leaf` or `value_vote`.
+        max_step_tokens: token cap for one step.
+    """
+    if not isinstance(question, Question):
+        raise TypeError(f"mcts_star takes a Question, got {type(question).__name__}")
+    if answer_selection not in ANSWER_SELECTIONS:
+        raise ValueError(f"answer_selection must be one of {ANSWER_SELECTIONS}")
+    tree = Tree(question.id, question.text)
+    expand_params = step_params(branch, temperature, max_step_tokens)
+    exploit_params = step_params(1, 0.0, max_step_tokens)
+    rollout_params = step_params(rollout_branch, temperature, max_step_tokens)
+    done = 0
+    stopped = False
+    while done < iterations and not stopped:
+        leaf = select(tree, exploration_constant)
+        if leaf is None:
+            break  # every path explored
+        if critic_says_end(leaf, self_critic) or leaf.depth >= max_depth:
+            mark_exhausted(tree, leaf)
+            continue
+        done += 1
+        params = expand_params if leaf.value < end_gate or leaf is tree.root else exploit_params
+        children = yield from expand(tree, leaf, world, question, params, self_critic)
+        open_children = [c for c in children if not c.exhausted]
+        if open_children and rollout_steps > 0:
+            roll = max(open_children, key=lambda c: c.value)
+            v_max = yield from greedy_rollout(
+                tree, roll, world, question, rollout_steps, rollout_params
+            )
+            roll.info["rollout_v_max"] = v_max
+            roll.value = rollout_update(roll.value, v_max, alpha)
+            roll.visits += 1
+        backpropagate(tree, leaf)
+        stopped = any(c.terminal and c.legal and c.value >= end_gate for c in children)
+    best = choose_answer(tree, answer_selection)
+    return SearchResult(
+        steps=tree.steps(best),
+        answer=best.answer if best.terminal else None,
+        finished=best.terminal and best.legal,
+        value=best.value,
+        tree=tree.to_dict(),
+        info={
+            "iterations": done,
+            "nodes": len(tree.nodes),
+            "stopped_at_end_gate": stopped,
+            "finished_nodes": len(tree.finished()),
+        },
+    )

@@ -1,0 +1,129 @@
+"""Search trees: nodes holding partial solutions p_k = [s_1..s_k], with JSON export.
+
+A tree is a flat list of nodes addressed by index (node 0 is the root, the empty partial
+solution p_0), which keeps JSON export lossless and cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@dataclass
+class Node:
+    """One partial solution in a search tree.
+
+    Attributes:
+        id: index in the tree (root 0).
+        parent: parent index (None at the root).
+        step: the step s_k this node adds to its parent's path ("" at the root).
+        depth: k, the number of steps in the path.
+        children: child indices.
+        visits: n_C, visit count.
+        value: v_C, the node's current value (PRM score, then rollout and backpropagation
+            updates).
+        prm_score: the value model's score when the node was created (None if unscored).
+        critic: the self-critic's verdict ("end", a hint, or None when not asked).
+        legal: whether the step parsed as legal.
+        terminal: whether the path is finished (no further step).
+        answer: the final answer stated by a finished path.
+        expanded: children have been generated.
+        exhausted: nothing left to explore below (dead end, or every child exhausted).
+        tokens: policy tokens spent generating this step.
+        correct: verifier's label of a finished path (training trees only; None otherwise).
+        info: free-form extras (e.g. the rollout's best value).
+    """
+
+    id: int
+    parent: int | None
+    step: str
+    depth: int
+    children: list[int] = field(default_factory=list)
+    visits: int = 0
+    value: float = 0.0
+    prm_score: float | None = None
+    critic: str | None = None
+    legal: bool = True
+    terminal: bool = False
+    answer: str | None = None
+    expanded: bool = False
+    exhausted: bool = False
+    tokens: int = 0
+    correct: bool | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Tree:
+    """A search tree for one question."""
+
+    def __init__(self, question_id: str, question_text: str, nodes: list[Node] | None = None):
+        self.question_id = question_id
+        self.question_text = question_text
+        self.nodes: list[Node] = nodes if nodes is not None else [Node(0, None, "", 0)]
+
+    @property
+    def root(self) -> Node:
+        return self.nodes[0]
+
+    def add_child(self, parent: Node, step: str, **attrs: Any) -> Node:
+        node = Node(len(self.nodes), parent.id, step, parent.depth + 1, **attrs)
+        self.nodes.append(node)
+        parent.children.append(node.id)
+        return node
+
+    def children(self, node: Node) -> list[Node]:
+        return [self.nodes[i] for i in node.children]
+
+    def parent(self, node: Node) -> Node | None:
+        return None if node.parent is None else self.nodes[node.parent]
+
+    def path(self, node: Node) -> list[Node]:
+        """Nodes from the root's first child down to `node` (empty for the root)."""
+        out = []
+        while node.parent is not None:
+            out.append(node)
+            node = self.nodes[node.parent]
+        return out[::-1]
+
+    def steps(self, node: Node) -> tuple[str, ...]:
+        """The partial solution p_k of `node` as step texts."""
+        return tuple(n.step for n in self.path(node))
+
+    def leaves(self) -> Iterator[Node]:
+        return (n for n in self.nodes if not n.children)
+
+    def finished(self) -> list[Node]:
+        """Nodes whose path is finished (legal and terminal)."""
+        return [n for n in self.nodes if n.terminal and n.legal]
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question_id": self.question_id,
+            "question": self.question_text,
+            "nodes": [asdict(n) for n in self.nodes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Tree":
+        names = {f.name for f in fields(Node)}
+        nodes = []
+        for i, raw in enumerate(data["nodes"]):
+            unknown = set(raw) - names
+            if unknown:
+                raise ValueError(f"tree node {i}: unknown fields {sorted(unknown)}")
+            nodes.append(Node(**raw))
+        return cls(data["question_id"], data["question"], nodes)
+
+    def save(self, path: str | Path) -> None:
+        from rest_mcts.utils.io import write_json
+
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Tree":
+        with open(path) as fh:
+            return cls.from_dict(json.load(fh))

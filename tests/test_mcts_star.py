@@ -1,0 +1,211 @@
+"""MCTS* phases on hand-built trees with a scripted fake policy and scorer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rest_mcts.search.mcts_star import (
+    backpropagate,
+    choose_answer,
+    mcts_star,
+    rollout_update,
+    select,
+    uct,
+    visit_weighted_value,
+)
+from rest_mcts.search.requests import Generate, Score
+from rest_mcts.search.tree import Tree
+from rest_mcts.worlds import CountdownWorld, Question
+
+from .search_fakes import drive, steps_of, table_policy
+
+WORLD = CountdownWorld()
+Q = WORLD.make_question((6, 4, 5), 29, "q29")
+GOOD1 = "Step 1: 6 * 4 = 24 (left: 24 5)\n"
+GOOD2 = "Step 2: 24 + 5 = 29 (left: 29)\n"
+BAD1 = "Step 1: 6 + 4 = 10 (left: 10 5)\n"
+BAD2 = "Step 2: 10 + 5 = 15 (left: 15)\n"
+ILLEGAL1 = "Step 1: 6 * 4 = 25 (left: 25 5)\n"
+
+
+def value_table(table):
+    """Scorer from a dict: tuple of steps -> value (default 0.1)."""
+    return lambda q, steps: table.get(tuple(steps), 0.1)
+
+
+def hand_tree(values_visits):
+    tree = Tree("t", "Make 29 from 6 4 5")
+    tree.root.expanded = True
+    tree.root.visits = sum(v for _, v in values_visits)
+    for i, (value, visits) in enumerate(values_visits):
+        tree.add_child(tree.root, f"s{i}\n", value=value, visits=visits)
+    return tree
+
+
+def test_world_steps_used_here_are_what_we_think():
+    assert WORLD.check_step(Q, [], GOOD1).legal
+    assert WORLD.check_step(Q, [GOOD1], GOOD2).finished
+    assert WORLD.check_step(Q, [BAD1], BAD2).finished
+    assert not WORLD.check_step(Q, [], ILLEGAL1).legal
+    assert WORLD.distance(Q, []) == 2 and WORLD.distance(Q, [BAD1]) is None
+
+
+# ---------------------------------------------------------------- formulas and phases
+def test_uct_formula_and_unvisited_first():
+    tree = hand_tree([(0.5, 4), (0.2, 1), (0.9, 0)])
+    a, b, c = tree.children(tree.root)
+    assert uct(a, 5, 0.4) == pytest.approx(0.5 + 0.4 * math.sqrt(math.log(5) / 4))
+    assert uct(c, 5, 0.4) == math.inf
+    assert select(tree, 0.4) is c
+
+
+@pytest.mark.parametrize("c", [0.0, 0.4, 2.0])
+def test_selection_picks_the_uct_maximum(c):
+    tree = hand_tree([(0.6, 10), (0.3, 1), (0.5, 3)])
+    kids = tree.children(tree.root)
+    expected = max(kids, key=lambda k: uct(k, tree.root.visits, c))
+    assert select(tree, c) is expected
+    if c == 0.0:
+        assert expected is kids[0]  # pure exploitation
+    if c == 2.0:
+        assert expected is kids[1]  # the rarely visited child
+
+
+def test_selection_skips_exhausted_children_and_returns_none_when_all_spent():
+    tree = hand_tree([(0.9, 1), (0.1, 1)])
+    first, second = tree.children(tree.root)
+    first.exhausted = True
+    assert select(tree, 0.4) is second
+    second.exhausted = True
+    assert select(tree, 0.4) is None
+    assert tree.root.exhausted
+
+
+def test_rollout_update_uses_alpha():
+    assert rollout_update(0.5, 1.0, 0.5) == pytest.approx(0.75)
+    assert rollout_update(0.5, 1.0, 0.2) == pytest.approx(0.9)
+    assert rollout_update(0.5, 1.0, 1.0) == pytest.approx(0.5)
+
+
+def test_backpropagation_gives_visit_weighted_means():
+    tree = hand_tree([(0.8, 3), (0.2, 1), (0.9, 0)])
+    child = tree.children(tree.root)[0]
+    child.expanded = True
+    g1 = tree.add_child(child, "g1\n", value=0.6, visits=1)
+    tree.add_child(child, "g2\n", value=1.0, visits=0)
+    g1.visits = 2
+    backpropagate(tree, child)
+    assert child.visits == 4
+    assert child.value == pytest.approx(0.6)  # only visited grandchildren count
+    assert tree.root.value == pytest.approx((4 * 0.6 + 1 * 0.2) / 5)
+    assert visit_weighted_value(tree.children(tree.root)) == pytest.approx(tree.root.value)
+
+
+# ---------------------------------------------------------------- whole search, scripted
+def run(policy, scorer, log=None, **knobs):
+    return drive(mcts_star(Q, WORLD, **knobs), policy, scorer, log)
+
+
+def test_expansion_scores_children_and_rollout_updates_with_alpha():
+    policy = table_policy({0: [GOOD1, BAD1], 1: [GOOD2]})
+    scorer = value_table({(GOOD1,): 0.5, (BAD1,): 0.2, (GOOD1, GOOD2): 0.8})
+    log = []
+    res = run(policy, scorer, log, iterations=1, branch=2, alpha=0.25, end_gate=0.9)
+    tree = Tree.from_dict(res.tree)
+    good = next(n for n in tree.nodes if n.step == GOOD1)
+    bad = next(n for n in tree.nodes if n.step == BAD1)
+    assert good.prm_score == 0.5 and bad.prm_score == 0.2
+    # the rollout from the best child sampled GOOD2 (value 0.8): v <- alpha v + (1-alpha) v_max
+    assert good.info["rollout_v_max"] == pytest.approx(0.8)
+    assert good.value == pytest.approx(0.25 * 0.5 + 0.75 * 0.8)
+    assert good.visits == 1 and bad.visits == 0
+    assert tree.root.value == pytest.approx(good.value) and tree.root.visits == 1
+    kinds = [type(r).__name__ for r in log]
+    assert kinds == ["Generate", "Score", "Generate", "Score"]
+    assert log[0].params.n == 2 and log[2].params.n == 3  # branch, rollout_branch
+
+
+def test_expansion_only_below_end_gate():
+    # The first step already scores above l: it is continued greedily, not with b samples.
+    policy = table_policy({0: [GOOD1], 1: [GOOD2]})
+    scorer = value_table({(GOOD1,): 0.95, (GOOD1, GOOD2): 0.5})
+    log = []
+    run(policy, scorer, log, iterations=2, branch=3, end_gate=0.9, rollout_steps=0)
+    expansions = [r for r in log if isinstance(r, Generate)]
+    assert len(expansions) == 2
+    assert expansions[0].params.n == 3 and expansions[0].params.temperature > 0
+    assert expansions[1].params.n == 1 and expansions[1].params.temperature == 0
+
+
+def test_search_stops_when_a_finished_node_reaches_end_gate():
+    policy = table_policy({0: [GOOD1, BAD1], 1: [GOOD2, BAD2]})
+    scorer = value_table({(GOOD1,): 0.5, (BAD1,): 0.3, (GOOD1, GOOD2): 0.95, (BAD1, BAD2): 0.0})
+    res = run(policy, scorer, iterations=50, rollout_steps=0)
+    assert res.info["stopped_at_end_gate"]
+    assert res.info["iterations"] == 2
+    assert res.steps == (GOOD1, GOOD2) and res.finished and res.answer == "29"
+
+
+def test_search_runs_all_iterations_below_end_gate():
+    policy = table_policy({0: [GOOD1, BAD1], 1: [GOOD2, BAD2]})
+    scorer = value_table({(GOOD1,): 0.5, (BAD1,): 0.3, (GOOD1, GOOD2): 0.85})
+    res = run(policy, scorer, iterations=50, rollout_steps=0)
+    # both first steps expanded, then nothing left: the search ends early, tree exhausted
+    assert not res.info["stopped_at_end_gate"]
+    assert res.info["iterations"] == 3
+    assert res.steps == (GOOD1, GOOD2) and res.value == pytest.approx(0.85)
+
+
+def test_dead_ends_are_not_selected_again():
+    calls = []
+
+    def policy(prompt, params):
+        calls.append(len(steps_of(prompt)))
+        return [ILLEGAL1, BAD1] if not steps_of(prompt) else [BAD2]
+
+    res = run(policy, value_table({}), iterations=50, rollout_steps=0, branch=2)
+    tree = Tree.from_dict(res.tree)
+    assert res.info["iterations"] == 2  # root, then BAD1; then everything is exhausted
+    assert calls == [0, 1]
+    illegal = next(n for n in tree.nodes if n.step == ILLEGAL1)
+    assert not illegal.legal and illegal.exhausted and illegal.prm_score is None
+    assert not res.finished or res.answer == "15"
+
+
+def test_without_self_critic_finished_paths_get_expanded_in_vain():
+    policy = table_policy({0: [GOOD1], 1: [GOOD2], 2: ["Step 3: 29 + 1 = 30 (left: 30)\n"]})
+    scorer = value_table({(GOOD1,): 0.5, (GOOD1, GOOD2): 0.6})
+    with_critic = run(policy, scorer, iterations=10, rollout_steps=0, self_critic=True)
+    without = run(policy, scorer, iterations=10, rollout_steps=0, self_critic=False)
+    assert with_critic.info["iterations"] == 2
+    assert without.info["iterations"] == 3  # it expanded the finished node too
+    assert with_critic.steps == without.steps == (GOOD1, GOOD2)
+
+
+def test_value_vote_and_best_leaf_can_differ():
+    tree = Tree("t", Q.text)
+    tree.root.expanded = True
+    for answer, value in [("29", 0.6), ("29", 0.6), ("30", 0.7)]:
+        tree.add_child(tree.root, f"x{answer}{value}\n", terminal=True, answer=answer, value=value)
+    assert choose_answer(tree, "best_leaf").answer == "30"
+    assert choose_answer(tree, "value_vote").answer == "29"
+
+
+def test_test_time_search_takes_only_a_question():
+    problem = WORLD.make_problem((6, 4, 5), 29, "q29")
+    with pytest.raises(TypeError, match="Question"):
+        next(mcts_star(problem, WORLD))
+    assert not hasattr(Question("a", "b"), "gold")
+
+
+def test_requests_carry_no_gold_answer():
+    # Every prompt and every scored item is built from the question text and steps only.
+    log = []
+    policy = table_policy({0: [GOOD1, BAD1], 1: [GOOD2]})
+    run(policy, value_table({}), log, iterations=3)
+    for request in log:
+        texts = request.prompts if isinstance(request, Generate) else [q for q, _ in request.items]
+        assert all(t.startswith(Q.text) for t in texts)
+    assert all(isinstance(r, (Generate, Score)) for r in log)
