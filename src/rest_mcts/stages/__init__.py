@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 # stage name -> "module:function" (imported lazily: stages pull in torch/transformers).
 STAGES: dict[str, str] = {
     "bootstrap": "rest_mcts.stages.bootstrap:bootstrap",
-    "eval": "rest_mcts.stages.evaluate:evaluate",
+    "search": "rest_mcts.stages.search:search",
+    "eval": "rest_mcts.stages.search:evaluate",
 }
 
 
@@ -44,4 +45,4 @@ def run_stage(cfg: DictConfig) -> float | None:
     metrics["time/stage_seconds"] = time.time() - start
     write_json(out / "metrics.json", metrics)
     log.info("metrics written to %s", out / "metrics.json")
-    return metrics.get("eval/greedy_acc")
+    return metrics.get("eval/acc", metrics.get("eval/greedy_acc"))

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rest_mcts.config import instantiate
 from rest_mcts.prompts import policy_prompt
-from rest_mcts.stages.common import build_world, policy0_dir, problems
+from rest_mcts.stages.common import build_world, evaluate_policy_at, policy0_dir, problems
 from rest_mcts.training.loggers import build_logger, finish_logger, log_and_finish
 from rest_mcts.training.sft_data import SFTDataModule, SFTExample
 from rest_mcts.utils.io import read_json, write_json
@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 
 def bootstrap(cfg: DictConfig) -> dict[str, float]:
     """Train (or reuse) the iteration-0 policy, then evaluate it on held-out problems."""
-    from rest_mcts.stages.evaluate import evaluate_policy_at
-
     path = policy0_dir(cfg)
     manifest = path / "manifest.json"
     logger = build_logger(cfg.get("logger"), Path(cfg.paths.output_dir))

@@ -46,3 +46,54 @@ def resolve_policy_path(cfg: DictConfig) -> Path | str:
 
         train_policy0(cfg, path)
     return path
+
+
+def build_policy_backend(cfg: DictConfig, model_path: str | Path):
+    """The configured policy backend (`backend=hf|...`) serving the model at `model_path`."""
+    return instantiate(cfg.backend, "backend", model_path=str(model_path))
+
+
+def build_scorer(cfg: DictConfig, policy_path: str | Path, world):
+    """The configured value scorer (`prm=...`).
+
+    `prm.path` set: that trained PRM. Unset for an HF scorer: a value model whose backbone
+    is the policy and whose regression head is freshly initialised (untrained), as the
+    paper initialises the PRM from the policy. Scorers without a model (the oracle) are
+    built from their config alone.
+    """
+    node = cfg.prm.scorer
+    if "HFValueScorer" not in str(node.get("_target_", "")):
+        return instantiate(node, "prm.scorer")
+    if cfg.prm.path:
+        return instantiate(node, "prm.scorer", model_path=str(cfg.prm.path))
+    from rest_mcts.models.factory import load_tokenizer, value_model_from_causal_lm
+
+    log.warning("prm.path is unset: scoring with an UNTRAINED value head on the policy backbone")
+    model = value_model_from_causal_lm(str(policy_path), seed=cfg.seed)
+    tokenizer = load_tokenizer(str(policy_path))
+    return instantiate(node, "prm.scorer", model=model, tokenizer=tokenizer)
+
+
+def evaluate_policy_at(
+    cfg: DictConfig,
+    model_path: str | Path,
+    *,
+    num_problems: int,
+    samples: int,
+    temperature: float,
+    split: str = "test",
+) -> dict[str, float]:
+    """Greedy accuracy, step legality and pass@N of the policy at `model_path`."""
+    from rest_mcts.evaluation import evaluate_policy
+
+    world = build_world(cfg)
+    test = problems(cfg, world, split, num_problems, at_most=True)
+    return evaluate_policy(
+        build_policy_backend(cfg, model_path),
+        world,
+        test,
+        samples=samples,
+        temperature=temperature,
+        max_new_tokens=cfg.data.max_solution_tokens,
+        seed=cfg.seed,
+    )

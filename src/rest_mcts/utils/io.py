@@ -63,3 +63,19 @@ def read_jsonl(path: str | Path) -> list[dict]:
                 break  # a line cut by a kill: not a finished row
             raise ValueError(f"{path}:{i}: not valid JSON ({err.msg})") from err
     return rows
+
+
+def repair_jsonl(path: str | Path) -> int:
+    """Cut a torn last line (left by a killed writer) so appends start on a fresh line.
+
+    Returns the number of bytes removed."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return 0
+    keep = data.rfind(b"\n") + 1
+    with open(path, "r+b") as fh:
+        fh.truncate(keep)
+    return len(data) - keep
