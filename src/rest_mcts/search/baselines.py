@@ -1,0 +1,514 @@
+"""Baseline searches for one question: CoT, self-consistency, best-of-N, weighted vote, BFS.
+
+Each public function checks its arguments, then returns a generator (a
+:data:`~rest_mcts.search.requests.SearchGen`) that the engine drives: it ``yield``s
+:class:`Generate` / :class:`Score` requests and ``return``s a :class:`SearchResult`.
+
+The searches see only the :class:`Question` (``question.id`` and ``question.text``), never
+a :class:`Problem`: passing a ``Problem`` raises ``TypeError``. "Finished" and the stated
+answer come from the world's step parser (in Countdown the target is part of the question
+text), so a finished path may still be wrong, e.g. a Countdown path whose last number left
+is not the target: such a path is a dead end that states its (wrong) last number.
+Whether an answer is *correct* is judged later, by the stage that holds the ``Problem``.
+
+Answer voting counts only legal finished paths whose answer parses (``answer is not
+None``); ties go to the answer seen first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Generator, Sequence
+
+from rest_mcts.backends.base import Completion, SamplingParams
+from rest_mcts.prompts import policy_prompt, split_steps
+from rest_mcts.search.requests import (
+    Answer,
+    Generate,
+    Request,
+    Score,
+    SearchGen,
+    SearchResult,
+    step_params,
+)
+from rest_mcts.search.tree import Node, Tree
+from rest_mcts.worlds.base import Question, World
+
+
+# ---------------------------------------------------------------------------- sampled paths
+@dataclass(frozen=True)
+class SampledPath:
+    """One sampled full solution, judged by the world.
+
+    Attributes:
+        text: the generated text.
+        steps: its legal prefix (cut before the first illegal step).
+        finished: whether the legal prefix is a finished path.
+        answer: the answer the finished path states (None otherwise).
+        error: why the first illegal step is illegal ("" when every step is legal).
+        tokens: policy tokens the sample cost.
+        finish_reason: the backend's finish reason.
+        value: the value model's score of ``steps`` (None when not scored).
+    """
+
+    text: str
+    steps: tuple[str, ...]
+    finished: bool
+    answer: str | None
+    error: str
+    tokens: int
+    finish_reason: str
+    value: float | None = None
+
+    @property
+    def votes(self) -> bool:
+        """Whether this path takes part in answer voting."""
+        return self.finished and self.answer is not None
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able record of the sample."""
+        return {
+            "text": self.text,
+            "steps": list(self.steps),
+            "finished": self.finished,
+            "answer": self.answer,
+            "error": self.error,
+            "tokens": self.tokens,
+            "finish_reason": self.finish_reason,
+            "value": self.value,
+        }
+
+
+def judge_solution(
+    question: Question, world: World, completion: Completion, value: float | None = None
+) -> SampledPath:
+    """Split a generated solution into steps and judge them with the world's parser.
+
+    The path is cut at its first illegal step (steps after a finished path are illegal).
+
+    Args:
+        question: the question.
+        world: the step parser.
+        completion: the generated full solution.
+        value: its value, if already known.
+
+    Returns:
+        The judged :class:`SampledPath`.
+    """
+    legal: list[str] = []
+    finished, answer, error = False, None, ""
+    for step in split_steps(completion.text):
+        check = world.check_step(question, legal, step)
+        if not check.legal:
+            error = check.error or "illegal step"
+            break
+        legal.append(step)
+        finished, answer = check.finished, check.answer if check.finished else None
+    return SampledPath(
+        text=completion.text,
+        steps=tuple(legal),
+        finished=finished,
+        answer=answer,
+        error=error,
+        tokens=completion.num_tokens,
+        finish_reason=completion.finish_reason,
+        value=value,
+    )
+
+
+def vote(
+    paths: Sequence[SampledPath], weighted: bool = False
+) -> tuple[str | None, dict[str, float]]:
+    """Answer voting over legal finished paths.
+
+    Args:
+        paths: the judged samples.
+        weighted: each path votes with its value (else with 1).
+
+    Returns:
+        The winning answer (None when no path votes; ties: the answer seen first) and the
+        tally per answer, in first-seen order.
+    """
+    tally: dict[str, float] = {}
+    for path in paths:
+        if path.votes:
+            weight = (path.value or 0.0) if weighted else 1.0
+            tally[path.answer] = tally.get(path.answer, 0.0) + weight  # type: ignore[index]
+    winner = max(tally, key=tally.__getitem__) if tally else None
+    return winner, tally
+
+
+def best_path(paths: Sequence[SampledPath]) -> SampledPath:
+    """The highest-valued path (ties: the first); unscored paths count as 0."""
+    return max(paths, key=lambda p: p.value or 0.0)
+
+
+def _sample_paths(
+    question: Question, world: World, n: int, temperature: float, max_new_tokens: int
+) -> Generator[Request, Answer, list[SampledPath]]:
+    """Sample ``n`` full solutions in one request and judge them."""
+    params = SamplingParams(
+        n=n, temperature=temperature, max_new_tokens=max_new_tokens, stop=()
+    )
+    outputs = yield Generate((policy_prompt(question.text),), params)
+    return [judge_solution(question, world, c) for c in outputs[0].completions]
+
+
+def _score_paths(
+    question: Question, paths: list[SampledPath]
+) -> Generator[Request, Answer, list[SampledPath]]:
+    """One Score request for every path's legal prefix; the paths with their values."""
+    values = yield Score(tuple((question.text, p.steps) for p in paths))
+    return [_with_value(p, v) for p, v in zip(paths, values)]
+
+
+def _with_value(path: SampledPath, value: float) -> SampledPath:
+    return dataclasses.replace(path, value=float(value))
+
+
+def _samples_record(question: Question, method: str, paths: Sequence[SampledPath]) -> dict:
+    return {
+        "question_id": question.id,
+        "question": question.text,
+        "method": method,
+        "samples": [p.record() for p in paths],
+    }
+
+
+def _sample_info(paths: Sequence[SampledPath], tally: dict[str, float]) -> dict[str, Any]:
+    return {
+        "samples": len(paths),
+        "finished_paths": sum(p.finished for p in paths),
+        "fully_legal_paths": sum(not p.error for p in paths),
+        "distinct_answers": len(tally),
+    }
+
+
+def _path_result(
+    path: SampledPath, value: float, tree: dict, info: dict[str, Any]
+) -> SearchResult:
+    """A result choosing ``path`` (its answer only when it is finished)."""
+    return SearchResult(
+        steps=path.steps,
+        answer=path.answer if path.finished else None,
+        finished=path.finished,
+        value=float(value),
+        tree=tree,
+        info=info,
+    )
+
+
+# ---------------------------------------------------------------------------- CoT
+def cot(
+    question: Question, world: World, *, max_new_tokens: int, temperature: float = 0.0
+) -> SearchGen:
+    """Chain of thought: one greedy full solution, cut at its first illegal step.
+
+    Args:
+        question: the question.
+        world: the step parser.
+        max_new_tokens: token cap for the solution.
+        temperature: accepted for config compatibility; must be 0 (greedy).
+
+    Returns:
+        The search generator. Its result's ``value`` is 1.0 when the path is finished,
+        else 0.0 (CoT has no value model).
+
+    Raises:
+        TypeError: if ``question`` is not a Question (e.g. a Problem).
+        ValueError: if ``temperature`` is not 0 or ``max_new_tokens`` < 1.
+    """
+    _require_question(question, "cot")
+    if temperature != 0:
+        raise ValueError(f"cot is greedy: temperature must be 0, got {temperature}")
+    _require_positive(max_new_tokens=max_new_tokens)
+    return _cot(question, world, max_new_tokens)
+
+
+def _cot(question: Question, world: World, max_new_tokens: int) -> SearchGen:
+    paths = yield from _sample_paths(question, world, 1, 0.0, max_new_tokens)
+    path = paths[0]
+    info = {**_sample_info(paths, vote(paths)[1]), "steps": len(path.steps)}
+    return _path_result(path, float(path.finished), _samples_record(question, "cot", paths), info)
+
+
+# ---------------------------------------------------------------------------- self-consistency
+def self_consistency(
+    question: Question, world: World, *, n: int, temperature: float, max_new_tokens: int
+) -> SearchGen:
+    """Self-consistency: ``n`` sampled solutions, majority vote over their answers.
+
+    The chosen path is the first path stating the winning answer; its value is the winner's
+    vote share (votes / n). With no finished path: the first sample's legal prefix, answer
+    None.
+
+    Raises:
+        TypeError: if ``question`` is not a Question.
+        ValueError: on a bad knob.
+    """
+    _require_question(question, "self_consistency")
+    _require_positive(n=n, max_new_tokens=max_new_tokens)
+    _require_temperature(temperature)
+    return _self_consistency(question, world, n, temperature, max_new_tokens)
+
+
+def _self_consistency(
+    question: Question, world: World, n: int, temperature: float, max_new_tokens: int
+) -> SearchGen:
+    paths = yield from _sample_paths(question, world, n, temperature, max_new_tokens)
+    winner, tally = vote(paths)
+    tree = _samples_record(question, "self_consistency", paths)
+    info = _sample_info(paths, tally)
+    if winner is None:
+        return _path_result(paths[0], 0.0, tree, {**info, "vote_share": 0.0})
+    chosen = next(p for p in paths if p.votes and p.answer == winner)
+    share = tally[winner] / len(paths)
+    return _path_result(chosen, share, tree, {**info, "vote_share": share})
+
+
+# ---------------------------------------------------------------------------- best-of-N
+def best_of_n(
+    question: Question, world: World, *, n: int, temperature: float, max_new_tokens: int
+) -> SearchGen:
+    """Best-of-N: ``n`` sampled solutions scored by the value model in one request.
+
+    The chosen path is the highest-valued legal finished path (fallback: the highest-valued
+    path of all, which is then unfinished). Ties go to the first sample.
+
+    Raises:
+        TypeError: if ``question`` is not a Question.
+        ValueError: on a bad knob.
+    """
+    _require_question(question, "best_of_n")
+    _require_positive(n=n, max_new_tokens=max_new_tokens)
+    _require_temperature(temperature)
+    return _best_of_n(question, world, n, temperature, max_new_tokens)
+
+
+def _best_of_n(
+    question: Question, world: World, n: int, temperature: float, max_new_tokens: int
+) -> SearchGen:
+    paths = yield from _sample_paths(question, world, n, temperature, max_new_tokens)
+    paths = yield from _score_paths(question, paths)
+    finished = [p for p in paths if p.votes]
+    chosen = best_path(finished or paths)
+    info = {**_sample_info(paths, vote(paths)[1]), "best_value": chosen.value}
+    tree = _samples_record(question, "best_of_n", paths)
+    return _path_result(chosen, chosen.value or 0.0, tree, info)
+
+
+# ---------------------------------------------------------------------------- weighted vote
+def weighted_vote(
+    question: Question, world: World, *, n: int, temperature: float, max_new_tokens: int
+) -> SearchGen:
+    """Weighted vote: like self-consistency, but each finished path votes with its value.
+
+    The values come from ONE Score request for all ``n`` paths. The chosen path is the
+    highest-valued path stating the winning answer (fallback with no finished path: the
+    highest-valued path, unfinished). Ties go to the answer / sample seen first.
+
+    Raises:
+        TypeError: if ``question`` is not a Question.
+        ValueError: on a bad knob.
+    """
+    _require_question(question, "weighted_vote")
+    _require_positive(n=n, max_new_tokens=max_new_tokens)
+    _require_temperature(temperature)
+    return _weighted_vote(question, world, n, temperature, max_new_tokens)
+
+
+def _weighted_vote(
+    question: Question, world: World, n: int, temperature: float, max_new_tokens: int
+) -> SearchGen:
+    paths = yield from _sample_paths(question, world, n, temperature, max_new_tokens)
+    paths = yield from _score_paths(question, paths)
+    winner, tally = vote(paths, weighted=True)
+    tree = _samples_record(question, "weighted_vote", paths)
+    info = {**_sample_info(paths, tally), "majority_answer": vote(paths)[0]}
+    if winner is None:
+        chosen = best_path(paths)
+        return _path_result(chosen, chosen.value or 0.0, tree, {**info, "vote_weight": 0.0})
+    chosen = best_path([p for p in paths if p.votes and p.answer == winner])
+    info["vote_weight"] = tally[winner]
+    return _path_result(chosen, chosen.value or 0.0, tree, info)
+
+
+# ---------------------------------------------------------------------------- BFS
+def bfs(
+    question: Question,
+    world: World,
+    *,
+    branch: int,
+    beam_width: int,
+    max_depth: int,
+    temperature: float,
+    max_step_tokens: int,
+) -> SearchGen:
+    """Breadth-first beam search over steps (Tree-of-Thoughts style), guided by the PRM.
+
+    At each depth, ONE Generate request asks for ``branch`` next steps of every frontier
+    node; each proposal is cut after its first newline and parsed with
+    ``world.check_step``. Identical steps under one parent are merged (their tokens are
+    added up, ``info["samples"]`` counts them); illegal steps are kept as illegal child
+    nodes with value 0. ONE Score request values every new legal node; finished nodes
+    become terminal leaves; the ``beam_width`` best unfinished new nodes form the next
+    frontier. The search stops when the frontier is empty or ``max_depth`` steps are
+    reached. Every generated child is recorded, so the tree can train the PRM.
+
+    The chosen path is the highest-valued finished node (fallback: the highest-valued
+    legal node, unfinished; the empty path when there is none). Ties: the earlier node.
+
+    Args:
+        question: the question.
+        world: the step parser.
+        branch: steps sampled per frontier node.
+        beam_width: frontier size kept per depth.
+        max_depth: most steps in a path.
+        temperature: sampling temperature of the step proposals.
+        max_step_tokens: token cap per step.
+
+    Returns:
+        The search generator; its result's ``tree`` is ``Tree.to_dict()``.
+
+    Raises:
+        TypeError: if ``question`` is not a Question.
+        ValueError: on a bad knob.
+    """
+    _require_question(question, "bfs")
+    _require_positive(
+        branch=branch, beam_width=beam_width, max_depth=max_depth, max_step_tokens=max_step_tokens
+    )
+    _require_temperature(temperature)
+    params = step_params(branch, temperature, max_step_tokens)
+    return _bfs(question, world, params, beam_width, max_depth)
+
+
+def _bfs(
+    question: Question, world: World, params: SamplingParams, beam_width: int, max_depth: int
+) -> SearchGen:
+    tree = Tree(question.id, question.text)
+    frontier = [tree.root]
+    depth = 0
+    while frontier and depth < max_depth:
+        prompts = tuple(policy_prompt(question.text, tree.steps(node)) for node in frontier)
+        outputs = yield Generate(prompts, params)
+        new_nodes: list[Node] = []
+        for parent, output in zip(frontier, outputs):
+            new_nodes += expand_node(tree, parent, output.completions, world, question)
+        legal = [node for node in new_nodes if node.legal]
+        values = yield Score(tuple((question.text, tree.steps(node)) for node in legal))
+        for node, value in zip(legal, values):
+            node.prm_score = node.value = float(value)
+        frontier = top_nodes([n for n in legal if not n.terminal], beam_width)
+        depth += 1
+    chosen = choose_node(tree)
+    return SearchResult(
+        steps=tree.steps(chosen),
+        answer=chosen.answer if chosen.terminal else None,
+        finished=chosen.terminal,
+        value=chosen.value,
+        tree=tree.to_dict(),
+        info=_tree_info(tree, depth),
+    )
+
+
+def first_line(text: str) -> str:
+    """The text up to and including its first newline (all of it when there is none)."""
+    head, newline, _ = text.partition("\n")
+    return head + newline
+
+
+def expand_node(
+    tree: Tree,
+    parent: Node,
+    completions: Sequence[Completion],
+    world: World,
+    question: Question,
+) -> list[Node]:
+    """Add one child per distinct proposed step (legal or not) under ``parent``.
+
+    Args:
+        tree: the tree to grow.
+        parent: the node expanded.
+        completions: the proposed next steps.
+        world: the step parser.
+        question: the question.
+
+    Returns:
+        The new children, in proposal order.
+    """
+    parent.expanded = True
+    prefix = tree.steps(parent)
+    by_step: dict[str, Node] = {}
+    for completion in completions:
+        step = first_line(completion.text)
+        known = by_step.get(step.strip())
+        if known is not None:
+            known.tokens += completion.num_tokens
+            known.info["samples"] += 1
+            continue
+        check = world.check_step(question, prefix, step)
+        child = tree.add_child(
+            parent,
+            step,
+            legal=check.legal,
+            terminal=check.legal and check.finished,
+            answer=check.answer if check.legal else None,
+            tokens=completion.num_tokens,
+            info={"samples": 1},
+        )
+        if not check.legal:
+            child.value = 0.0
+            child.exhausted = True
+            child.info["error"] = check.error
+        elif child.terminal:
+            child.exhausted = True
+        by_step[step.strip()] = child
+    return list(by_step.values())
+
+
+def top_nodes(nodes: Sequence[Node], k: int) -> list[Node]:
+    """The ``k`` highest-valued nodes (ties: the earlier node), best first."""
+    return sorted(nodes, key=lambda node: (-node.value, node.id))[:k]
+
+
+def choose_node(tree: Tree) -> Node:
+    """Highest-valued finished node; else the highest-valued legal node; else the root."""
+    finished = tree.finished()
+    if finished:
+        return top_nodes(finished, 1)[0]
+    legal = [node for node in tree.nodes[1:] if node.legal]
+    return top_nodes(legal, 1)[0] if legal else tree.root
+
+
+def _tree_info(tree: Tree, depth: int) -> dict[str, Any]:
+    nodes = tree.nodes[1:]
+    return {
+        "nodes": len(nodes),
+        "expanded": sum(node.expanded for node in tree.nodes),
+        "illegal_nodes": sum(not node.legal for node in nodes),
+        "finished_nodes": len(tree.finished()),
+        "depth": depth,
+    }
+
+
+# ---------------------------------------------------------------------------- checks
+def _require_question(question: object, method: str) -> None:
+    """Test-time search takes a Question only (a Problem would carry the gold answer)."""
+    if not isinstance(question, Question):
+        raise TypeError(
+            f"{method} takes a Question (id and text only), got {type(question).__name__}; "
+            "test-time search must never see a Problem's gold answer"
+        )
+
+
+def _require_positive(**knobs: int) -> None:
+    for name, value in knobs.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def _require_temperature(temperature: float) -> None:
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")

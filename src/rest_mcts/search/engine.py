@@ -1,0 +1,392 @@
+"""The batching engine: runs many per-question searches side by side.
+
+Every search method is a generator written for ONE question (see
+:mod:`rest_mcts.search.requests`). The engine keeps up to ``concurrency`` of them active,
+and in each *round* it
+
+1. collects the one pending request of every active search;
+2. merges all :class:`Generate` requests whose :class:`SamplingParams` are equal (ignoring
+   ``seed``) into ONE ``policy.generate`` call, with a seed derived from the engine's seed and
+   a call counter (so a run is reproducible), and all :class:`Score` requests into ONE
+   ``scorer.score`` call;
+3. splits the answers back in order and ``send``s each search its own;
+4. yields the :class:`SearchResult` of every search that returned, and pulls new jobs from
+   the (lazily consumed) job iterable into the freed slots.
+
+The costs of each question (tokens, calls, wall time) are counted here, where the calls are
+made, and written into ``result.costs``; a search method never counts anything itself.
+A question's ``wall_seconds`` runs from its first step to its return, so it includes the
+rounds it waited through (the other questions' calls) and any time the caller spends
+between two results; ``engine.stats["total_seconds"]`` excludes the caller's time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, cast
+
+from tqdm import tqdm
+
+from rest_mcts.backends.base import GenerationOutput, PolicyBackend, SamplingParams, ValueScorer
+from rest_mcts.search.requests import Costs, Generate, Request, Score, SearchGen, SearchResult
+
+logger = logging.getLogger(__name__)
+
+
+class SearchError(RuntimeError):
+    """A search failed (or asked for something the engine cannot give); names the question."""
+
+
+@dataclass
+class _Active:
+    """Book-keeping for one running search."""
+
+    key: str
+    gen: SearchGen
+    started: float
+    costs: Costs = field(default_factory=Costs)
+    pending: Request | None = None
+    answer: Any = None
+    result: SearchResult | None = None
+
+
+class _Stopwatch:
+    """Accumulates the seconds between ``start`` and ``stop`` (idempotent stop)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._since: float | None = None
+
+    def start(self) -> None:
+        self._since = time.perf_counter()
+
+    def stop(self) -> None:
+        if self._since is not None:
+            self.seconds += time.perf_counter() - self._since
+            self._since = None
+
+
+class _JobSource:
+    """Pulls ``(key, generator)`` jobs lazily and rejects repeated keys."""
+
+    def __init__(self, jobs: Iterable[tuple[str, SearchGen]]) -> None:
+        self._jobs = iter(jobs)
+        self._seen: set[str] = set()
+        self.exhausted = False
+
+    def take(self) -> tuple[str, SearchGen] | None:
+        """The next job, or None once the iterable is exhausted."""
+        if self.exhausted:
+            return None
+        job = next(self._jobs, None)
+        if job is None:
+            self.exhausted = True
+            return None
+        key, gen = job
+        if key in self._seen:
+            gen.close()
+            raise SearchError(f"duplicate search key {key!r}")
+        self._seen.add(key)
+        return key, gen
+
+
+class SearchEngine:
+    """Runs per-question search generators concurrently, batching their model calls.
+
+    Attributes:
+        policy: the policy backend every ``Generate`` goes to.
+        scorer: the value scorer every ``Score`` goes to (None: searches must not score).
+        concurrency: most searches active at once.
+        seed: base of the per-call sampling seeds.
+        progress: show a tqdm bar counting finished questions.
+        stats: running totals over all runs of this engine: ``total_seconds`` (engine
+            time, excluding the time the caller spends between results), ``policy_seconds``
+            and ``scorer_seconds`` (inside the backends), ``policy_calls``, ``scorer_calls``,
+            ``rounds``, ``questions``, ``policy_prompts``, ``scorer_items``,
+            ``policy_tokens``, ``prompt_tokens`` and
+            ``overhead_share = 1 - (policy_seconds + scorer_seconds) / total_seconds``.
+    """
+
+    def __init__(
+        self,
+        policy: PolicyBackend,
+        scorer: ValueScorer | None = None,
+        concurrency: int = 64,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.policy = policy
+        self.scorer = scorer
+        self.concurrency = int(concurrency)
+        self.seed = int(seed)
+        self.progress = progress
+        self._policy_call_index = 0
+        self.stats: dict[str, float] = {
+            "total_seconds": 0.0,
+            "policy_seconds": 0.0,
+            "scorer_seconds": 0.0,
+            "policy_calls": 0,
+            "scorer_calls": 0,
+            "rounds": 0,
+            "questions": 0,
+            "policy_prompts": 0,
+            "scorer_items": 0,
+            "policy_tokens": 0,
+            "prompt_tokens": 0,
+            "overhead_share": 0.0,
+        }
+
+    # ------------------------------------------------------------------ public API
+    def run(
+        self, jobs: Iterable[tuple[str, SearchGen]], total: int | None = None
+    ) -> Iterator[tuple[str, SearchResult]]:
+        """Run the searches, yielding ``(key, result)`` as each one finishes.
+
+        Jobs are pulled from ``jobs`` only when a slot is free, so a lazy iterable (e.g. a
+        generator expression) never has more than ``concurrency`` searches running. Results
+        come out in finishing order (within a round, in the order the jobs were started).
+
+        Args:
+            jobs: ``(key, generator)`` pairs; keys must be unique.
+            total: number of jobs, for the progress bar (default: ``len(jobs)`` if defined).
+
+        Yields:
+            ``(key, result)`` with ``result.costs`` filled in.
+
+        Raises:
+            SearchError: a search raised (the key is named and the error chained), yielded
+                something other than a request, returned something other than a
+                :class:`SearchResult`, or asked to score without a scorer; or keys repeat.
+        """
+        if total is None and hasattr(jobs, "__len__"):
+            total = len(jobs)  # type: ignore[arg-type]
+        source = _JobSource(jobs)
+        active: list[_Active] = []
+        watch = _Stopwatch()
+        bar = tqdm(total=total, disable=not self.progress, desc="search", unit="question")
+        watch.start()
+        try:
+            while True:
+                finished = self._fill(active, source)
+                if not finished and active:
+                    finished = self._round(active)
+                    active[:] = [a for a in active if a.result is None]
+                if not finished and not active:
+                    break
+                for done in finished:
+                    bar.update(1)
+                    watch.stop()
+                    self._update_overhead(watch)
+                    yield done.key, done.result  # type: ignore[misc]
+                    watch.start()
+        finally:
+            watch.stop()
+            self._update_overhead(watch)
+            bar.close()
+            for leftover in active:
+                leftover.gen.close()
+        logger.info(
+            "engine: %d questions, %d policy calls (%.1fs), %d scorer calls (%.1fs), "
+            "overhead %.1f%%",
+            self.stats["questions"], self.stats["policy_calls"], self.stats["policy_seconds"],
+            self.stats["scorer_calls"], self.stats["scorer_seconds"],
+            100 * self.stats["overhead_share"],
+        )
+
+    def run_all(
+        self, jobs: Iterable[tuple[str, SearchGen]], total: int | None = None
+    ) -> dict[str, SearchResult]:
+        """Run every job and return ``{key: result}`` (in finishing order)."""
+        return dict(self.run(jobs, total=total))
+
+    # ------------------------------------------------------------------ one search
+    def _fill(self, active: list[_Active], source: "_JobSource") -> list[_Active]:
+        """Start jobs until ``concurrency`` are active or the source runs dry.
+
+        Searches that return before asking anything are not added to ``active``.
+
+        Returns:
+            The searches that finished right away.
+        """
+        finished: list[_Active] = []
+        while len(active) < self.concurrency:
+            job = source.take()
+            if job is None:
+                break
+            search = self._start(*job)
+            (active if search.result is None else finished).append(search)
+        return finished
+
+    def _start(self, key: str, gen: SearchGen) -> _Active:
+        """Register a job and advance it to its first request (or its result)."""
+        search = _Active(key=key, gen=gen, started=time.perf_counter())
+        self._advance(search)
+        return search
+
+    def _advance(self, active: _Active) -> None:
+        """Send the search its answer; store its next request, or its finished result."""
+        answer, active.answer = active.answer, None
+        try:
+            request = active.gen.send(answer)
+        except StopIteration as stop:
+            self._finish(active, stop.value)
+            return
+        except Exception as exc:
+            raise SearchError(
+                f"search {active.key!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(request, (Generate, Score)):
+            active.gen.close()
+            raise SearchError(
+                f"search {active.key!r} yielded {type(request).__name__}; "
+                "expected a Generate or Score request"
+            )
+        active.pending = request
+
+    def _finish(self, active: _Active, result: Any) -> None:
+        if not isinstance(result, SearchResult):
+            raise SearchError(
+                f"search {active.key!r} returned {type(result).__name__}, not a SearchResult"
+            )
+        active.costs.wall_seconds = time.perf_counter() - active.started
+        result.costs = active.costs
+        active.result = result
+        active.pending = None
+        self.stats["questions"] += 1
+
+    # ------------------------------------------------------------------ one round
+    def _round(self, active: list[_Active]) -> list[_Active]:
+        """Answer every pending request with as few backend calls as possible.
+
+        Returns:
+            The searches that finished in this round, in ``active`` order.
+        """
+        self.stats["rounds"] += 1
+        generate_groups: dict[SamplingParams, list[_Active]] = {}
+        scoring: list[_Active] = []
+        for search in active:
+            request = search.pending
+            if isinstance(request, Generate):
+                if not request.prompts:
+                    search.answer = []
+                    continue
+                params = dataclasses.replace(request.params, seed=None)
+                generate_groups.setdefault(params, []).append(search)
+            elif isinstance(request, Score):
+                if not request.items:
+                    search.answer = []
+                    continue
+                scoring.append(search)
+        for params, group in generate_groups.items():
+            self._generate(params, group)
+        if scoring:
+            self._score(scoring)
+        for search in active:
+            self._advance(search)
+        return [search for search in active if search.result is not None]
+
+    def _generate(self, params: SamplingParams, group: list[_Active]) -> None:
+        """One ``policy.generate`` call for the prompts of ``group``; hand the outputs back."""
+        prompts = [prompt for search in group for prompt in _prompts(search)]
+        seeded = dataclasses.replace(params, seed=self._next_seed())
+        start = time.perf_counter()
+        outputs = self.policy.generate(prompts, seeded)
+        self.stats["policy_seconds"] += time.perf_counter() - start
+        self.stats["policy_calls"] += 1
+        self.stats["policy_prompts"] += len(prompts)
+        _check_outputs(outputs, len(prompts), params.n, group)
+        offset = 0
+        for search in group:
+            count = len(_prompts(search))
+            mine = list(outputs[offset : offset + count])
+            offset += count
+            self._charge_generation(search, mine)
+            search.answer = mine
+
+    def _charge_generation(self, search: _Active, outputs: list[GenerationOutput]) -> None:
+        tokens = sum(c.num_tokens for out in outputs for c in out.completions)
+        prompt_tokens = sum(out.prompt_tokens for out in outputs)
+        search.costs.policy_calls += 1
+        search.costs.policy_tokens += tokens
+        search.costs.prompt_tokens += prompt_tokens
+        self.stats["policy_tokens"] += tokens
+        self.stats["prompt_tokens"] += prompt_tokens
+
+    def _score(self, group: list[_Active]) -> None:
+        """One ``scorer.score`` call for the items of ``group``; hand the values back."""
+        if self.scorer is None:
+            keys = ", ".join(repr(search.key) for search in group[:3])
+            raise SearchError(
+                f"search {keys} asked to Score but the engine has no value scorer; "
+                "configure a PRM (value scorer) for this search method"
+            )
+        items = [item for search in group for item in _items(search)]
+        start = time.perf_counter()
+        values = list(self.scorer.score(items))
+        self.stats["scorer_seconds"] += time.perf_counter() - start
+        self.stats["scorer_calls"] += 1
+        self.stats["scorer_items"] += len(items)
+        if len(values) != len(items):
+            raise SearchError(
+                f"scorer returned {len(values)} values for {len(items)} items "
+                f"(searches {[search.key for search in group]})"
+            )
+        offset = 0
+        for search in group:
+            count = len(_items(search))
+            search.answer = [float(v) for v in values[offset : offset + count]]
+            offset += count
+            search.costs.scorer_calls += 1
+            search.costs.prm_calls += count
+
+    # ------------------------------------------------------------------ helpers
+    def _next_seed(self) -> int:
+        """Seed of the next policy call: a hash of (engine seed, call index)."""
+        index = self._policy_call_index
+        self._policy_call_index += 1
+        return derive_seed(self.seed, index)
+
+    def _update_overhead(self, watch: _Stopwatch) -> None:
+        """Fold the stopwatch into ``total_seconds`` and recompute ``overhead_share``."""
+        self.stats["total_seconds"] += watch.seconds
+        watch.seconds = 0.0
+        total = self.stats["total_seconds"]
+        inside = self.stats["policy_seconds"] + self.stats["scorer_seconds"]
+        self.stats["overhead_share"] = min(1.0, max(0.0, 1.0 - inside / total)) if total else 0.0
+
+
+def _prompts(search: _Active) -> tuple[str, ...]:
+    return cast(Generate, search.pending).prompts
+
+
+def _items(search: _Active) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return cast(Score, search.pending).items
+
+
+def derive_seed(seed: int, index: int) -> int:
+    """A reproducible 31-bit seed for call ``index`` of an engine seeded with ``seed``."""
+    digest = hashlib.sha256(f"rest-mcts-engine|{seed}|{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def _check_outputs(
+    outputs: list[GenerationOutput], num_prompts: int, n: int, group: list[_Active]
+) -> None:
+    """Raise if the backend broke the protocol (wrong number of outputs or completions)."""
+    keys = [search.key for search in group]
+    if len(outputs) != num_prompts:
+        raise SearchError(
+            f"policy returned {len(outputs)} outputs for {num_prompts} prompts (searches {keys})"
+        )
+    for out in outputs:
+        if len(out.completions) != n:
+            raise SearchError(
+                f"policy returned {len(out.completions)} completions, expected n={n} "
+                f"(searches {keys})"
+            )
