@@ -19,6 +19,7 @@ from typing import Iterable
 
 from omegaconf import DictConfig
 
+from rest_mcts.config import ConfigError
 from rest_mcts.search.requests import SearchResult
 from rest_mcts.stages.common import (
     build_policy_backend,
@@ -49,6 +50,10 @@ def run_search_stage(cfg: DictConfig) -> dict[str, float]:
     from rest_mcts.search.registry import make_search, needs_scorer
 
     world = build_world(cfg)
+    try:
+        search_fn = make_search(cfg.search, world, max_solution_tokens=cfg.data.max_solution_tokens)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from err
     todo_all = problems(cfg, world, cfg.stage.split, cfg.stage.num_problems, at_most=True)
     out = Path(cfg.paths.output_dir)
     results_path = out / "results.jsonl"
@@ -62,7 +67,6 @@ def run_search_stage(cfg: DictConfig) -> dict[str, float]:
     policy_path = resolve_policy_path(cfg)
     policy = build_policy_backend(cfg, policy_path)
     scorer = build_scorer(cfg, policy_path, world) if needs_scorer(cfg.search.name) else None
-    search_fn = make_search(cfg.search, world, max_solution_tokens=cfg.data.max_solution_tokens)
     engine = SearchEngine(policy, scorer, concurrency=cfg.stage.concurrency, seed=cfg.seed)
 
     by_id = {p.id: p for p in todo}

@@ -1,0 +1,98 @@
+"""Whole stages through run.py on tiny models: search/eval outputs, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory) -> Path:
+    """An untrained tiny policy saved in Hugging Face format (it writes garbage, fast)."""
+    from rest_mcts.models.factory import build_tiny_causal_lm, save_model
+    from rest_mcts.models.tokenizer import build_char_tokenizer
+
+    path = tmp_path_factory.mktemp("policy") / "tiny"
+    tok = build_char_tokenizer()
+    save_model(build_tiny_causal_lm(tok, hidden_size=32, num_layers=1, num_heads=2), tok, path)
+    return path
+
+
+def run_py(tmp_path: Path, *args: str, wait: bool = True, run_dir: Path | None = None):
+    run_dir = run_dir or tmp_path / "run"
+    cmd = [
+        sys.executable, str(ROOT / "run.py"), *args, "logger=null",
+        f"hydra.run.dir={run_dir}", "backend.max_batch_size=64",
+    ]
+    env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    if not wait:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir
+
+
+def result_ids(run_dir: Path) -> list[str]:
+    return [json.loads(line)["id"] for line in (run_dir / "results.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("method", ["cot", "mcts_star"])
+def test_search_stage_writes_trees_results_and_metrics(tmp_path, tiny_policy, method):
+    run_dir = run_py(
+        tmp_path, "stage=search", f"search={method}", f"model.path={tiny_policy}",
+        "stage.num_problems=5", "search.iterations=3" if method == "mcts_star" else "seed=0",
+    )
+    rows = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 5 and len({r["id"] for r in rows}) == 5
+    for row in rows:
+        assert {"prediction", "gold", "correct", "costs", "steps"} <= set(row)
+        assert row["costs"]["policy_tokens"] > 0
+        assert (run_dir / "trees" / f"{row['id']}.json").exists()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["search/num_questions"] == 5
+    assert 0 <= metrics["search/acc"] <= 1
+
+
+def test_eval_with_oracle_scorer_runs(tmp_path, tiny_policy):
+    run_dir = run_py(
+        tmp_path, "stage=eval", "search=bfs", "prm=oracle", f"model.path={tiny_policy}",
+        "stage.num_problems=3", "search.max_depth=2",
+    )
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["eval/num_questions"] == 3
+
+
+def test_search_killed_with_sigkill_resumes_each_question_once(tmp_path, tiny_policy):
+    args = [
+        "stage=search", "search=self_consistency", "search.n=4", f"model.path={tiny_policy}",
+        "stage.num_problems=24", "stage.concurrency=1",
+    ]
+    run_dir = tmp_path / "run"
+    proc = run_py(tmp_path, *args, wait=False, run_dir=run_dir)
+    results = run_dir / "results.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if results.exists() and len(results.read_text().splitlines()) >= 3:
+            break
+        if proc.poll() is not None:
+            pytest.fail(f"run ended before it could be killed: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = result_ids(run_dir)
+    assert 3 <= len(partial) < 24, "kill the run halfway"
+    with open(results, "a") as fh:  # what a kill in the middle of a write would leave
+        fh.write('{"id": "torn')
+    run_py(tmp_path, *args, run_dir=run_dir)
+    ids = result_ids(run_dir)
+    assert len(ids) == 24 and len(set(ids)) == 24
+    assert ids[: len(partial)] == partial
