@@ -1,0 +1,87 @@
+"""Benchmark: MCTS* on Countdown questions, one question at a time vs many side by side.
+
+    python experiments/bench_search.py [--questions 64] [--iterations 10] [--concurrency 1 64]
+
+Runs MCTS* with the iteration-0 policy (bootstrapped if not cached) and a neural value
+model (the policy backbone with an untrained regression head: the real scorer's cost) on
+the same questions at each concurrency, in one process, and prints wall time, the speed-up
+over concurrency 1, and the share of wall time spent outside backend and scorer calls.
+The table is also written to experiments/results/bench_search.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import time
+
+from _common import ROOT, compose, markdown_table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--questions", type=int, default=64)
+    parser.add_argument("--iterations", type=int, default=10, help="MCTS* T per question")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--split", default="test")
+    parser.add_argument("overrides", nargs="*", help="config overrides, as for run.py")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    import torch
+
+    from rest_mcts.search.engine import SearchEngine
+    from rest_mcts.search.registry import make_search
+    from rest_mcts.stages.common import (
+        build_policy_backend,
+        build_scorer,
+        build_world,
+        problems,
+        resolve_policy_path,
+    )
+
+    cfg = compose("search=mcts_star", f"search.iterations={args.iterations}", *args.overrides)
+    world = build_world(cfg)
+    qs = [p.question for p in problems(cfg, world, args.split, args.questions, at_most=True)]
+    policy_path = resolve_policy_path(cfg)
+    policy = build_policy_backend(cfg, policy_path)
+    scorer = build_scorer(cfg, policy_path, world)
+    search_fn = make_search(cfg.search, world, max_solution_tokens=cfg.data.max_solution_tokens)
+
+    rows, base = [], None
+    for conc in args.concurrency:
+        engine = SearchEngine(policy, scorer, concurrency=conc, seed=cfg.seed, progress=False)
+        start = time.perf_counter()
+        results = engine.run_all((q.id, search_fn(q)) for q in qs)
+        wall = time.perf_counter() - start
+        base = base or wall
+        s = engine.stats
+        tokens = sum(r.costs.policy_tokens for r in results.values())
+        rows.append([
+            conc, f"{wall:.1f}", f"{base / wall:.1f}x", s["policy_calls"], s["scorer_calls"],
+            f"{tokens / wall:,.0f}", f"{s['policy_seconds'] / wall:.0%}",
+            f"{s['scorer_seconds'] / wall:.0%}", f"{s['overhead_share']:.1%}",
+        ])
+        print(f"concurrency {conc}: {wall:.1f} s", flush=True)
+    header = [
+        "concurrency", "wall s", "speed-up", "policy calls", "scorer calls",
+        "policy tokens/s", "in policy", "in scorer", "outside backend+scorer",
+    ]
+    table = markdown_table(header, rows)
+    note = (
+        f"MCTS* (T={args.iterations}, b={cfg.search.branch}, rollout "
+        f"{cfg.search.rollout_steps}x{cfg.search.rollout_branch}) on {len(qs)} {args.split} "
+        f"questions; {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads."
+    )
+    print(note + "\n\n" + table)
+    out = ROOT / "experiments" / "results" / "bench_search.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        "# bench_search\n\n`python experiments/bench_search.py`\n\n" + note + "\n\n" + table + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
