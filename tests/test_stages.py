@@ -96,3 +96,36 @@ def test_search_killed_with_sigkill_resumes_each_question_once(tmp_path, tiny_po
     ids = result_ids(run_dir)
     assert len(ids) == 24 and len(set(ids)) == 24
     assert ids[: len(partial)] == partial
+
+
+def test_bootstrap_trains_saves_logs_offline_and_reuses_its_cache(tmp_path):
+    """stage=bootstrap end to end (tiny budget): Lightning training, wandb offline logging,
+    a save_pretrained policy in the cache, evaluation metrics; a second run reuses it."""
+    run_dir = tmp_path / "boot1"
+    cmd = [
+        sys.executable, str(ROOT / "run.py"), "stage=bootstrap", "experiment=debug",
+        "logger=wandb", "stage.use_cache=true", f"hydra.run.dir={run_dir}",
+        "data.bootstrap.num_traces=600", "stage.eval_problems=10",
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_API_KEY", "WANDB_MODE")}
+    env.update(REST_MCTS_ROOT=str(tmp_path), WANDB_DIR=str(tmp_path))
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("eval/greedy_acc", "eval/legal_step_rate", "eval/pass@4", "train/steps"):
+        assert key in metrics
+    assert metrics["train/steps"] > 0
+    assert list((run_dir / "wandb").glob("offline-run-*")), "wandb should log offline"
+    [policy] = list((tmp_path / "artifacts" / "policy0").iterdir())
+    assert (policy / "config.json").exists() and (policy / "model.safetensors").exists()
+    assert (policy / "manifest.json").exists()
+    stamp = (policy / "model.safetensors").stat().st_mtime_ns
+
+    cmd[-3] = f"hydra.run.dir={tmp_path / 'boot2'}"
+    cmd[cmd.index("logger=wandb")] = "logger=null"
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "reusing cached iteration-0 policy" in proc.stderr + proc.stdout
+    assert (policy / "model.safetensors").stat().st_mtime_ns == stamp
+    again = json.loads((tmp_path / "boot2" / "metrics.json").read_text())
+    assert again["eval/greedy_acc"] == metrics["eval/greedy_acc"]
