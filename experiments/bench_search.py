@@ -2,10 +2,11 @@
 
     python experiments/bench_search.py [--questions 64] [--iterations 10] [--concurrency 1 64]
 
-Runs MCTS* with the iteration-0 policy (bootstrapped if not cached) and a neural value
-model (the policy backbone with an untrained regression head: the real scorer's cost) on
-the same questions at each concurrency, in one process, and prints wall time, the speed-up
-over concurrency 1, and the share of wall time spent outside backend and scorer calls.
+Runs MCTS* with the iteration-0 policy (bootstrapped if not cached) on the same questions
+at each concurrency, in one process, with a neural value model (`tiny`: the policy backbone
+with an untrained regression head, i.e. the real scorer's cost) and with the exact oracle,
+and prints wall time, the speed-up over concurrency 1, and the share of wall time spent
+outside backend and scorer calls (the engine's own overhead).
 The table is also written to experiments/results/bench_search.md.
 """
 
@@ -25,6 +26,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10, help="MCTS* T per question")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--split", default="test")
+    parser.add_argument(
+        "--scorers", nargs="+", default=["tiny", "oracle"],
+        help="prm configs: tiny = neural value model (untrained head), oracle = exact values",
+    )
     parser.add_argument("overrides", nargs="*", help="config overrides, as for run.py")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -41,31 +46,35 @@ def main() -> None:
         resolve_policy_path,
     )
 
-    cfg = compose("search=mcts_star", f"search.iterations={args.iterations}", *args.overrides)
-    world = build_world(cfg)
-    qs = [p.question for p in problems(cfg, world, args.split, args.questions, at_most=True)]
-    policy_path = resolve_policy_path(cfg)
-    policy = build_policy_backend(cfg, policy_path)
-    scorer = build_scorer(cfg, policy_path, world)
-    search_fn = make_search(cfg.search, world, max_solution_tokens=cfg.data.max_solution_tokens)
-
-    rows, base = [], None
-    for conc in args.concurrency:
-        engine = SearchEngine(policy, scorer, concurrency=conc, seed=cfg.seed, progress=False)
-        start = time.perf_counter()
-        results = engine.run_all((q.id, search_fn(q)) for q in qs)
-        wall = time.perf_counter() - start
-        base = base or wall
-        s = engine.stats
-        tokens = sum(r.costs.policy_tokens for r in results.values())
-        rows.append([
-            conc, f"{wall:.1f}", f"{base / wall:.1f}x", s["policy_calls"], s["scorer_calls"],
-            f"{tokens / wall:,.0f}", f"{s['policy_seconds'] / wall:.0%}",
-            f"{s['scorer_seconds'] / wall:.0%}", f"{s['overhead_share']:.1%}",
-        ])
-        print(f"concurrency {conc}: {wall:.1f} s", flush=True)
+    rows = []
+    for prm in args.scorers:
+        cfg = compose(
+            "search=mcts_star", f"search.iterations={args.iterations}", f"prm={prm}",
+            *args.overrides,
+        )
+        world = build_world(cfg)
+        qs = [p.question for p in problems(cfg, world, args.split, args.questions, at_most=True)]
+        policy_path = resolve_policy_path(cfg)
+        policy = build_policy_backend(cfg, policy_path)
+        scorer = build_scorer(cfg, policy_path, world)
+        search_fn = make_search(cfg.search, world, cfg.data.max_solution_tokens)
+        base = None
+        for conc in args.concurrency:
+            engine = SearchEngine(policy, scorer, concurrency=conc, seed=cfg.seed, progress=False)
+            start = time.perf_counter()
+            results = engine.run_all((q.id, search_fn(q)) for q in qs)
+            wall = time.perf_counter() - start
+            base = base or wall
+            s = engine.stats
+            tokens = sum(r.costs.policy_tokens for r in results.values())
+            rows.append([
+                prm, conc, f"{wall:.1f}", f"{base / wall:.1f}x", s["policy_calls"],
+                s["scorer_calls"], f"{tokens / wall:,.0f}", f"{s['policy_seconds'] / wall:.0%}",
+                f"{s['scorer_seconds'] / wall:.0%}", f"{s['overhead_share']:.1%}",
+            ])
+            print(f"prm={prm} concurrency {conc}: {wall:.1f} s", flush=True)
     header = [
-        "concurrency", "wall s", "speed-up", "policy calls", "scorer calls",
+        "scorer", "concurrency", "wall s", "speed-up", "policy calls", "scorer calls",
         "policy tokens/s", "in policy", "in scorer", "outside backend+scorer",
     ]
     table = markdown_table(header, rows)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import re
 import time
 
 from _common import ROOT, compose, markdown_table
@@ -50,7 +51,7 @@ def main() -> None:
     runs: list[tuple[str, str, dict]] = []
 
     def add(label: str, scorer: str, overrides: list[str]) -> dict:
-        tag = f"{label}-{scorer}".replace("@", "_").replace(" ", "")
+        tag = re.sub(r"[^A-Za-z0-9_-]+", "_", f"{label}-{scorer}").strip("_")
         metrics = run_eval(tag, overrides, out_root, common)
         runs.append((label, scorer, metrics))
         return metrics

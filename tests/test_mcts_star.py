@@ -79,7 +79,8 @@ def test_selection_skips_exhausted_children_and_returns_none_when_all_spent():
     first.exhausted = True
     assert select(tree, 0.4) is second
     second.exhausted = True
-    assert select(tree, 0.4) is None
+    assert select(tree, 0.4, widen=True) is tree.root  # widen: sample more first steps
+    assert select(tree, 0.4, widen=False) is None  # the paper: expanded once, now spent
     assert tree.root.exhausted
 
 
@@ -151,11 +152,31 @@ def test_search_stops_when_a_finished_node_reaches_end_gate():
 def test_search_runs_all_iterations_below_end_gate():
     policy = table_policy({0: [GOOD1, BAD1], 1: [GOOD2, BAD2]})
     scorer = value_table({(GOOD1,): 0.5, (BAD1,): 0.3, (GOOD1, GOOD2): 0.85})
-    res = run(policy, scorer, iterations=50, rollout_steps=0)
+    res = run(policy, scorer, iterations=50, rollout_steps=0, widen=False)
     # both first steps expanded, then nothing left: the search ends early, tree exhausted
     assert not res.info["stopped_at_end_gate"]
     assert res.info["iterations"] == 3
     assert res.steps == (GOOD1, GOOD2) and res.value == pytest.approx(0.85)
+    # widening asks spent nodes for more (GOOD1, BAD1, the root): nothing new comes
+    widened = run(policy, scorer, iterations=50, rollout_steps=0, widen=True)
+    assert widened.info["iterations"] == 6 and widened.steps == (GOOD1, GOOD2)
+
+
+def test_widening_finds_steps_a_single_expansion_missed():
+    proposals = iter([[BAD1], [GOOD1]])  # the root's first sample misses the good step
+
+    def policy(prompt, params):
+        steps = steps_of(prompt)
+        if not steps:
+            return next(proposals, [BAD1])
+        return [GOOD2] if steps == [GOOD1.strip()] else [BAD2]
+
+    scorer = value_table({(GOOD1,): 0.5, (BAD1,): 0.3, (GOOD1, GOOD2): 1.0})
+    once = run(policy, scorer, iterations=50, rollout_steps=0, widen=False, branch=1)
+    assert not once.finished or once.answer != "29"
+    proposals = iter([[BAD1], [GOOD1]])
+    widened = run(policy, scorer, iterations=50, rollout_steps=0, widen=True, branch=1)
+    assert widened.steps == (GOOD1, GOOD2) and widened.info["stopped_at_end_gate"]
 
 
 def test_dead_ends_are_not_selected_again():
@@ -165,10 +186,14 @@ def test_dead_ends_are_not_selected_again():
         calls.append(len(steps_of(prompt)))
         return [ILLEGAL1, BAD1] if not steps_of(prompt) else [BAD2]
 
-    res = run(policy, value_table({}), iterations=50, rollout_steps=0, branch=2)
+    res = run(policy, value_table({}), iterations=50, rollout_steps=0, branch=2, widen=False)
     tree = Tree.from_dict(res.tree)
     assert res.info["iterations"] == 2  # root, then BAD1; then everything is exhausted
     assert calls == [0, 1]
+    calls.clear()
+    widened = run(policy, value_table({}), iterations=50, rollout_steps=0, branch=2)
+    assert calls == [0, 1, 1, 0]  # BAD1 and the root asked once more; the illegal step never
+    assert widened.info["iterations"] == 4
     illegal = next(n for n in tree.nodes if n.step == ILLEGAL1)
     assert not illegal.legal and illegal.exhausted and illegal.prm_score is None
     assert not res.finished or res.answer == "15"
@@ -177,8 +202,8 @@ def test_dead_ends_are_not_selected_again():
 def test_without_self_critic_finished_paths_get_expanded_in_vain():
     policy = table_policy({0: [GOOD1], 1: [GOOD2], 2: ["Step 3: 29 + 1 = 30 (left: 30)\n"]})
     scorer = value_table({(GOOD1,): 0.5, (GOOD1, GOOD2): 0.6})
-    with_critic = run(policy, scorer, iterations=10, rollout_steps=0, self_critic=True)
-    without = run(policy, scorer, iterations=10, rollout_steps=0, self_critic=False)
+    with_critic = run(policy, scorer, iterations=10, rollout_steps=0, widen=False)
+    without = run(policy, scorer, iterations=10, rollout_steps=0, self_critic=False, widen=False)
     assert with_critic.info["iterations"] == 2
     assert without.info["iterations"] == 3  # it expanded the finished node too
     assert with_critic.steps == without.steps == (GOOD1, GOOD2)

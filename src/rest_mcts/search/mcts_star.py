@@ -68,27 +68,34 @@ def visit_weighted_value(children: Sequence[Node]) -> float | None:
 
 
 # ---------------------------------------------------------------------------- phases
-def select(tree: Tree, exploration_constant: float) -> Node | None:
+def select(tree: Tree, exploration_constant: float, widen: bool = True) -> Node | None:
     """Selection: from the root, follow the UCT-best non-exhausted child until a node that
-    has not been expanded. Returns None when the whole tree is exhausted."""
-    node = tree.root
-    while node.expanded:
-        options = [c for c in tree.children(node) if not c.exhausted]
-        if not options:
-            mark_exhausted(tree, node)
-            if node.parent is None:
-                return None
-            node = tree.root  # this subtree is spent: start again from the root
-            continue
-        node = max(options, key=lambda c: (uct(c, node.visits, exploration_constant), c.value))
-    return node
+    has not been expanded.
+
+    A node whose children are all exhausted (dead ends, finished paths) is returned for
+    another expansion when `widen` is on (progressive widening: b more samples, kept only if
+    new); otherwise it is marked exhausted and selection restarts. Returns None when the
+    whole tree is exhausted.
+    """
+    while not tree.root.exhausted:
+        node = tree.root
+        while node.expanded:
+            options = [c for c in tree.children(node) if not c.exhausted]
+            if not options:
+                break
+            node = max(options, key=lambda c: (uct(c, node.visits, exploration_constant), c.value))
+        if not node.expanded or widen:
+            return node
+        mark_exhausted(tree, node)
+    return None
 
 
-def mark_exhausted(tree: Tree, node: Node) -> None:
-    """A node is exhausted when nothing is left to explore below it; so is every ancestor
-    all of whose children are exhausted."""
+def mark_exhausted(tree: Tree, node: Node, propagate: bool = True) -> None:
+    """A node is exhausted when nothing is left to explore below it; with `propagate`, so
+    is every ancestor all of whose children are exhausted (without widening nothing new can
+    come from them)."""
     node.exhausted = True
-    parent = tree.parent(node)
+    parent = tree.parent(node) if propagate else None
     while parent is not None and parent.expanded and all(c.exhausted for c in tree.children(parent)):
         parent.exhausted = True
         parent = tree.parent(parent)
@@ -138,13 +145,20 @@ def expand(
     question: Question,
     params: SamplingParams,
     self_critic: bool = True,
+    widen: bool = True,
 ) -> SearchGen:
-    """Thought expansion: add the proposed children of `node`, score the legal ones with
-    the value model in one request. Illegal steps become exhausted children of value 0."""
+    """Thought expansion: add the proposed children of `node` (steps it already has are
+    not added twice), score the new legal ones with the value model in one request.
+    Illegal steps become exhausted children of value 0. A node that yields nothing new and
+    legal is exhausted."""
     proposals = yield from propose_steps(tree, node, world, question, params)
     node.expanded = True
+    existing = {c.step: c for c in tree.children(node)}
     children = []
     for step, check, tokens in proposals:
+        if step in existing:  # proposed before (widening): nothing new
+            existing[step].tokens += tokens
+            continue
         child = tree.add_child(
             node, step, legal=check.legal, terminal=check.legal and check.finished,
             answer=check.answer if check.legal else None, tokens=tokens,
@@ -161,8 +175,8 @@ def expand(
     for child in children:
         if critic_says_end(child, self_critic):
             child.exhausted = True  # a finished path has nothing below it
-    if not any(not c.exhausted for c in children):
-        mark_exhausted(tree, node)
+    if not any(c.legal for c in children):
+        mark_exhausted(tree, node, propagate=not widen)  # nothing new and legal: spent
     return children
 
 
@@ -243,6 +257,7 @@ def mcts_star(
     self_critic: bool = True,
     answer_selection: str = "best_leaf",
     max_step_tokens: int = 48,
+    widen: bool = True,
 ) -> SearchGen:
     """MCTS* for one question (see the module docstring for the phases).
 
@@ -261,6 +276,8 @@ def mcts_star(
         self_critic: ask the critic for end of inference before expanding.
         answer_selection: `best_leaf` or `value_vote`.
         max_step_tokens: token cap for one step.
+        widen: expand a node again when all its children are spent (the paper expands each
+            node once; with a small b the tree then runs out long before T iterations).
     """
     if not isinstance(question, Question):
         raise TypeError(f"mcts_star takes a Question, got {type(question).__name__}")
@@ -273,15 +290,15 @@ def mcts_star(
     done = 0
     stopped = False
     while done < iterations and not stopped:
-        leaf = select(tree, exploration_constant)
+        leaf = select(tree, exploration_constant, widen)
         if leaf is None:
             break  # every path explored
         if critic_says_end(leaf, self_critic) or leaf.depth >= max_depth:
-            mark_exhausted(tree, leaf)
+            mark_exhausted(tree, leaf, propagate=not widen)
             continue
         done += 1
         params = expand_params if leaf.value < end_gate or leaf is tree.root else exploit_params
-        children = yield from expand(tree, leaf, world, question, params, self_critic)
+        children = yield from expand(tree, leaf, world, question, params, self_critic, widen)
         open_children = [c for c in children if not c.exhausted]
         if open_children and rollout_steps > 0:
             roll = max(open_children, key=lambda c: c.value)
