@@ -264,32 +264,41 @@ class SearchEngine:
     def _round(self, active: list[_Active]) -> list[_Active]:
         """Answer every pending request with as few backend calls as possible.
 
+        A round has two phases: first every pending ``Generate`` (one policy call per
+        distinct sampling settings), then every pending ``Score``, including those that the
+        generations just answered led to. So all searches stay in step (generate, then
+        score) and each policy call carries every search that needs the policy, instead of
+        the searches splitting into cohorts that alternate between half-empty calls.
+        Requests with nothing in them are answered at once, without a backend call.
+
         Returns:
             The searches that finished in this round, in ``active`` order.
         """
         self.stats["rounds"] += 1
-        generate_groups: dict[SamplingParams, list[_Active]] = {}
-        scoring: list[_Active] = []
-        for search in active:
-            request = search.pending
-            if isinstance(request, Generate):
-                if not request.prompts:
-                    search.answer = []
-                    continue
-                params = dataclasses.replace(request.params, seed=None)
-                generate_groups.setdefault(params, []).append(search)
-            elif isinstance(request, Score):
-                if not request.items:
-                    search.answer = []
-                    continue
-                scoring.append(search)
-        for params, group in generate_groups.items():
-            self._generate(params, group)
-        if scoring:
-            self._score(scoring)
-        for search in active:
-            self._advance(search)
+        for phase in (Generate, Score):
+            self._answer_empty(active)
+            pending = [a for a in active if a.result is None and isinstance(a.pending, phase)]
+            if not pending:
+                continue
+            if phase is Generate:
+                groups: dict[SamplingParams, list[_Active]] = {}
+                for search in pending:
+                    params = dataclasses.replace(search.pending.params, seed=None)
+                    groups.setdefault(params, []).append(search)
+                for params, group in groups.items():
+                    self._generate(params, group)
+            else:
+                self._score(pending)
+            for search in pending:
+                self._advance(search)
         return [search for search in active if search.result is not None]
+
+    def _answer_empty(self, active: list[_Active]) -> None:
+        """Answer requests that ask for nothing (no prompts, no items) until none is left."""
+        for search in active:
+            while search.result is None and _is_empty(search.pending):
+                search.answer = []
+                self._advance(search)
 
     def _generate(self, params: SamplingParams, group: list[_Active]) -> None:
         """One ``policy.generate`` call for the prompts of ``group``; hand the outputs back."""
@@ -359,6 +368,14 @@ class SearchEngine:
         total = self.stats["total_seconds"]
         inside = self.stats["policy_seconds"] + self.stats["scorer_seconds"]
         self.stats["overhead_share"] = min(1.0, max(0.0, 1.0 - inside / total)) if total else 0.0
+
+
+def _is_empty(request: Any) -> bool:
+    if isinstance(request, Generate):
+        return not request.prompts
+    if isinstance(request, Score):
+        return not request.items
+    return False
 
 
 def _prompts(search: _Active) -> tuple[str, ...]:
