@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from rest_mcts.prompts import first_line
 from rest_mcts.search import baselines
 from rest_mcts.search.baselines import bfs, best_of_n, cot, self_consistency, weighted_vote
 from rest_mcts.search.engine import SearchEngine
@@ -269,4 +270,4 @@ def test_registry_names_and_scorer_needs():
     assert needs_scorer("mcts_star") and not needs_scorer("cot")
     with pytest.raises(ValueError):
         needs_scorer("x")
-    assert baselines.first_line("a\nb\n") == "a\n" and baselines.first_line("a") == "a"
+    assert first_line("a\nb\n") == "a\n" and first_line("a") == "a"

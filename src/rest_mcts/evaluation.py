@@ -7,8 +7,9 @@ import logging
 from dataclasses import dataclass
 from typing import Sequence
 
-from rest_mcts.backends.base import PolicyBackend, SamplingParams
-from rest_mcts.prompts import policy_prompt, split_steps
+from rest_mcts.backends.base import Completion, PolicyBackend, SamplingParams
+from rest_mcts.prompts import policy_prompt
+from rest_mcts.search.baselines import judge_solution as judge_path
 from rest_mcts.worlds.base import Problem, World
 
 log = logging.getLogger(__name__)
@@ -24,21 +25,13 @@ class PathJudgement:
     finished: bool
 
 
-def judge_solution(world: World, problem: Problem, text: str) -> PathJudgement:
-    """Check a generated solution step by step (stopping at the first illegal step)."""
-    steps = split_steps(text)
-    legal, judged, finished = 0, 0, False
-    for k, step in enumerate(steps):
-        judged += 1
-        check = world.check_step(problem.question, steps[:k], step)
-        if not check.legal:
-            break
-        legal += 1
-        if check.finished:
-            finished = True
-            break
-    correct = finished and world.is_correct(problem, steps[:legal])
-    return PathJudgement(correct, legal, judged, finished)
+def judge_solution(world: World, problem: Problem, completion: Completion) -> PathJudgement:
+    """Check a generated solution step by step (the search's parser, `baselines.judge_solution`),
+    then verify the finished path against the gold answer."""
+    path = judge_path(problem.question, world, completion)
+    correct = path.finished and world.is_correct(problem, list(path.steps))
+    judged = len(path.steps) + (1 if path.error else 0)
+    return PathJudgement(correct, len(path.steps), judged, path.finished)
 
 
 def evaluate_policy(
@@ -63,9 +56,9 @@ def evaluate_policy(
         prompts,
         SamplingParams(n=samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed),
     )
-    g_judged = [judge_solution(world, p, out.completions[0].text) for p, out in zip(problems, greedy)]
+    g_judged = [judge_solution(world, p, out.completions[0]) for p, out in zip(problems, greedy)]
     s_judged = [
-        [judge_solution(world, p, c.text) for c in out.completions]
+        [judge_solution(world, p, c) for c in out.completions]
         for p, out in zip(problems, sampled)
     ]
     flat = [j for row in s_judged for j in row]

@@ -34,3 +34,9 @@ def split_steps(text: str) -> list[str]:
     a step, so that a truncated step is judged (and found illegal) rather than ignored.
     """
     return [line for line in text.splitlines(keepends=True) if line.strip()]
+
+
+def first_line(text: str) -> str:
+    """A proposed step: the text up to and including its first newline (all of it if none)."""
+    head, newline, _ = text.partition("\n")
+    return head + newline

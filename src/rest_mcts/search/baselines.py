@@ -32,6 +32,7 @@ from rest_mcts.search.requests import (
     SearchResult,
     step_params,
 )
+from rest_mcts.search.steps import expand_node
 from rest_mcts.search.tree import Node, Tree
 from rest_mcts.worlds.base import Question, World
 
@@ -411,61 +412,6 @@ def _bfs(
         tree=tree.to_dict(),
         info=_tree_info(tree, depth),
     )
-
-
-def first_line(text: str) -> str:
-    """The text up to and including its first newline (all of it when there is none)."""
-    head, newline, _ = text.partition("\n")
-    return head + newline
-
-
-def expand_node(
-    tree: Tree,
-    parent: Node,
-    completions: Sequence[Completion],
-    world: World,
-    question: Question,
-) -> list[Node]:
-    """Add one child per distinct proposed step (legal or not) under ``parent``.
-
-    Args:
-        tree: the tree to grow.
-        parent: the node expanded.
-        completions: the proposed next steps.
-        world: the step parser.
-        question: the question.
-
-    Returns:
-        The new children, in proposal order.
-    """
-    parent.expanded = True
-    prefix = tree.steps(parent)
-    by_step: dict[str, Node] = {}
-    for completion in completions:
-        step = first_line(completion.text)
-        known = by_step.get(step.strip())
-        if known is not None:
-            known.tokens += completion.num_tokens
-            known.info["samples"] += 1
-            continue
-        check = world.check_step(question, prefix, step)
-        child = tree.add_child(
-            parent,
-            step,
-            legal=check.legal,
-            terminal=check.legal and check.finished,
-            answer=check.answer if check.legal else None,
-            tokens=completion.num_tokens,
-            info={"samples": 1},
-        )
-        if not check.legal:
-            child.value = 0.0
-            child.exhausted = True
-            child.info["error"] = check.error
-        elif child.terminal:
-            child.exhausted = True
-        by_step[step.strip()] = child
-    return list(by_step.values())
 
 
 def top_nodes(nodes: Sequence[Node], k: int) -> list[Node]:

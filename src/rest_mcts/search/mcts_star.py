@@ -34,8 +34,9 @@ from collections import defaultdict
 from typing import Sequence
 
 from rest_mcts.backends.base import SamplingParams
-from rest_mcts.prompts import policy_prompt
+from rest_mcts.prompts import first_line, policy_prompt
 from rest_mcts.search.requests import Generate, Score, SearchGen, SearchResult, step_params
+from rest_mcts.search.steps import expand_node
 from rest_mcts.search.tree import Node, Tree
 from rest_mcts.worlds.base import Question, World
 
@@ -111,33 +112,6 @@ def critic_says_end(node: Node, self_critic: bool) -> bool:
     return False
 
 
-def propose_steps(
-    tree: Tree, node: Node, world: World, question: Question, params: SamplingParams
-) -> SearchGen:
-    """Ask the policy for next steps of `node`'s path; parse each with the world.
-
-    Returns (step, StepCheck, tokens) for distinct proposals, in the order generated.
-    """
-    steps = tree.steps(node)
-    (out,) = yield Generate((policy_prompt(question.text, steps),), params)
-    seen: dict[str, int] = {}
-    proposals = []
-    for completion in out.completions:
-        step = first_line(completion.text)
-        if step in seen:
-            proposals[seen[step]][2] += completion.num_tokens
-            continue
-        seen[step] = len(proposals)
-        proposals.append([step, world.check_step(question, steps, step), completion.num_tokens])
-    return [tuple(p) for p in proposals]
-
-
-def first_line(text: str) -> str:
-    """A proposed step: the completion up to and including its first newline."""
-    cut = text.find("\n")
-    return text if cut < 0 else text[: cut + 1]
-
-
 def expand(
     tree: Tree,
     node: Node,
@@ -147,35 +121,17 @@ def expand(
     self_critic: bool = True,
     widen: bool = True,
 ) -> SearchGen:
-    """Thought expansion: add the proposed children of `node` (steps it already has are
-    not added twice), score the new legal ones with the value model in one request.
-    Illegal steps become exhausted children of value 0. A node that yields nothing new and
-    legal is exhausted."""
-    proposals = yield from propose_steps(tree, node, world, question, params)
-    node.expanded = True
-    existing = {c.step: c for c in tree.children(node)}
-    children = []
-    for step, check, tokens in proposals:
-        if step in existing:  # proposed before (widening): nothing new
-            existing[step].tokens += tokens
-            continue
-        child = tree.add_child(
-            node, step, legal=check.legal, terminal=check.legal and check.finished,
-            answer=check.answer if check.legal else None, tokens=tokens,
-        )
-        if not check.legal:
-            child.info["error"] = check.error
-            child.exhausted = True
-        children.append(child)
+    """Thought expansion: ask the policy for next steps of `node`'s path, add the new
+    distinct ones as children (`steps.expand_node`), and score the new legal children with
+    the value model in one request. A node that yields nothing new and legal is exhausted."""
+    (out,) = yield Generate((policy_prompt(question.text, tree.steps(node)),), params)
+    children = expand_node(tree, node, out.completions, world, question, self_critic)
     legal = [c for c in children if c.legal]
     if legal:
         values = yield Score(tuple((question.text, tree.steps(c)) for c in legal))
         for child, value in zip(legal, values):
             child.prm_score = child.value = float(value)
-    for child in children:
-        if critic_says_end(child, self_critic):
-            child.exhausted = True  # a finished path has nothing below it
-    if not any(c.legal for c in children):
+    else:
         mark_exhausted(tree, node, propagate=not widen)  # nothing new and legal: spent
     return children
 
