@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from _common import ROOT  # noqa: F401  (puts src/ on the path)
 
 from rest_mcts.backends import HFPolicyBackend, SamplingParams
 from rest_mcts.models import (

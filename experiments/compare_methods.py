@@ -88,7 +88,8 @@ def main() -> None:
         "with a fresh regression head."
     )
     print(note + "\n\n" + table)
-    out = ROOT / "experiments" / "results" / "compare_methods.md"
+    suffix = "" if args.seed == 0 and not args.overrides else f"_seed{args.seed}"
+    out = ROOT / "experiments" / "results" / f"compare_methods{suffix}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         "# compare_methods\n\n`python experiments/compare_methods.py`\n\n"
