@@ -58,7 +58,7 @@ def test_uct_formula_and_unvisited_first():
     a, b, c = tree.children(tree.root)
     assert uct(a, 5, 0.4) == pytest.approx(0.5 + 0.4 * math.sqrt(math.log(5) / 4))
     assert uct(c, 5, 0.4) == math.inf
-    assert select(tree, 0.4) is c
+    assert select(tree, 0.4, widen=False) is c
 
 
 @pytest.mark.parametrize("c", [0.0, 0.4, 2.0])
@@ -66,18 +66,33 @@ def test_selection_picks_the_uct_maximum(c):
     tree = hand_tree([(0.6, 10), (0.3, 1), (0.5, 3)])
     kids = tree.children(tree.root)
     expected = max(kids, key=lambda k: uct(k, tree.root.visits, c))
-    assert select(tree, c) is expected
+    assert select(tree, c, widen=False) is expected
     if c == 0.0:
         assert expected is kids[0]  # pure exploitation
     if c == 2.0:
         assert expected is kids[1]  # the rarely visited child
 
 
+def test_progressive_widening_schedule():
+    tree = hand_tree([(0.5, 1), (0.4, 1)])
+    tree.root.info["expansions"] = 1
+    tree.root.visits = 2
+    assert select(tree, 0.4, widen=True, branch=3) is not tree.root
+    tree.root.visits = 3  # b * e^2 with b = 3, e = 1
+    assert select(tree, 0.4, widen=True, branch=3) is tree.root
+    tree.root.info["expansions"] = 2
+    assert select(tree, 0.4, widen=True, branch=3) is not tree.root  # next at 12 visits
+    tree.root.visits = 12
+    assert select(tree, 0.4, widen=True, branch=3) is tree.root
+    tree.root.info["saturated"] = True
+    assert select(tree, 0.4, widen=True, branch=3) is not tree.root
+
+
 def test_selection_skips_exhausted_children_and_returns_none_when_all_spent():
     tree = hand_tree([(0.9, 1), (0.1, 1)])
     first, second = tree.children(tree.root)
     first.exhausted = True
-    assert select(tree, 0.4) is second
+    assert select(tree, 0.4, widen=False) is second
     second.exhausted = True
     assert select(tree, 0.4, widen=True) is tree.root  # widen: sample more first steps
     assert select(tree, 0.4, widen=False) is None  # the paper: expanded once, now spent
@@ -157,9 +172,12 @@ def test_search_runs_all_iterations_below_end_gate():
     assert not res.info["stopped_at_end_gate"]
     assert res.info["iterations"] == 3
     assert res.steps == (GOOD1, GOOD2) and res.value == pytest.approx(0.85)
-    # widening asks spent nodes for more (GOOD1, BAD1, the root): nothing new comes
+    # widening asks spent nodes for more (GOOD1, BAD1, the root) until several sampled
+    # batches in a row bring nothing new; then the tree is spent before T
     widened = run(policy, scorer, iterations=50, rollout_steps=0, widen=True)
-    assert widened.info["iterations"] == 6 and widened.steps == (GOOD1, GOOD2)
+    assert 3 < widened.info["iterations"] < 50 and widened.steps == (GOOD1, GOOD2)
+    greedy = run(policy, scorer, iterations=50, rollout_steps=0, widen=True, temperature=0.0)
+    assert greedy.info["iterations"] < widened.info["iterations"]  # greedy: one retry is enough
 
 
 def test_widening_finds_steps_a_single_expansion_missed():
@@ -192,8 +210,10 @@ def test_dead_ends_are_not_selected_again():
     assert calls == [0, 1]
     calls.clear()
     widened = run(policy, value_table({}), iterations=50, rollout_steps=0, branch=2)
-    assert calls == [0, 1, 1, 0]  # BAD1 and the root asked once more; the illegal step never
-    assert widened.info["iterations"] == 4
+    assert set(calls) == {0, 1}  # the root and BAD1 asked again; the illegal step never
+    assert widened.info["iterations"] == len(calls) < 50
+    tree = Tree.from_dict(widened.tree)
+    assert not next(n for n in tree.nodes if n.step == ILLEGAL1).expanded
     illegal = next(n for n in tree.nodes if n.step == ILLEGAL1)
     assert not illegal.legal and illegal.exhausted and illegal.prm_score is None
     assert not res.finished or res.answer == "15"

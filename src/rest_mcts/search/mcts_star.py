@@ -41,6 +41,10 @@ from rest_mcts.search.tree import Node, Tree
 from rest_mcts.worlds.base import Question, World
 
 ANSWER_SELECTIONS = ("best_leaf", "value_vote")
+# With widening, a node is taken as saturated after this many sampled expansions in a row
+# that brought no new legal step (one unlucky batch of samples is not enough to give up on
+# it); after one, when its steps are proposed greedily (the same ones would come again).
+FRUITLESS_LIMIT = 4
 
 
 def uct(child: Node, parent_visits: int, exploration_constant: float) -> float:
@@ -69,26 +73,39 @@ def visit_weighted_value(children: Sequence[Node]) -> float | None:
 
 
 # ---------------------------------------------------------------------------- phases
-def select(tree: Tree, exploration_constant: float, widen: bool = True) -> Node | None:
+def select(
+    tree: Tree, exploration_constant: float, widen: bool = True, branch: int = 3
+) -> Node | None:
     """Selection: from the root, follow the UCT-best non-exhausted child until a node that
-    has not been expanded.
+    has not been expanded, or (with `widen`) a node due for another expansion.
 
-    A node whose children are all exhausted (dead ends, finished paths) is returned for
-    another expansion when `widen` is on (progressive widening: b more samples, kept only if
-    new); otherwise it is marked exhausted and selection restarts. Returns None when the
-    whole tree is exhausted.
+    Progressive widening: an expanded node is expanded again (b more samples, kept only
+    where new) when all its children are spent, or when its visits reach b * e^2 after e
+    expansions, so that a node whose first b samples were all poor gets more chances as the
+    search keeps coming back to it. Without `widen` each node is expanded once (the paper);
+    a node whose children are all spent is then exhausted and selection restarts. Returns
+    None when the whole tree is exhausted.
     """
     while not tree.root.exhausted:
         node = tree.root
         while node.expanded:
             options = [c for c in tree.children(node) if not c.exhausted]
+            if widen and (not options or due_for_widening(node, branch)):
+                return node
             if not options:
                 break
             node = max(options, key=lambda c: (uct(c, node.visits, exploration_constant), c.value))
-        if not node.expanded or widen:
+        if not node.expanded:
             return node
         mark_exhausted(tree, node)
     return None
+
+
+def due_for_widening(node: Node, branch: int) -> bool:
+    """Progressive widening schedule: expansion e + 1 once visits >= b * e^2 (never again
+    once the node is saturated: FRUITLESS_LIMIT expansions brought nothing new)."""
+    expansions = node.info.get("expansions", 1)
+    return not node.info.get("saturated") and node.visits >= branch * expansions**2
 
 
 def mark_exhausted(tree: Tree, node: Node, propagate: bool = True) -> None:
@@ -125,14 +142,21 @@ def expand(
     distinct ones as children (`steps.expand_node`), and score the new legal children with
     the value model in one request. A node that yields nothing new and legal is exhausted."""
     (out,) = yield Generate((policy_prompt(question.text, tree.steps(node)),), params)
+    node.info["expansions"] = node.info.get("expansions", 0) + 1
     children = expand_node(tree, node, out.completions, world, question, self_critic)
     legal = [c for c in children if c.legal]
     if legal:
+        node.info["fruitless"] = 0
         values = yield Score(tuple((question.text, tree.steps(c)) for c in legal))
         for child, value in zip(legal, values):
             child.prm_score = child.value = float(value)
-    else:
-        mark_exhausted(tree, node, propagate=not widen)  # nothing new and legal: spent
+    else:  # nothing new and legal came out
+        node.info["fruitless"] = node.info.get("fruitless", 0) + 1
+        limit = 1 if params.temperature == 0 else FRUITLESS_LIMIT
+        if not widen or node.info["fruitless"] >= limit:
+            node.info["saturated"] = True
+            if all(c.exhausted for c in tree.children(node)):
+                mark_exhausted(tree, node, propagate=not widen)  # nothing open below: spent
     return children
 
 
@@ -232,8 +256,10 @@ def mcts_star(
         self_critic: ask the critic for end of inference before expanding.
         answer_selection: `best_leaf` or `value_vote`.
         max_step_tokens: token cap for one step.
-        widen: expand a node again when all its children are spent (the paper expands each
-            node once; with a small b the tree then runs out long before T iterations).
+        widen: progressive widening: expand a node again when all its children are spent or
+            its visits reach b * e^2 after e expansions (the paper expands each node once; a
+            node whose b samples were all poor then stays stuck, and small trees run out long
+            before T iterations).
     """
     if not isinstance(question, Question):
         raise TypeError(f"mcts_star takes a Question, got {type(question).__name__}")
@@ -246,7 +272,7 @@ def mcts_star(
     done = 0
     stopped = False
     while done < iterations and not stopped:
-        leaf = select(tree, exploration_constant, widen)
+        leaf = select(tree, exploration_constant, widen, branch)
         if leaf is None:
             break  # every path explored
         if critic_says_end(leaf, self_critic) or leaf.depth >= max_depth:
