@@ -129,3 +129,41 @@ def test_bootstrap_trains_saves_logs_offline_and_reuses_its_cache(tmp_path):
     assert (policy / "model.safetensors").stat().st_mtime_ns == stamp
     again = json.loads((tmp_path / "boot2" / "metrics.json").read_text())
     assert again["eval/greedy_acc"] == metrics["eval/greedy_acc"]
+
+
+def test_search_then_train_prm_from_its_verified_trees(tmp_path, tiny_policy):
+    """stage=search labels its trees; stage=train_prm learns from them and saves the PRM."""
+    from rest_mcts.search.tree import Tree
+
+    search_dir = run_py(
+        tmp_path, "stage=search", "search=bfs", f"model.path={tiny_policy}",
+        "stage.num_problems=6", "search.max_depth=2", "prm=oracle", run_dir=tmp_path / "s",
+    )
+    trees = list((search_dir / "trees").glob("*.json"))
+    assert len(trees) == 6
+    finished = [n for t in trees for n in Tree.load(t).finished()]
+    assert all(n.correct is not None for n in finished)  # labelled by the verifier
+
+    # the untrained policy rarely finds a correct leaf: add a D_V file with real targets
+    from .test_prm_training import countdown_rows
+
+    dv = tmp_path / "dv.jsonl"
+    dv.write_text("".join(
+        json.dumps({"question": r.question, "steps": list(r.steps), "target": r.target}) + "\n"
+        for r in countdown_rows(40)
+    ))
+    out = run_py(
+        tmp_path, "stage=train_prm", f"stage.trees_dir={search_dir / 'trees'}",
+        f"stage.data_files=[{dv}]", f"model.path={tiny_policy}", "prm.epochs=1",
+        run_dir=tmp_path / "p",
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("val/mse", "val/acc@0.1", "val/oracle_acc", "val/mse_mean_baseline"):
+        assert key in metrics
+    assert (out / "prm" / "config.json").exists() and (out / "dv.jsonl").exists()
+
+    from rest_mcts.backends.hf_scorer import HFValueScorer
+
+    scorer = HFValueScorer(str(out / "prm"))
+    [value] = scorer.score([("Make 3 from 1 2", ("Step 1: 2 + 1 = 3 (left: 3)\n",))])
+    assert 0.0 <= value <= 1.0

@@ -25,6 +25,7 @@ STAGES: dict[str, str] = {
     "bootstrap": "rest_mcts.stages.bootstrap:bootstrap",
     "search": "rest_mcts.stages.search:search",
     "eval": "rest_mcts.stages.search:evaluate",
+    "train_prm": "rest_mcts.stages.train_prm:train_prm",
 }
 
 

@@ -1,0 +1,95 @@
+"""PRM regression as a LightningModule: MSE between the value head at the last real token
+and the quality value target v_k (paper, Section 3.1), with AdamW and warmup.
+
+The backbone is an `AutoModelForSequenceClassification` with one regression output, so a
+trained PRM is a standard Hugging Face checkpoint. Values are read exactly as the scorer
+reads them at search time (`backends.hf_scorer.values_at_positions`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import lightning as L
+import torch
+
+from rest_mcts.backends.hf_scorer import values_at_positions
+from rest_mcts.training.optim import adamw_with_warmup
+from rest_mcts.training.prm_data import ValueRow
+
+# oracle(question, steps) -> (target still reachable?, exact quality value)
+Oracle = Callable[[str, Sequence[str]], tuple[bool, float]]
+
+
+def value_metrics(
+    preds: Sequence[float], rows: Sequence[ValueRow], oracle: Oracle | None = None
+) -> dict[str, float]:
+    """`val/mse`, `val/acc@0.1` (share within 0.1 of the target) and, with an oracle,
+    `val/oracle_acc` (is "v > 0.5" right about reachability) and `val/oracle_mse` (error
+    against the exact quality value). Predictions are clamped to [0, 1] first, as at search."""
+    n = max(1, len(rows))
+    clamped = [min(1.0, max(0.0, p)) for p in preds]
+    out = {
+        "val/mse": sum((p - r.target) ** 2 for p, r in zip(clamped, rows)) / n,
+        "val/acc@0.1": sum(abs(p - r.target) <= 0.1 for p, r in zip(clamped, rows)) / n,
+    }
+    if oracle is not None:
+        truth = [oracle(r.question, r.steps) for r in rows]
+        out["val/oracle_acc"] = sum((p > 0.5) == ok for p, (ok, _) in zip(clamped, truth)) / n
+        out["val/oracle_mse"] = sum((p - v) ** 2 for p, (_, v) in zip(clamped, truth)) / n
+    return out
+
+
+class PRMRegressionModule(L.LightningModule):
+    """Trains the value model on D_V; logs train/loss and the validation metrics above."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        lr: float = 1e-5,
+        weight_decay: float = 0.0,
+        warmup_ratio: float = 0.03,
+        min_lr_ratio: float = 0.1,
+        val_rows: Sequence[ValueRow] = (),
+        oracle: Oracle | None = None,
+    ):
+        super().__init__()
+        self.model = model.train()
+        self.val_rows = list(val_rows)
+        self.oracle = oracle
+        self._val_preds: list[float] = []
+        self.save_hyperparameters(ignore=["model", "val_rows", "oracle"])
+
+    def forward(self, input_ids, attention_mask, positions) -> torch.Tensor:
+        return values_at_positions(self.model, input_ids, attention_mask, positions)
+
+    def _values(self, batch) -> torch.Tensor:
+        return self(batch["input_ids"], batch["attention_mask"], batch["positions"])
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = torch.nn.functional.mse_loss(self._values(batch), batch["targets"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["targets"]))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_preds = []
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._val_preds += self._values(batch).tolist()
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking or len(self._val_preds) != len(self.val_rows):
+            return
+        for key, value in value_metrics(self._val_preds, self.val_rows, self.oracle).items():
+            self.log(key, value, prog_bar=key == "val/mse")
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        return adamw_with_warmup(
+            self.model,
+            lr=hp.lr,
+            weight_decay=hp.weight_decay,
+            warmup_ratio=hp.warmup_ratio,
+            total_steps=self.trainer.estimated_stepping_batches,
+            min_lr_ratio=hp.min_lr_ratio,
+        )
