@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import lightning as L
 import torch
 
 
@@ -38,3 +39,19 @@ def adamw_with_warmup(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class WarmupAdamWModule(L.LightningModule):
+    """Base for modules that wrap a Hugging Face model as ``self.model`` and save the
+    hyperparameters ``lr``, ``weight_decay``, ``warmup_ratio`` and ``min_lr_ratio``."""
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        return adamw_with_warmup(
+            self.model,
+            lr=hp.lr,
+            weight_decay=hp.weight_decay,
+            warmup_ratio=hp.warmup_ratio,
+            total_steps=self.trainer.estimated_stepping_batches,
+            min_lr_ratio=hp.min_lr_ratio,
+        )

@@ -6,13 +6,12 @@ policy on the correct traces D_G of the self-training loop.
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 
-from rest_mcts.training.optim import adamw_with_warmup
+from rest_mcts.training.optim import WarmupAdamWModule
 
 
-class PolicySFTModule(L.LightningModule):
+class PolicySFTModule(WarmupAdamWModule):
     """Wraps a Hugging Face causal LM; labels of prompt and padding tokens are -100."""
 
     def __init__(
@@ -41,14 +40,3 @@ class PolicySFTModule(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         loss = self._loss(batch)
         self.log("val/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        return adamw_with_warmup(
-            self.model,
-            lr=hp.lr,
-            weight_decay=hp.weight_decay,
-            warmup_ratio=hp.warmup_ratio,
-            total_steps=self.trainer.estimated_stepping_batches,
-            min_lr_ratio=hp.min_lr_ratio,
-        )

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-import lightning as L
 import torch
 
 from rest_mcts.backends.hf_scorer import values_at_positions
-from rest_mcts.training.optim import adamw_with_warmup
+from rest_mcts.training.optim import WarmupAdamWModule
 from rest_mcts.training.prm_data import ValueRow
 
 # oracle(question, steps) -> (target still reachable?, exact quality value)
@@ -40,7 +39,7 @@ def value_metrics(
     return out
 
 
-class PRMRegressionModule(L.LightningModule):
+class PRMRegressionModule(WarmupAdamWModule):
     """Trains the value model on D_V; logs train/loss and the validation metrics above."""
 
     def __init__(
@@ -82,14 +81,3 @@ class PRMRegressionModule(L.LightningModule):
             return
         for key, value in value_metrics(self._val_preds, self.val_rows, self.oracle).items():
             self.log(key, value, prog_bar=key == "val/mse")
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        return adamw_with_warmup(
-            self.model,
-            lr=hp.lr,
-            weight_decay=hp.weight_decay,
-            warmup_ratio=hp.warmup_ratio,
-            total_steps=self.trainer.estimated_stepping_batches,
-            min_lr_ratio=hp.min_lr_ratio,
-        )

@@ -90,11 +90,10 @@ class ValueDataset(Dataset):
     def __init__(self, rows: Sequence[ValueRow], tokenizer, max_length: int):
         texts = [prm_input(r.question, r.steps) for r in rows]
         ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
-        self.items = [
-            (list(i), r.target) for i, r in zip(ids, rows) if len(i) <= max_length
-        ]
-        self.dropped = len(rows) - len(self.items)
-        self.rows = [r for i, r in zip(ids, rows) if len(i) <= max_length]
+        kept = [(list(i), r) for i, r in zip(ids, rows) if len(i) <= max_length]
+        self.items = [(i, r.target) for i, r in kept]
+        self.rows = [r for _, r in kept]  # aligned with items (validation metrics use them)
+        self.dropped = len(rows) - len(kept)
 
     def __len__(self) -> int:
         return len(self.items)
