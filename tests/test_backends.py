@@ -367,3 +367,21 @@ def test_value_scorer_loads_from_path(value_model, tokenizer, tmp_path: Path) ->
     loaded = HFValueScorer(str(tmp_path / "prm"))
     in_memory = HFValueScorer(model=model, tokenizer=tokenizer)
     assert loaded.score(ITEMS) == pytest.approx(in_memory.score(ITEMS), abs=1e-6)
+
+
+@pytest.mark.parametrize("stop", [(), ("\n",), ("= ",)])
+def test_compact_decoder_matches_generate_greedy(chatty_policy, tokenizer, stop) -> None:
+    """The own decode loop (finished rows leave the batch) writes what model.generate writes."""
+    params = SamplingParams(n=2, temperature=0.0, max_new_tokens=30, stop=stop)
+    compact = HFPolicyBackend(model=chatty_policy, tokenizer=tokenizer, decoder="compact")
+    reference = HFPolicyBackend(model=chatty_policy, tokenizer=tokenizer, decoder="generate")
+    got, want = compact.generate(PROMPTS, params), reference.generate(PROMPTS, params)
+    assert _texts(got) == _texts(want)
+    assert [[c.finish_reason for c in o.completions] for o in got] == [
+        [c.finish_reason for c in o.completions] for o in want
+    ]
+
+
+def test_compact_decoder_rejects_unknown_decoder(chatty_policy, tokenizer) -> None:
+    with pytest.raises(ValueError, match="decoder"):
+        HFPolicyBackend(model=chatty_policy, tokenizer=tokenizer, decoder="fast")

@@ -352,3 +352,30 @@ def test_engine_with_the_hf_backend_on_a_tiny_model():
     assert policy_prompt(questions[0].text) == questions[0].text + "\n"
     _, _, again = run_once()
     assert {k: r.tree for k, r in again.items()} == {k: r.tree for k, r in results.items()}
+
+
+# ---------------------------------------------------------------------------- value memo
+def repeat_score_search(key: str):
+    """Scores [a, a, b], then [b, c]: with the memo only a, b, then c reach the scorer."""
+    first = yield Score(((key, ("a",)), (key, ("a",)), (key, ("b",))))
+    second = yield Score(((key, ("b",)), (key, ("c",))))
+    return SearchResult(answer=key, info={"values": [first, second]})
+
+
+@pytest.mark.parametrize("cache_values", [True, False])
+def test_value_memo_scores_each_item_once_per_question(cache_values):
+    value = {("a",): 0.1, ("b",): 0.2, ("c",): 0.3}
+    scorer = FakeScorer(lambda q, s: value[s] + (0.5 if q == "q1" else 0.0))
+    eng = engine(scorer=scorer, cache_values=cache_values)
+    results = eng.run_all([(f"q{i}", repeat_score_search(f"q{i}")) for i in range(2)])
+    for key, result in results.items():
+        bump = 0.5 if key == "q1" else 0.0
+        expected = [[0.1 + bump, 0.1 + bump, 0.2 + bump], [0.2 + bump, 0.3 + bump]]
+        assert [pytest.approx(got) for got in result.info["values"]] == expected
+        # duplicates inside one request are always scored once; across requests only
+        # without the memo
+        assert result.costs.prm_calls == (3 if cache_values else 4)
+    scored = [item for call in scorer.calls for item in call]
+    assert len(scored) == (6 if cache_values else 8)
+    assert len(set(scored)) == 6  # questions never share memo entries
+    assert eng.stats["scorer_cache_hits"] == (4 if cache_values else 2)

@@ -1,9 +1,11 @@
 """Batched generation with a Hugging Face causal LM (CPU or one GPU) behind :class:`PolicyBackend`.
 
 Prompts are tokenised once, left-padded and sent in chunks of at most ``max_batch_size``
-sequences, with one ``model.generate`` call per chunk (``num_return_sequences=n``). Stop strings
-that are exactly one token (and occur inside no other token) become extra end-of-sequence ids;
-the others go through transformers' ``stop_strings``. The outputs are cut afterwards in one pass
+sequences. Stop strings that are exactly one token (and occur inside no other token) become
+extra end-of-sequence ids; then each chunk is decoded by :func:`~rest_mcts.backends.decode.compact_decode`
+(``decoder="compact"``, the default: finished rows leave the batch) or by one
+``model.generate`` call (``decoder="generate"``, and always when a stop string spans several
+tokens, which goes through transformers' ``stop_strings``). The outputs are cut afterwards in one pass
 that does no per-token Python work.
 """
 
@@ -18,6 +20,7 @@ import torch
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from rest_mcts.backends.base import Completion, GenerationOutput, SamplingParams
+from rest_mcts.backends.decode import compact_decode
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ class HFPolicyBackend:
         dtype: str = "float32",
         max_batch_size: int = 128,
         trust_remote_code: bool = False,
+        decoder: str = "compact",
         model: PreTrainedModel | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
     ) -> None:
@@ -65,6 +69,8 @@ class HFPolicyBackend:
             dtype: ``"float32"``, ``"bfloat16"``, ``"float16"`` or ``"auto"`` (loading only).
             max_batch_size: most sequences per ``generate`` call.
             trust_remote_code: passed to ``from_pretrained``.
+            decoder: ``"compact"`` (own KV-cached loop that drops finished rows) or
+                ``"generate"`` (transformers' ``model.generate``).
             model: an already loaded causal LM (tests, the training loop).
             tokenizer: an already loaded tokenizer.
         """
@@ -72,6 +78,9 @@ class HFPolicyBackend:
 
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if decoder not in ("compact", "generate"):
+            raise ValueError(f"decoder must be 'compact' or 'generate', got {decoder!r}")
+        self.decoder = decoder
         if model is None or tokenizer is None:
             if model_path is None:
                 raise ValueError("HFPolicyBackend needs model_path or both model and tokenizer")
@@ -128,7 +137,7 @@ class HFPolicyBackend:
         try:
             with torch.inference_mode(), self._seeded(params.seed):
                 for indices, n in _chunks(len(prompts), samples, self.max_batch_size):
-                    rows = self._generate_chunk([prompt_ids[i] for i in indices], n, config)
+                    rows = self._generate_chunk([prompt_ids[i] for i in indices], n, config, params)
                     finished = self._finish(rows, params, stop_ids, bool(slow_stops))
                     for offset, index in enumerate(indices):
                         completions[index].extend(finished[offset * n : (offset + 1) * n])
@@ -144,15 +153,30 @@ class HFPolicyBackend:
         return outputs
 
     def _generate_chunk(
-        self, prompt_ids: list[list[int]], n: int, config: GenerationConfig
+        self, prompt_ids: list[list[int]], n: int, config: GenerationConfig, params: SamplingParams
     ) -> torch.Tensor:
-        """One ``generate`` call; returns the generated tokens only, shape (prompts * n, T)."""
+        """Decode one chunk; returns the generated tokens only, shape (prompts * n, T)."""
         width = max(len(ids) for ids in prompt_ids)
         input_ids = torch.full((len(prompt_ids), width), self._pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
         for row, ids in enumerate(prompt_ids):
             input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
             attention_mask[row, width - len(ids) :] = 1
+        if self.decoder == "compact":
+            return compact_decode(
+                self.model,
+                input_ids.to(self.device),
+                attention_mask.to(self.device),
+                n=n,
+                max_new_tokens=params.max_new_tokens,
+                end_ids=list(config.eos_token_id or []),
+                pad_id=self._pad_id,
+                greedy=params.greedy,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                stop_strings=config.stop_strings or (),
+                decode=self._decode_rows,
+            )
         config.num_return_sequences = n
         extra = {"tokenizer": self.tokenizer} if config.stop_strings else {}
         sequences = self.model.generate(
@@ -162,6 +186,9 @@ class HFPolicyBackend:
             **extra,
         )
         return sequences[:, width:]
+
+    def _decode_rows(self, rows: list[list[int]]) -> list[str]:
+        return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
     def _finish(
         self,

@@ -13,6 +13,11 @@ and in each *round* it
 4. yields the :class:`SearchResult` of every search that returned, and pulls new jobs from
    the (lazily consumed) job iterable into the freed slots.
 
+A value model is a deterministic function of (question, partial solution), so with
+``cache_values`` (default) each question keeps a memo of the values it has been given and a
+repeated item (the same step sampled twice, a rollout retracing a path) is not scored again;
+``prm_calls`` counts the items actually scored.
+
 The costs of each question (tokens, calls, wall time) are counted here, where the calls are
 made, and written into ``result.costs``; a search method never counts anything itself.
 A question's ``wall_seconds`` runs from its first step to its return, so it includes the
@@ -52,6 +57,8 @@ class _Active:
     pending: Request | None = None
     answer: Any = None
     result: SearchResult | None = None
+    # value memo of this question: (question, steps) -> value, when the engine caches values
+    values: dict[tuple[str, tuple[str, ...]], float] = field(default_factory=dict)
 
 
 class _Stopwatch:
@@ -103,10 +110,12 @@ class SearchEngine:
         concurrency: most searches active at once.
         seed: base of the per-call sampling seeds.
         progress: show a tqdm bar counting finished questions.
+        cache_values: memoise values per question (items scored once per question).
         stats: running totals over all runs of this engine: ``total_seconds`` (engine
             time, excluding the time the caller spends between results), ``policy_seconds``
             and ``scorer_seconds`` (inside the backends), ``policy_calls``, ``scorer_calls``,
-            ``rounds``, ``questions``, ``policy_prompts``, ``scorer_items``,
+            ``rounds``, ``questions``, ``policy_prompts``, ``scorer_items`` (items scored),
+            ``scorer_cache_hits`` (items answered from the memo),
             ``policy_tokens``, ``prompt_tokens`` and
             ``overhead_share = 1 - (policy_seconds + scorer_seconds) / total_seconds``.
     """
@@ -118,6 +127,7 @@ class SearchEngine:
         concurrency: int = 64,
         seed: int = 0,
         progress: bool = True,
+        cache_values: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -126,6 +136,7 @@ class SearchEngine:
         self.concurrency = int(concurrency)
         self.seed = int(seed)
         self.progress = progress
+        self.cache_values = cache_values
         self._policy_call_index = 0
         self.stats: dict[str, float] = {
             "total_seconds": 0.0,
@@ -137,6 +148,7 @@ class SearchEngine:
             "questions": 0,
             "policy_prompts": 0,
             "scorer_items": 0,
+            "scorer_cache_hits": 0,
             "policy_tokens": 0,
             "prompt_tokens": 0,
             "overhead_share": 0.0,
@@ -335,24 +347,39 @@ class SearchEngine:
                 f"search {keys} asked to Score but the engine has no value scorer; "
                 "configure a PRM (value scorer) for this search method"
             )
-        items = [item for search in group for item in _items(search)]
-        start = time.perf_counter()
-        values = list(self.scorer.score(items))
-        self.stats["scorer_seconds"] += time.perf_counter() - start
-        self.stats["scorer_calls"] += 1
-        self.stats["scorer_items"] += len(items)
-        if len(values) != len(items):
+        # items to score: each search's distinct items that its memo does not hold
+        todo: list[tuple[str, tuple[str, ...]]] = []
+        owners: list[_Active] = []
+        for search in group:
+            if not self.cache_values:
+                search.values.clear()
+            for item in dict.fromkeys(_items(search)):
+                if item not in search.values:
+                    todo.append(item)
+                    owners.append(search)
+        values: list[float] = []
+        if todo:
+            start = time.perf_counter()
+            values = list(self.scorer.score(todo))
+            self.stats["scorer_seconds"] += time.perf_counter() - start
+            self.stats["scorer_calls"] += 1
+            self.stats["scorer_items"] += len(todo)
+        if len(values) != len(todo):
             raise SearchError(
-                f"scorer returned {len(values)} values for {len(items)} items "
+                f"scorer returned {len(values)} values for {len(todo)} items "
                 f"(searches {[search.key for search in group]})"
             )
-        offset = 0
+        scored: dict[str, int] = {}
+        for item, value, search in zip(todo, values, owners):
+            search.values[item] = float(value)
+            scored[search.key] = scored.get(search.key, 0) + 1
         for search in group:
-            count = len(_items(search))
-            search.answer = [float(v) for v in values[offset : offset + count]]
-            offset += count
-            search.costs.scorer_calls += 1
-            search.costs.prm_calls += count
+            items = _items(search)
+            search.answer = [search.values[item] for item in items]
+            self.stats["scorer_cache_hits"] += len(items) - scored.get(search.key, 0)
+            if scored.get(search.key):
+                search.costs.scorer_calls += 1
+                search.costs.prm_calls += scored[search.key]
 
     # ------------------------------------------------------------------ helpers
     def _next_seed(self) -> int:

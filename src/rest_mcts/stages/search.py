@@ -67,7 +67,10 @@ def run_search_stage(cfg: DictConfig) -> dict[str, float]:
     policy_path = resolve_policy_path(cfg)
     policy = build_policy_backend(cfg, policy_path)
     scorer = build_scorer(cfg, policy_path, world) if needs_scorer(cfg.search.name) else None
-    engine = SearchEngine(policy, scorer, concurrency=cfg.stage.concurrency, seed=cfg.seed)
+    engine = SearchEngine(
+        policy, scorer, concurrency=cfg.stage.concurrency, seed=cfg.seed,
+        cache_values=cfg.stage.get("cache_values", True),
+    )
 
     by_id = {p.id: p for p in todo}
     jobs = ((p.id, search_fn(p.question)) for p in todo)
