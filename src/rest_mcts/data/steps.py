@@ -72,8 +72,9 @@ def split_sentences(text: str) -> list[str]:
 def solution_steps(
     solution: str, gold: str | None = None, sentences: bool = True
 ) -> tuple[str, ...]:
-    """A reference solution as ``Step k:`` lines; a final ``The answer is <gold>`` step is
-    added when the solution states no final answer that the extractor finds.
+    """A reference solution as ``Step k:`` lines. Everything from the first sentence that
+    states a final answer on is one last step; a final ``The answer is <gold>`` step is added
+    when the solution states no final answer that the extractor finds.
 
     Args:
         solution: the reference solution text.
@@ -86,6 +87,11 @@ def solution_steps(
     else:
         sentences_ = [" ".join(line.split()) for line in solution.splitlines() if line.strip()]
     pieces = sentences_
+    # One final step: from the first piece that states an answer to the end (a solution
+    # may box its answer mid-way and add remarks; nothing may follow a finished step).
+    first = next((i for i, p in enumerate(pieces) if extract_final_answer(p) is not None), None)
+    if first is not None and first < len(pieces) - 1:
+        pieces = pieces[:first] + [" ".join(pieces[first:])]
     if gold is not None and (not pieces or extract_final_answer(pieces[-1]) is None):
         pieces.append(f"The answer is {gold}")
     return tuple(format_step(k, s) for k, s in enumerate(pieces, start=1))
