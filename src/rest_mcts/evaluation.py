@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from rest_mcts.backends.base import Completion, PolicyBackend, SamplingParams
-from rest_mcts.prompts import policy_prompt
+from rest_mcts.prompts import policy_prompt, prompt_format
 from rest_mcts.search.baselines import judge_solution as judge_path
 from rest_mcts.worlds.base import Problem, World
 
@@ -50,7 +50,7 @@ def evaluate_policy(
     ``eval/sample_acc`` (mean over samples), ``eval/sample_legal_step_rate``,
     ``eval/pass@N`` (some sample correct), ``eval/greedy_tokens_per_question``.
     """
-    prompts = [policy_prompt(p.question.text) for p in problems]
+    prompts = [policy_prompt(p.question.text, (), prompt_format(world)) for p in problems]
     greedy = backend.generate(prompts, SamplingParams(n=1, max_new_tokens=max_new_tokens))
     sampled = backend.generate(
         prompts,

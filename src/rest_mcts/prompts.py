@@ -6,16 +6,27 @@ policy sees at training time exactly what it sees at search time, and the PRM li
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 
-def policy_prompt(question: str, steps: Sequence[str] = ()) -> str:
+def policy_prompt(question: str, steps: Sequence[str] = (), fmt: Any = None) -> str:
     """Prompt for the policy: the question on its own line, then the steps so far.
 
     Each step is one line ending in a newline, so the next step is generated from the start
     of a fresh line and a step ends at the newline stop string.
+
+    With ``fmt`` (a world's :class:`~rest_mcts.prompting.PromptFormat`, see
+    :func:`prompt_format`), the prompt is the format's instead: the paper's templates through
+    the model's chat template (natural-language worlds). Countdown has none: plain format.
     """
+    if fmt is not None:
+        return fmt.policy_prompt(question, steps)
     return question.rstrip("\n") + "\n" + "".join(_as_line(s) for s in steps)
+
+
+def prompt_format(world: Any) -> Any:
+    """The world's prompt format (``world.prompt_format``), or None for the plain format."""
+    return getattr(world, "prompt_format", None)
 
 
 def prm_input(question: str, steps: Sequence[str]) -> str:

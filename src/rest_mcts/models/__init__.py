@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "build_char_tokenizer": "tokenizer",
+    "build_byte_tokenizer": "tokenizer",
+    "build_tiny_chat_model": "tiny_chat",
     "build_tiny_causal_lm": "factory",
     "build_tiny_value_model": "factory",
     "value_model_from_causal_lm": "factory",
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
         save_model,
         value_model_from_causal_lm,
     )
-    from rest_mcts.models.tokenizer import build_char_tokenizer
+    from rest_mcts.models.tiny_chat import build_tiny_chat_model
+    from rest_mcts.models.tokenizer import build_byte_tokenizer, build_char_tokenizer
 
 
 def __getattr__(name: str) -> Any:

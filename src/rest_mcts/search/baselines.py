@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Generator, Sequence
 
 from rest_mcts.backends.base import Completion, SamplingParams
-from rest_mcts.prompts import policy_prompt, split_steps
+from rest_mcts.prompts import policy_prompt, prompt_format, split_steps
 from rest_mcts.search.requests import (
     Answer,
     Generate,
@@ -152,7 +152,7 @@ def _sample_paths(
     params = SamplingParams(
         n=n, temperature=temperature, max_new_tokens=max_new_tokens, stop=()
     )
-    outputs = yield Generate((policy_prompt(question.text),), params)
+    outputs = yield Generate((policy_prompt(question.text, (), prompt_format(world)),), params)
     return [judge_solution(question, world, c) for c in outputs[0].completions]
 
 
@@ -392,7 +392,8 @@ def _bfs(
     frontier = [tree.root]
     depth = 0
     while frontier and depth < max_depth:
-        prompts = tuple(policy_prompt(question.text, tree.steps(node)) for node in frontier)
+        fmt = prompt_format(world)
+        prompts = tuple(policy_prompt(question.text, tree.steps(node), fmt) for node in frontier)
         outputs = yield Generate(prompts, params)
         new_nodes: list[Node] = []
         for parent, output in zip(frontier, outputs):

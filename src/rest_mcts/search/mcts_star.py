@@ -34,7 +34,7 @@ from collections import defaultdict
 from typing import Sequence
 
 from rest_mcts.backends.base import SamplingParams
-from rest_mcts.prompts import first_line, policy_prompt
+from rest_mcts.prompts import first_line, policy_prompt, prompt_format
 from rest_mcts.search.requests import Generate, Score, SearchGen, SearchResult, step_params
 from rest_mcts.search.steps import expand_node
 from rest_mcts.search.tree import Node, Tree
@@ -141,7 +141,9 @@ def expand(
     """Thought expansion: ask the policy for next steps of `node`'s path, add the new
     distinct ones as children (`steps.expand_node`), and score the new legal children with
     the value model in one request. A node that yields nothing new and legal is exhausted."""
-    (out,) = yield Generate((policy_prompt(question.text, tree.steps(node)),), params)
+    (out,) = yield Generate(
+        (policy_prompt(question.text, tree.steps(node), prompt_format(world)),), params
+    )
     node.info["expansions"] = node.info.get("expansions", 0) + 1
     children = expand_node(tree, node, out.completions, world, question, self_critic)
     legal = [c for c in children if c.legal]
@@ -173,7 +175,7 @@ def greedy_rollout(
     steps = list(tree.steps(node))
     v_max = 0.0
     for _ in range(rollout_steps):
-        (out,) = yield Generate((policy_prompt(question.text, steps),), params)
+        (out,) = yield Generate((policy_prompt(question.text, steps, prompt_format(world)),), params)
         legal = []
         for completion in out.completions:
             step = first_line(completion.text)

@@ -68,9 +68,11 @@ def build_scorer(cfg: DictConfig, policy_path: str | Path, world):
         return instantiate(node, "prm.scorer", model_path=str(cfg.prm.path))
     from rest_mcts.models.factory import load_tokenizer, value_model_from_causal_lm
 
-    log.warning("prm.path is unset: scoring with an UNTRAINED value head on the policy backbone")
-    model = value_model_from_causal_lm(str(policy_path), seed=cfg.seed)
-    tokenizer = load_tokenizer(str(policy_path))
+    # prm.backbone (a 7B model config's PRM backbone, e.g. Mistral-7B) or else the policy.
+    backbone = cfg.prm.get("backbone") or policy_path
+    log.warning("prm.path is unset: scoring with an UNTRAINED value head on %s", backbone)
+    model = value_model_from_causal_lm(str(backbone), seed=cfg.seed)
+    tokenizer = load_tokenizer(str(backbone))
     return instantiate(node, "prm.scorer", model=model, tokenizer=tokenizer)
 
 

@@ -1,0 +1,77 @@
+"""Rows of a local dataset file, each with a location for error messages.
+
+Formats by suffix: ``.jsonl`` (one JSON object per line; blank lines skipped; location
+``file:line``), ``.json`` (a list of objects, or ``{"data": [...]}``; location ``file:item``)
+and ``.parquet`` (needs ``pyarrow``; location ``file:row``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+from rest_mcts.data.records import DatasetError
+
+Row = tuple[str, dict]
+"""``(location, row)``: where the row is (``path:line``) and its fields."""
+
+
+def read_rows(path: str | Path) -> Iterator[Row]:
+    """Yield ``(location, row)`` for every row of a local dataset file.
+
+    Raises:
+        DatasetError: the file is missing, has an unknown suffix, or a row is not a JSON
+            object (the message names the file and line).
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise DatasetError(f"{path}: dataset file not found")
+    suffix = file.suffix.lower()
+    if suffix == ".jsonl":
+        yield from _jsonl(file)
+    elif suffix == ".json":
+        yield from _json(file)
+    elif suffix == ".parquet":
+        yield from _parquet(file)
+    else:
+        raise DatasetError(f"{path}: unknown dataset format {suffix!r} (use .jsonl, .json or .parquet)")
+
+
+def _jsonl(file: Path) -> Iterator[Row]:
+    with file.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DatasetError(f"{file}:{number}: invalid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise DatasetError(f"{file}:{number}: expected a JSON object, got {type(row).__name__}")
+            yield f"{file}:{number}", row
+
+
+def _json(file: Path) -> Iterator[Row]:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{file}:{err.lineno}: invalid JSON ({err.msg})") from None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        raise DatasetError(f"{file}: expected a JSON list of objects")
+    for index, row in enumerate(data):
+        if not isinstance(row, dict):
+            raise DatasetError(f"{file}:item {index}: expected a JSON object")
+        yield f"{file}:item {index}", row
+
+
+def _parquet(file: Path) -> Iterator[Row]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DatasetError(f"{file}: reading parquet needs pyarrow (pip install pyarrow)") from None
+    table = pq.read_table(file)
+    for index, row in enumerate(table.to_pylist()):
+        yield f"{file}:row {index + 1}", row

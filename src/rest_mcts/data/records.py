@@ -1,0 +1,62 @@
+"""The one problem record every dataset is normalised to, and the error for bad rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rest_mcts.answers.check import ANSWER_TYPES
+from rest_mcts.config import ConfigError
+from rest_mcts.worlds.base import Problem, Question
+
+
+class DatasetError(ConfigError):
+    """A dataset file or row is malformed; the message starts with ``<file>:<line>:``.
+
+    A :class:`~rest_mcts.config.ConfigError`, so ``run.py`` reports it in one line
+    (``error: ...``, exit status 2) before any search starts.
+    """
+
+
+class NoGoldAnswer(DatasetError):
+    """A well-formed row whose gold answer cannot be found (e.g. an empty ``\\boxed{}``);
+    skipped with a warning when the data config sets ``skip_no_gold: true``."""
+
+
+@dataclass(frozen=True)
+class ProblemRecord:
+    """One normalised problem.
+
+    Attributes:
+        id: unique within the dataset; only ``[A-Za-z0-9._-]`` (it names files).
+        question: the question text shown to the policy (choices included for multiple choice).
+        gold: the gold final answer.
+        answer_type: how answers are compared (one of ``rest_mcts.answers.ANSWER_TYPES``).
+        reference_steps: a reference solution split into steps (may be empty).
+        source: where the row came from (``file:line`` or ``hub_id[split] row i``).
+    """
+
+    id: str
+    question: str
+    gold: str
+    answer_type: str
+    reference_steps: tuple[str, ...] = field(default=())
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"{self.source}: " if self.source else ""
+        if not self.id:
+            raise ValueError(f"{where}empty id")
+        if not self.question or not self.question.strip():
+            raise ValueError(f"{where}empty question")
+        if self.gold is None or not str(self.gold).strip():
+            raise ValueError(f"{where}empty gold answer")
+        if self.answer_type not in ANSWER_TYPES:
+            raise ValueError(f"{where}answer_type must be one of {ANSWER_TYPES}")
+
+    def to_problem(self) -> Problem:
+        """The :class:`~rest_mcts.worlds.base.Problem` (gold kept out of the Question)."""
+        return Problem(
+            question=Question(id=self.id, text=self.question),
+            gold=self.gold,
+            reference_steps=self.reference_steps,
+        )

@@ -1,0 +1,119 @@
+"""Config groups for real tasks: model configs name the paper's checkpoints; data configs
+compose; `run.py stage=search` runs end to end on MATH and GSM8K with a tiny chat model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import CONF, ROOT
+
+FIXTURES = ROOT / "tests" / "fixtures"
+
+PAPER = {
+    "mistral7b": ("meta-math/MetaMath-Mistral-7B", "meta-math/MetaMath-Mistral-7B", False),
+    "llama3_8b_instruct": ("meta-llama/Meta-Llama-3-8B-Instruct", "meta-math/MetaMath-Mistral-7B", False),
+    "sciglm6b": ("zd21/SciGLM-6B", "THUDM/chatglm3-6b", True),
+    "qwen25_math_7b_instruct": ("Qwen/Qwen2.5-Math-7B-Instruct", "Qwen/Qwen2.5-Math-7B-Instruct", False),
+    "qwen25_math_1_5b_instruct": ("Qwen/Qwen2.5-Math-1.5B-Instruct", "Qwen/Qwen2.5-Math-1.5B-Instruct", False),
+}
+
+
+@pytest.mark.parametrize("model", sorted(PAPER))
+def test_model_configs_name_policy_and_prm_checkpoints(compose_cfg, model):
+    cfg = compose_cfg("stage=search", f"model={model}", "data=math")
+    policy, prm_backbone, remote = PAPER[model]
+    assert cfg.model.path == policy
+    assert cfg.prm.backbone == prm_backbone and cfg.prm.path is None
+    assert cfg.model.trust_remote_code is remote
+    assert cfg.backend.trust_remote_code is remote
+    assert cfg.model.dtype == "bfloat16" and cfg.model.context_length > 0
+    assert cfg.model.chat_template in (True, False)
+    assert cfg.data.world.prompts.tokenizer == policy
+
+
+def test_every_model_config_is_covered():
+    shipped = {p.stem for p in (CONF / "model").glob("*.yaml")} - {"tiny"}
+    assert shipped == set(PAPER)
+
+
+def test_cfg_job_prints_the_paper_checkpoints():
+    out = subprocess.run(
+        [sys.executable, "run.py", "stage=search", "model=mistral7b", "--cfg", "job", "--resolve"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    cfg = OmegaConf.create(out)
+    assert cfg.model.path == "meta-math/MetaMath-Mistral-7B"
+    assert cfg.prm.backbone == "meta-math/MetaMath-Mistral-7B"
+
+
+@pytest.mark.parametrize("data", ["math", "math500", "gsm8k", "sciinstruct", "scibench", "gpqa",
+                                  "ceval_hard", "text"])
+def test_data_configs_build_a_world_without_reading_data(compose_cfg, data):
+    from rest_mcts.stages.common import build_world
+
+    cfg = compose_cfg(f"data={data}", f"data.path={FIXTURES / 'math_sample.jsonl'}")
+    world = build_world(cfg)
+    assert world.name == data and world.spec.path
+    assert world.prompt_format is not None and world.spec.answer_type == cfg.data.answer_type
+
+
+def test_countdown_config_keeps_its_world(compose_cfg):
+    from rest_mcts.stages.common import build_world
+
+    assert type(build_world(compose_cfg())).__name__ == "CountdownWorld"
+
+
+# ---------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def tiny_chat_model(tmp_path_factory):
+    from rest_mcts.models.tiny_chat import build_tiny_chat_model
+
+    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-chat"), hidden_size=32)
+
+
+def _run(*args, cwd=ROOT):
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    return subprocess.run([sys.executable, "run.py", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+FAST = ["logger=null", "search.iterations=1", "search.branch=2", "search.rollout_steps=1",
+        "search.rollout_branch=1", "search.max_step_tokens=8"]
+
+
+@pytest.mark.parametrize("data", ["math", "gsm8k"])
+def test_search_runs_end_to_end_with_a_tiny_chat_model(tiny_chat_model, tmp_path, data):
+    out = tmp_path / "run"
+    result = _run("stage=search", f"model.path={tiny_chat_model}", f"data={data}",
+                  f"data.path=tests/fixtures/{data}_sample.jsonl", "data.limit=4",
+                  f"hydra.run.dir={out}", *FAST)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "results.jsonl").open()]
+    assert len(rows) == 4 and len({r["id"] for r in rows}) == 4
+    assert all(r["id"].startswith(f"{data}-") and r["gold"] for r in rows)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["search/num_questions"] == 4
+    assert len(list((out / "trees").glob("*.json"))) == 4
+
+
+def test_malformed_dataset_is_one_error_line_and_keeps_results(tiny_chat_model, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    kept = '{"id": "math-old", "correct": true}\n'
+    (out / "results.jsonl").write_text(kept)
+    bad = tmp_path / "bad.jsonl"
+    lines = (FIXTURES / "math_sample.jsonl").read_text().splitlines()[:3]
+    bad.write_text("\n".join(lines[:2] + ['{"solution": "It is $\\\\boxed{2}$."}'] + lines[2:]) + "\n")
+    result = _run("stage=search", f"model.path={tiny_chat_model}", "data=math",
+                  f"data.path={bad}", f"hydra.run.dir={out}", "data.limit=2", *FAST)
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: ") and f"{bad}:3:" in error and "missing field 'problem'" in error
+    assert (out / "results.jsonl").read_text() == kept
