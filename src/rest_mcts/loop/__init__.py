@@ -1,0 +1,1 @@
+"""The self-training loop's plumbing: resumable steps with manifests, and its report."""
