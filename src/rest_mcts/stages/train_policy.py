@@ -81,15 +81,14 @@ def train_policy_sft(
     import torch
 
     from rest_mcts.models.factory import load_causal_lm, load_tokenizer
-    from rest_mcts.training.artifacts import check_strategy_supports_lora, fit, save_trained_model
+    from rest_mcts.training.artifacts import fit, save_trained_model
     from rest_mcts.training.callbacks import GreedyAccuracyCallback
-    from rest_mcts.training.knobs import check_knobs, prepare_model
+    from rest_mcts.training.knobs import check_training_config, prepare_model
     from rest_mcts.training.policy_sft import PolicySFTModule
     from rest_mcts.training.sft_data import build_sft_data
 
     pol = cfg.policy
-    check_knobs("policy", pol)
-    check_strategy_supports_lora(cfg.trainer, "policy", pol.get("lora"))
+    check_training_config(cfg, "policy")
     start = time.time()
     out_dir = Path(out_dir)
     ckpt_dir = Path(ckpt_dir) if ckpt_dir else out_dir.parent / "checkpoints" / out_dir.name
@@ -138,6 +137,9 @@ def train_policy_sft(
 
 def train_policy(cfg: DictConfig) -> dict[str, float]:
     """stage=train_policy: greedy accuracy before, SFT on D_G, greedy accuracy after."""
+    from rest_mcts.training.knobs import check_training_config
+
+    check_training_config(cfg, "policy")
     sources: list[Any] = []
     if cfg.stage.trees_dir:
         sources += solutions_from_trees(cfg.stage.trees_dir)

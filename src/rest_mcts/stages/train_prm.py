@@ -107,13 +107,12 @@ def train_prm_model(
         and ``train/steps``.
     """
     from rest_mcts.models.factory import load_tokenizer
-    from rest_mcts.training.artifacts import check_strategy_supports_lora, fit, save_trained_model
-    from rest_mcts.training.knobs import check_knobs, prepare_model
+    from rest_mcts.training.artifacts import fit, save_trained_model
+    from rest_mcts.training.knobs import check_training_config, prepare_model
     from rest_mcts.training.prm import PRMRegressionModule, value_metrics
     from rest_mcts.training.prm_data import ValueDataModule, read_value_rows
 
-    check_knobs("prm", cfg.prm)
-    check_strategy_supports_lora(cfg.trainer, "prm", cfg.prm.get("lora"))
+    check_training_config(cfg, "prm")
     out_dir = Path(out_dir)
     ckpt_dir = Path(ckpt_dir) if ckpt_dir else out_dir.parent / "checkpoints" / out_dir.name
     rows: list[ValueRow] = []
@@ -161,8 +160,10 @@ def train_prm_model(
 
 def train_prm(cfg: DictConfig) -> dict[str, float]:
     """stage=train_prm: D_V from trees and/or files, PRM from `prm.path` or the policy."""
+    from rest_mcts.training.knobs import check_training_config
     from rest_mcts.training.prm_data import read_value_rows
 
+    check_training_config(cfg, "prm")
     out = Path(cfg.paths.output_dir)
     rows: list[ValueRow] = []
     if cfg.stage.trees_dir:

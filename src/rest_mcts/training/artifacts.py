@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from rest_mcts.config import ConfigError, instantiate
-from rest_mcts.training.knobs import check_trainer, lora_options, mergeable_model
+from rest_mcts.training.knobs import check_trainer, mergeable_model
 from rest_mcts.utils.io import write_json
 
 log = logging.getLogger(__name__)
@@ -29,20 +29,6 @@ def _sharded(trainer: Any) -> bool:
     return name == "FSDPStrategy" or (
         name == "DeepSpeedStrategy" and getattr(trainer.strategy, "zero_stage_3", False)
     )
-
-
-def check_strategy_supports_lora(cfg_trainer: DictConfig, group: str, lora: Any) -> None:
-    """LoRA with a sharded strategy cannot merge adapters on one rank: refuse it up front."""
-    if lora_options(group, lora) is None:
-        return
-    strategy = cfg_trainer.get("strategy")
-    target = str(strategy.get("_target_", "")) if isinstance(strategy, DictConfig) else str(strategy)
-    stage3 = isinstance(strategy, DictConfig) and strategy.get("stage") == 3
-    if "fsdp" in target.lower() or stage3:
-        raise ConfigError(
-            f"{group}.lora is not supported with trainer strategy '{target}' (sharded weights): "
-            "use trainer=ddp or trainer=deepspeed (ZeRO-2)"
-        )
 
 
 def fit(

@@ -34,6 +34,28 @@ LORA_DEFAULTS: dict[str, Any] = {
 TASKS = {"causal_lm": None, "value": "score"}
 
 
+def check_training_config(cfg: Any, group: str) -> None:
+    """Check the knobs of `<group>` (policy or prm) and of `trainer` before any work starts."""
+    check_knobs(group, cfg.get(group))
+    check_trainer(cfg.get("trainer"))
+    check_strategy_supports_lora(cfg.get("trainer"), group, (cfg.get(group) or {}).get("lora"))
+
+
+def check_strategy_supports_lora(trainer: Mapping | None, group: str, lora: Any) -> None:
+    """LoRA with a sharded strategy (FSDP, DeepSpeed ZeRO-3) cannot merge its adapters on
+    one rank before saving: refuse it up front."""
+    if trainer is None or lora_options(group, lora) is None:
+        return
+    strategy = trainer.get("strategy")
+    target = str(strategy.get("_target_", "")) if isinstance(strategy, Mapping) else str(strategy)
+    stage3 = isinstance(strategy, Mapping) and strategy.get("stage") == 3
+    if "fsdp" in target.lower() or stage3:
+        raise ConfigError(
+            f"{group}.lora is not supported with trainer strategy '{target}' (sharded weights): "
+            "use trainer=ddp or trainer=deepspeed (ZeRO-2)"
+        )
+
+
 def check_knobs(group: str, node: Mapping | None) -> None:
     """Validate ``<group>.gradient_checkpointing`` and ``<group>.lora``; one-line ConfigError."""
     if node is None:
