@@ -159,3 +159,18 @@ def test_training_reads_the_value_where_the_scorer_reads_it(padding_side):
     scored = scorer.score([(r.question, r.steps) for r in rows])
     assert all(0.0 < v < 1.0 for v in scored)
     assert trained == pytest.approx(scored, abs=1e-5)
+
+
+def test_stage_sft_settings_override_policy_without_changing_the_policy0_key(compose_cfg):
+    from rest_mcts.stages.common import policy0_dir
+    from rest_mcts.stages.train_policy import fine_tuning_config
+
+    base = compose_cfg("stage=train_policy")
+    cfg = compose_cfg("stage=train_policy", "stage.sft.lr=1e-4", "stage.sft.epochs=3")
+    tuned = fine_tuning_config(cfg)
+    assert (tuned.policy.lr, tuned.policy.epochs) == (1e-4, 3)
+    assert tuned.policy.batch_size == base.policy.batch_size  # null: the policy's value
+    assert policy0_dir(cfg) == policy0_dir(base)
+    assert policy0_dir(compose_cfg("stage=train_policy", "policy.lr=1e-4")) != policy0_dir(base)
+    with pytest.raises(ConfigError, match=r"^stage\.sft\.lr=0 is outside \(0, inf\]"):
+        fine_tuning_config(compose_cfg("stage=train_policy", "stage.sft.lr=0"))

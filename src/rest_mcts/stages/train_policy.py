@@ -3,7 +3,8 @@
 D_G comes from D_G JSONL files (`stage.data_files`, ``{"question", "steps"}`` per line, see
 `training.sft_data`) and/or the correct finished leaves of verified search trees
 (`stage.trees_dir`). The policy starts from `model.path`, or from the cached iteration-0
-policy. It is trained with the Lightning SFT module (loss on the solution tokens only) and
+policy (`stage.sft.*` settings override `policy.*` for this fine-tuning without changing the
+cache key of that policy). It is trained with the Lightning SFT module (loss on the solution tokens only) and
 saved with `save_pretrained` into `<run dir>/policy` with a manifest; Lightning checkpoints
 go to `<run dir>/checkpoints/policy` and `stage.ckpt_path=.../last.ckpt` resumes a run.
 Greedy test accuracy is reported before and after training.
@@ -135,11 +136,30 @@ def train_policy_sft(
     return metrics
 
 
+def fine_tuning_config(cfg: DictConfig) -> DictConfig:
+    """`cfg` with the non-null `stage.sft.*` settings put over `policy.*`.
+
+    `policy.*` also keys the cached iteration-0 policy (`stages.common.policy0_dir`), so
+    fine-tuning settings that differ from the bootstrap's go under `stage.sft`: changing them
+    never rebuilds the policy that training starts from."""
+    from rest_mcts.config import check_range
+
+    check_range(cfg, "stage.sft.lr", 0, low_open=True, what="learning rate")
+    check_range(cfg, "stage.sft.warmup_ratio", 0, 1, what="share of steps")
+    check_range(cfg, "stage.sft.weight_decay", 0)
+    check_range(cfg, "stage.sft.batch_size", 1, integer=True)
+    check_range(cfg, "stage.sft.epochs", 1, integer=True)
+    sft = OmegaConf.to_container(cfg.stage.get("sft") or {}, resolve=True)
+    overrides = {k: v for k, v in sft.items() if v is not None}
+    return OmegaConf.merge(cfg, {"policy": overrides}) if overrides else cfg
+
+
 def train_policy(cfg: DictConfig) -> dict[str, float]:
     """stage=train_policy: greedy accuracy before, SFT on D_G, greedy accuracy after."""
     from rest_mcts.training.knobs import check_training_config
 
-    check_training_config(cfg, "policy")
+    tuned = fine_tuning_config(cfg)
+    check_training_config(tuned, "policy")
     sources: list[Any] = []
     if cfg.stage.trees_dir:
         sources += solutions_from_trees(cfg.stage.trees_dir)
@@ -164,7 +184,7 @@ def train_policy(cfg: DictConfig) -> dict[str, float]:
         before = evaluate(init_path)
         metrics.update({k.replace("eval/", "eval/before_", 1): v for k, v in before.items()})
     metrics.update(train_policy_sft(
-        cfg, sources, out / "policy", init_path, logger=logger,
+        tuned, sources, out / "policy", init_path, logger=logger,
         ckpt_path=cfg.stage.ckpt_path, val_share=cfg.stage.val_share,
     ))
     metrics.update(evaluate(out / "policy"))
