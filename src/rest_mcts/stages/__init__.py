@@ -26,6 +26,7 @@ STAGES: dict[str, str] = {
     "search": "rest_mcts.stages.search:search",
     "eval": "rest_mcts.stages.search:evaluate",
     "train_prm": "rest_mcts.stages.train_prm:train_prm",
+    "train_policy": "rest_mcts.stages.train_policy:train_policy",
     "init_prm": "rest_mcts.stages.init_prm:init_prm",
     "extract": "rest_mcts.stages.extract:extract",
     "loop": "rest_mcts.stages.loop:loop",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rest_mcts.config import instantiate
 from rest_mcts.utils.hashing import fingerprint
@@ -31,7 +31,13 @@ def policy0_dir(cfg: DictConfig) -> Path:
     """Cache folder of the iteration-0 policy: keyed by everything that shapes it (model
     architecture, world and its bootstrap traces, SFT settings, step budget, seed)."""
     model = {k: v for k, v in cfg.model.items() if k not in ("path", "name")}
-    key = fingerprint(model, cfg.data, cfg.policy, cfg.trainer.get("max_steps"), cfg.seed)
+    # Knobs added later are left out at their neutral values, so existing caches stay valid.
+    neutral = {"gradient_checkpointing": False, "lora": None, "val_greedy_questions": 0}
+    policy = {
+        k: v for k, v in OmegaConf.to_container(cfg.policy, resolve=True).items()
+        if k not in neutral or v != neutral[k]
+    }
+    key = fingerprint(model, cfg.data, policy, cfg.trainer.get("max_steps"), cfg.seed)
     return Path(cfg.paths.cache_dir) / "policy0" / f"{cfg.data.name}-s{cfg.seed}-{key}"
 
 

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 import torch
 
 from rest_mcts.backends.hf_scorer import values_at_positions
+from rest_mcts.training.knobs import hf_model
 from rest_mcts.training.optim import WarmupAdamWModule
 from rest_mcts.training.prm_data import ValueRow
 
@@ -60,7 +61,8 @@ class PRMRegressionModule(WarmupAdamWModule):
         self.save_hyperparameters(ignore=["model", "val_rows", "oracle"])
 
     def forward(self, input_ids, attention_mask, positions) -> torch.Tensor:
-        return values_at_positions(self.model, input_ids, attention_mask, positions)
+        # hf_model: under LoRA, the HF model inside the peft wrapper (adapters active)
+        return values_at_positions(hf_model(self.model), input_ids, attention_mask, positions)
 
     def _values(self, batch) -> torch.Tensor:
         return self(batch["input_ids"], batch["attention_mask"], batch["positions"])

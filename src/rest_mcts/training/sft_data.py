@@ -1,13 +1,29 @@
-"""Policy SFT data: (prompt, completion) pairs, tokenised with the loss on the completion only."""
+"""Policy SFT data: (prompt, completion) pairs, tokenised with the loss on the completion only.
+
+D_G files (correct solutions, written by the search stage or by hand) are JSONL with one
+object per line: ``{"question": str, "steps": [str, ...]}`` (the policy learns to write the
+steps after the question, formatted by `prompts.policy_prompt` exactly as at search time), or
+``{"prompt": str, "completion": str}`` for text already formatted. A bad row raises an error
+naming the file and line. :func:`build_sft_data` deduplicates, drops examples longer than the
+length limit and holds out a share of the questions for validation.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Iterable, Sequence
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from rest_mcts.prompts import policy_prompt
+
+log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 
@@ -22,6 +38,68 @@ class SFTExample:
     def __post_init__(self) -> None:
         if not self.completion:
             raise ValueError("SFTExample.completion must be non-empty")
+
+
+def solution_example(question: str, steps: Sequence[str]) -> SFTExample:
+    """The SFT example of a full solution: prompt = the question, completion = its steps,
+    in the format the policy reads and writes at search time (`prompts.policy_prompt`)."""
+    prompt = policy_prompt(question)
+    return SFTExample(prompt, policy_prompt(question, steps)[len(prompt):])
+
+
+def read_solution_rows(path: str | Path) -> list[SFTExample]:
+    """Read a D_G JSONL file; raises ValueError naming file and line for a bad row."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"policy SFT data file '{path}' not found")
+    examples = []
+    with open(path) as fh:
+        for number, line in enumerate(fh, 1):
+            if line.strip():
+                examples.append(_parse_solution(line, f"{path}:{number}"))
+    return examples
+
+
+def _parse_solution(line: str, where: str) -> SFTExample:
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: not valid JSON ({err.msg})") from err
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected a JSON object")
+    if "prompt" in raw or "completion" in raw:
+        prompt, completion = raw.get("prompt"), raw.get("completion")
+        if not isinstance(prompt, str) or not prompt:
+            raise ValueError(f"{where}: field 'prompt' must be a non-empty string")
+        if not isinstance(completion, str) or not completion.strip():
+            raise ValueError(f"{where}: field 'completion' must be a non-empty string")
+        return SFTExample(prompt, completion)
+    question, steps = raw.get("question"), raw.get("steps")
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError(f"{where}: field 'question' must be a non-empty string")
+    if not isinstance(steps, list) or not steps or not all(
+        isinstance(s, str) and s.strip() for s in steps
+    ):
+        raise ValueError(f"{where}: field 'steps' must be a non-empty list of non-empty strings")
+    return solution_example(question, steps)
+
+
+def deduplicate_examples(examples: Iterable[SFTExample]) -> list[SFTExample]:
+    """Each distinct (prompt, completion) once, first occurrence order."""
+    return list(dict.fromkeys(examples))
+
+
+def split_by_prompt(
+    examples: Sequence[SFTExample], val_share: float, seed: int = 0
+) -> tuple[list[SFTExample], list[SFTExample]]:
+    """Deterministic train/validation split that keeps each question (prompt) on one side."""
+    def in_val(prompt: str) -> bool:
+        digest = hashlib.sha256(f"{seed}:{prompt}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < val_share
+
+    train = [e for e in examples if not in_val(e.prompt)]
+    val = [e for e in examples if in_val(e.prompt)]
+    return train, val
 
 
 def tokenize_sft(
@@ -40,6 +118,19 @@ def tokenize_sft(
         labels = ([IGNORE_INDEX] * len(p) + c)[:max_length]
         out.append((ids, labels))
     return out
+
+
+def filter_length(
+    examples: Sequence[SFTExample], tokenizer, max_length: int
+) -> tuple[list[SFTExample], int]:
+    """Examples whose prompt + completion + EOS fit in ``max_length`` tokens (a cut solution
+    would teach the policy to stop early), and how many were dropped."""
+    if not examples:
+        return [], 0
+    prompts = tokenizer([e.prompt for e in examples], add_special_tokens=True)["input_ids"]
+    completions = tokenizer([e.completion for e in examples], add_special_tokens=False)["input_ids"]
+    kept = [e for e, p, c in zip(examples, prompts, completions) if len(p) + len(c) + 1 <= max_length]
+    return kept, len(examples) - len(kept)
 
 
 class SFTDataset(Dataset):
@@ -103,3 +194,48 @@ class SFTDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader | list:
         return self._loader(self.val_set, shuffle=False) if self.val_set else []
+
+
+def build_sft_data(
+    tokenizer,
+    sources: Sequence[SFTExample | str | Path],
+    *,
+    val_share: float = 0.1,
+    batch_size: int = 64,
+    max_length: int = 128,
+    num_workers: int = 0,
+    seed: int = 0,
+) -> SFTDataModule:
+    """SFT data module over D_G: examples and/or JSONL files (see module doc), deduplicated,
+    length-filtered and split by question.
+
+    The module gets ``stats`` (rows read, duplicates, too long, train and validation sizes).
+    """
+    examples: list[SFTExample] = []
+    for source in sources:
+        if isinstance(source, SFTExample):
+            examples.append(source)
+        else:
+            examples += read_solution_rows(source)
+    if not examples:
+        raise ValueError("no policy SFT examples (give D_G files or examples)")
+    unique = deduplicate_examples(examples)
+    kept, too_long = filter_length(unique, tokenizer, max_length)
+    if not kept:
+        raise ValueError(f"every policy SFT example is longer than max_length={max_length} tokens")
+    train, val = split_by_prompt(kept, val_share, seed)
+    if not train:
+        train, val = val, []  # too few questions to hold any out
+    data = SFTDataModule(
+        train, val, tokenizer, batch_size=batch_size, max_length=max_length,
+        num_workers=num_workers, seed=seed,
+    )
+    data.stats = {
+        "data/rows": float(len(examples)),
+        "data/duplicates": float(len(examples) - len(unique)),
+        "data/too_long": float(too_long),
+        "data/train_rows": float(len(train)),
+        "data/val_rows": float(len(val)),
+    }
+    log.info("policy SFT data: %s", {k: int(v) for k, v in data.stats.items()})
+    return data

@@ -1,0 +1,95 @@
+"""Fit a module with resumable Lightning checkpoints, then save the trained model as a
+Hugging Face folder (safetensors) that the backends load.
+
+One place for what both training stages share: the Trainer built from `cfg.trainer` with a
+`ModelCheckpoint` (``last.ckpt`` resumes with ``ckpt_path=...``), and an atomic
+``save_pretrained`` of the final weights (LoRA adapters merged) plus a ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from rest_mcts.config import ConfigError, instantiate
+from rest_mcts.training.knobs import check_trainer, mergeable_model
+from rest_mcts.utils.io import write_json
+
+log = logging.getLogger(__name__)
+
+
+def _sharded(trainer: Any) -> bool:
+    """Do the ranks hold only shards of the weights (FSDP, DeepSpeed ZeRO-3)?"""
+    name = type(trainer.strategy).__name__
+    return name == "FSDPStrategy" or (
+        name == "DeepSpeedStrategy" and getattr(trainer.strategy, "zero_stage_3", False)
+    )
+
+
+def fit(
+    cfg: DictConfig,
+    module: Any,
+    data: Any,
+    *,
+    max_epochs: int,
+    ckpt_dir: Path,
+    logger: Any = False,
+    ckpt_path: str | None = None,
+    callbacks: list | None = None,
+) -> Any:
+    """Build the Trainer from `cfg.trainer` and fit; returns the trainer.
+
+    Lightning checkpoints go to ``ckpt_dir`` (``last.ckpt`` is kept); ``ckpt_path`` resumes
+    a run from one (optimizer, scheduler and global step included)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    check_trainer(cfg.trainer)
+    if ckpt_path and not Path(ckpt_path).is_file():
+        raise ConfigError(f"stage.ckpt_path='{ckpt_path}' is not a checkpoint file")
+    trainer = instantiate(
+        cfg.trainer,
+        "trainer",
+        max_epochs=max_epochs,
+        logger=logger,
+        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True), *(callbacks or [])],
+    )
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path or None)
+    return trainer
+
+
+def save_trained_model(
+    trainer: Any, model: Any, tokenizer: Any, folder: str | Path, manifest: dict
+) -> Path | None:
+    """Save the trained model (safetensors, LoRA merged) and ``manifest.json`` into
+    ``folder``, atomically (a temporary sibling renamed into place: a killed run never leaves
+    half a model). Under sharded strategies the full weights are gathered first (every rank
+    must call this); only global rank zero writes. Returns the folder (None on other ranks).
+    """
+    from rest_mcts.models.factory import save_model
+
+    weights = trainer.strategy.lightning_module_state_dict() if _sharded(trainer) else None
+    if not trainer.is_global_zero:
+        return None
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    plain = mergeable_model(model)
+    if weights is not None:
+        state = {k[len("model."):]: v for k, v in weights.items() if k.startswith("model.")}
+        tmp.mkdir(parents=True)
+        plain.save_pretrained(tmp, state_dict=state)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+    else:
+        save_model(plain, tokenizer, tmp)
+    write_json(tmp / "manifest.json", manifest)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, folder)
+    log.info("saved %s to %s", type(plain).__name__, folder)
+    return folder
