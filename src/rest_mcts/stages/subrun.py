@@ -58,7 +58,7 @@ def run_search_in(
     skipped. Metric names are prefixed ``search/`` (or ``eval/``)."""
     from rest_mcts.stages.search import run_search_stage
 
-    stage = OmegaConf.merge(cfg.stage, {
+    stage = OmegaConf.create({
         "name": stage_name, "split": split, "num_problems": int(num_problems),
         "label_trees": label_trees, "save_trees": True,
         "concurrency": cfg.stage.get("concurrency", 64),
