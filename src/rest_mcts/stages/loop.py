@@ -211,6 +211,11 @@ def _last_ckpt(folder: Path) -> str | None:
 def _train_prm(cfg: DictConfig, folder: Path, files: list[str], init: str) -> dict[str, Any]:
     from rest_mcts.stages.train_prm import train_prm_model
 
+    if not any(read_jsonl(f) for f in files):
+        raise ConfigError(
+            f"no PRM training rows in {files}: no tree of the base policy reached a correct "
+            "answer; raise stage.init_prm.num_problems or use stage.init_prm.method=reference"
+        )
     sub = derive(cfg, {"paths.output_dir": str(folder)})
     metrics = train_prm_model(
         sub, files, folder / "model", init, ckpt_dir=folder / "checkpoints",

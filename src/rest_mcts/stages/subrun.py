@@ -26,9 +26,23 @@ def derive(cfg: DictConfig, updates: dict[str, Any]) -> DictConfig:
     return new
 
 
+def config_dir() -> Path:
+    """The primary config folder: the one Hydra composed from (when running under Hydra),
+    else the repository's ``conf/``."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        for source in HydraConfig.get().runtime.config_sources:
+            if source.provider == "main" and source.path.startswith("file://"):
+                return Path(source.path[len("file://"):])
+    except ValueError:  # not running under Hydra
+        pass
+    return Path(__file__).resolve().parents[3] / "conf"
+
+
 def search_config(cfg: DictConfig, name: str, overrides: dict[str, Any] | None = None) -> DictConfig:
     """The config of search method ``name`` (``conf/search/<name>.yaml``) with overrides."""
-    path = Path(cfg.paths.root_dir) / "conf" / "search" / f"{name}.yaml"
+    path = config_dir() / "search" / f"{name}.yaml"
     if not path.is_file():
         choices = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise ConfigError(f"search method '{name}' not found (choose from {choices})")

@@ -1,0 +1,227 @@
+"""The self-training loop: D_V0 both ways, extract, resumable steps, the loop through run.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rest_mcts.backends.base import Completion, GenerationOutput
+from rest_mcts.loop.steps import StepRunner
+from rest_mcts.search.tree import Tree
+from rest_mcts.search.verify import verify_tree
+from rest_mcts.stages.extract import extract_data
+from rest_mcts.stages.init_prm import reference_rows
+from rest_mcts.utils.io import read_jsonl
+from rest_mcts.worlds.base import Problem, Question
+from rest_mcts.worlds.countdown import CountdownWorld, format_question, format_step
+
+from .conftest import ROOT
+
+WORLD = CountdownWorld()
+# Make 24 from 2 3 4: 2 * 3 = 6, then 6 * 4 = 24 (two steps, m_0 = 2)
+PROBLEM = Problem(Question("p24", format_question([2, 3, 4], 24)), gold="24")
+RIGHT_1 = format_step(1, 2, "*", 3, 6, [6, 4])
+RIGHT_2 = format_step(2, 6, "*", 4, 24, [24])
+WRONG_1 = format_step(1, 2, "+", 3, 5, [5, 4])        # 5 and 4 cannot make 24
+WRONG_2 = format_step(2, 5, "+", 4, 9, [9])           # finished, wrong
+LATE_WRONG = format_step(2, 6, "+", 4, 10, [10])      # finished, wrong, after a right step
+
+
+def hand_built_tree() -> Tree:
+    """root -> RIGHT_1 -> {RIGHT_2 (correct), LATE_WRONG}; root -> WRONG_1 -> WRONG_2."""
+    tree = Tree(PROBLEM.id, PROBLEM.question.text)
+    right = tree.add_child(tree.root, RIGHT_1)
+    tree.add_child(right, RIGHT_2, terminal=True, answer="24")
+    tree.add_child(right, LATE_WRONG, terminal=True, answer="10")
+    wrong = tree.add_child(tree.root, WRONG_1)
+    tree.add_child(wrong, WRONG_2, terminal=True, answer="9")
+    verify_tree(tree, PROBLEM, WORLD)
+    return tree
+
+
+def test_d_v0_targets_of_a_hand_built_tree(tmp_path):
+    """Quality values (Eq. 1-3) with m_0 = 2: right step 1/2, right finish 1, a wrong step
+    after the root max(0 - 1/3, 0) = 0; a wrong finish after the right step keeps its
+    parent's distance m = 1: 1/2 - (1 - 1/2) / 2 = 1/4."""
+    hand_built_tree().save(tmp_path / "trees" / "p24.json")
+    counts = extract_data(tmp_path / "trees", tmp_path / "out")
+    targets = {tuple(r["steps"]): r["target"] for r in read_jsonl(tmp_path / "out" / "d_v.jsonl")}
+    assert targets == pytest.approx({
+        (RIGHT_1,): 0.5,
+        (RIGHT_1, RIGHT_2): 1.0,
+        (RIGHT_1, LATE_WRONG): 0.25,
+        (WRONG_1,): 0.0,
+        (WRONG_1, WRONG_2): 0.0,
+    })
+    assert counts["extract/d_v_rows"] == 5
+
+
+def test_extract_keeps_only_trees_with_a_correct_leaf_and_only_correct_traces(tmp_path):
+    hand_built_tree().save(tmp_path / "trees" / "p24.json")
+    other = Problem(Question("p9", format_question([2, 3, 4], 9)), gold="9")
+    hopeless = Tree(other.id, other.question.text)  # no correct leaf: 2*3=6, 6*4=24 != 9
+    step = hopeless.add_child(hopeless.root, RIGHT_1)
+    hopeless.add_child(step, RIGHT_2, terminal=True, answer="24")
+    verify_tree(hopeless, other, WORLD)
+    hopeless.save(tmp_path / "trees" / "p9.json")
+    duplicate = hand_built_tree()  # a second correct leaf with the same steps: one trace
+    node = duplicate.add_child(duplicate.nodes[1], RIGHT_2, terminal=True, answer="24")
+    node.correct = True
+    duplicate.question_id = "p24b"
+    duplicate.save(tmp_path / "trees" / "p24b.json")
+
+    counts = extract_data(tmp_path / "trees", tmp_path / "out")
+    d_v = read_jsonl(tmp_path / "out" / "d_v.jsonl")
+    d_g = read_jsonl(tmp_path / "out" / "d_g.jsonl")
+    assert {r["question_id"] for r in d_v} == {"p24", "p24b"}  # nothing from the hopeless tree
+    assert [(r["question_id"], r["steps"]) for r in d_g] == [
+        ("p24", [RIGHT_1, RIGHT_2]), ("p24b", [RIGHT_1, RIGHT_2]),
+    ]
+    for row in d_g:
+        assert WORLD.is_correct(PROBLEM, row["steps"])
+    assert counts["extract/trees"] == 3
+    assert counts["extract/trees_with_correct_leaf"] == 2
+    assert counts["extract/d_g_traces"] == 2
+    # filtering by PRM value: the correct leaf has no score and search value 0 -> dropped
+    counts = extract_data(tmp_path / "trees", tmp_path / "filtered", min_value=0.5)
+    assert counts["extract/d_g_traces"] == 0
+
+
+class ScriptedWeakPolicy:
+    """A 'weaker model' that always proposes the same next step (or the reference one)."""
+
+    def __init__(self, step_for):
+        self.step_for = step_for
+        self.prompts: list[str] = []
+
+    def generate(self, prompts, params):
+        self.prompts += list(prompts)
+        return [GenerationOutput((Completion(self.step_for(p), 5, "stop"),), 3) for p in prompts]
+
+
+def test_reference_solutions_give_positives_and_weak_steps_give_negatives():
+    reference = (RIGHT_1, RIGHT_2)
+    problem = Problem(PROBLEM.question, gold="24", reference_steps=reference)
+
+    def weak(prompt: str) -> str:  # after the question: a wrong step; after step 1: the right one
+        return WRONG_1 if prompt.count("\n") == 1 else RIGHT_2
+
+    policy = ScriptedWeakPolicy(weak)
+    rows = reference_rows([problem], WORLD, policy, temperature=1.5, max_step_tokens=48, seed=0)
+    by_steps = {tuple(r["steps"]): (r["target"], r["source"]) for r in rows}
+    assert by_steps == {
+        (RIGHT_1,): (pytest.approx(0.5), "reference"),
+        (RIGHT_1, RIGHT_2): (pytest.approx(1.0), "reference"),
+        # a weak step after the empty prefix: r = 1, m = 2 -> max(0 - 1/3, 0) = 0
+        (WRONG_1,): (0.0, "weak"),
+    }  # the weak model's second proposal equals the reference step: not a negative
+    assert len(policy.prompts) == 2
+
+
+def test_reference_negative_after_a_positive_prefix_drops_the_value():
+    # 4-number problem with 3 steps: after one right step v = 1/3; a weak step keeps m = 2
+    world = CountdownWorld(num_numbers=4)
+    q = format_question([1, 2, 3, 4], 24)
+    steps = (format_step(1, 1, "+", 2, 3, [3, 3, 4]), format_step(2, 3, "*", 3, 9, [9, 4]),
+             format_step(3, 9, "+", 4, 13, [13]))
+    problem = Problem(Question("p", q), gold="13", reference_steps=steps)
+    weak_step = format_step(2, 3, "-", 3, 0, [0, 4])
+    rows = reference_rows([problem], world, ScriptedWeakPolicy(lambda p: weak_step),
+                          temperature=1.0, max_step_tokens=48, seed=0)
+    targets = {tuple(r["steps"]): r["target"] for r in rows}
+    assert targets[steps[:1]] == pytest.approx(1 / 3)
+    assert targets[steps[:2]] == pytest.approx(2 / 3)
+    # v = max(1/3 - (1 - 1/3) / (2 + 1), 0) = 1/3 - 2/9 = 1/9
+    assert targets[(steps[0], weak_step)] == pytest.approx(1 / 9)
+
+
+def test_step_runner_runs_each_step_once_and_writes_manifests(tmp_path):
+    calls = []
+
+    def work(folder: Path):
+        calls.append(folder)
+        (folder / "out.txt").write_text("x")
+        return {"file": str(folder / "out.txt")}
+
+    first = StepRunner(tmp_path)
+    out = first.run("iter_1/search", work, produced_by="test", inputs={"policy": "p0"})
+    manifest = json.loads((tmp_path / "iter_1" / "search" / "manifest.json").read_text())
+    assert manifest["produced_by"] == "test" and manifest["inputs"] == {"policy": "p0"}
+    assert manifest["outputs"] == out
+    again = StepRunner(tmp_path)
+    assert again.run("iter_1/search", work, produced_by="test") == out
+    assert len(calls) == 1 and again.skipped == ["iter_1/search"]
+
+    def crash(folder: Path):
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        again.run("iter_1/extract", crash, produced_by="test")
+    assert not again.done("iter_1/extract")  # no manifest: runs again next time
+
+
+# ---------------------------------------------------------------------------- run.py
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory) -> Path:
+    from rest_mcts.models.factory import build_tiny_causal_lm, save_model
+    from rest_mcts.models.tokenizer import build_char_tokenizer
+
+    path = tmp_path_factory.mktemp("policy") / "tiny"
+    tok = build_char_tokenizer()
+    save_model(build_tiny_causal_lm(tok, hidden_size=32, num_layers=1, num_heads=2), tok, path)
+    return path
+
+
+def run_loop(tmp_path: Path, policy: Path, loop_dir: Path, *extra: str):
+    cmd = [
+        sys.executable, str(ROOT / "run.py"), "stage=loop", "logger=null",
+        f"hydra.run.dir={tmp_path / 'hydra'}", f"model.path={policy}", f"stage.dir={loop_dir}",
+        "stage.iterations=1", "stage.train_problems=4", "stage.eval_problems=4",
+        "stage.prm_eval_problems=3", "stage.init_prm.num_problems=6", "stage.init_prm.max_depth=2",
+        "search.iterations=2", "search.max_step_tokens=24", "data.max_solution_tokens=48",
+        "prm.epochs=1", "stage.sft.epochs=1", "trainer.enable_progress_bar=false",
+        # the untrained test policy never finds an answer: D_V0 from reference solutions
+        "stage.init_prm.method=reference", *extra,
+    ]
+    env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def test_one_iteration_loop_runs_and_resumes_without_searching_again(tmp_path, tiny_policy):
+    loop_dir = tmp_path / "loop"
+    out = run_loop(tmp_path, tiny_policy, loop_dir)
+    assert "| iter |" in out and "plot:" in out
+    for name in ("results.md", "results.csv", "accuracy.png"):
+        assert (loop_dir / name).is_file()
+    csv_lines = (loop_dir / "results.csv").read_text().splitlines()
+    assert len(csv_lines) == 3  # header + iterations 0 and 1
+    steps = ["iter_0/policy", "iter_0/d_v0", "prm_eval_set", "iter_0/prm", "iter_0/eval_cot",
+             "iter_0/eval_mcts_star", "iter_0/eval_self_consistency", "iter_0/eval_prm",
+             "iter_1/search", "iter_1/extract", "iter_1/prm", "iter_1/policy", "iter_1/eval_cot"]
+    for step in steps:
+        manifest = json.loads((loop_dir / step / "manifest.json").read_text())
+        assert manifest["step"] == step and manifest["produced_by"]
+    assert (loop_dir / "iter_0" / "prm" / "model" / "model.safetensors").is_file()
+    assert len(list((loop_dir / "iter_1" / "search" / "trees").glob("*.json"))) == 4
+
+    # a kill right after the search: later steps never finished
+    results = loop_dir / "iter_1" / "search" / "results.jsonl"
+    before = (results.read_text(), results.stat().st_mtime_ns)
+    for later in ("extract", "prm", "policy", "eval_cot", "eval_mcts_star",
+                  "eval_self_consistency", "eval_prm"):
+        shutil.rmtree(loop_dir / "iter_1" / later)
+    (loop_dir / "results.csv").unlink()
+    out = run_loop(tmp_path, tiny_policy, loop_dir)
+    assert "step iter_1/search: finished earlier, skipped" in out
+    assert "step iter_1/extract: running" in out
+    assert (results.read_text(), results.stat().st_mtime_ns) == before
+    assert (loop_dir / "iter_1" / "extract" / "manifest.json").is_file()
+    assert len((loop_dir / "results.csv").read_text().splitlines()) == 3
