@@ -47,7 +47,7 @@ def test_hydra_settings_compose(tmp_path):
         cfg = compose("config", overrides=[f"paths.root_dir={tmp_path}"], return_hydra_config=True)
     GlobalHydra.instance().clear()
     assert cfg.hydra.job.chdir is False
-    assert "outputs/bootstrap" in cfg.hydra.run.dir
+    assert "outputs/loop" in cfg.hydra.run.dir  # the default job is the self-training loop
 
 
 def test_world_and_logger_build_from_config(compose_cfg, tmp_path):
