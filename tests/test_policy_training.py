@@ -223,13 +223,14 @@ def test_stage_train_policy_end_to_end(tmp_path, tiny_policy):
         f"model.path={tiny_policy}", "logger=csv", f"hydra.run.dir={run_dir}",
         "stage.eval_problems=4", "stage.eval_samples=1", "data.max_solution_tokens=24",
         "policy.batch_size=16", "trainer.enable_progress_bar=false",
+        "policy.val_greedy_questions=3",
     ]
     env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for key in ("eval/before_greedy_acc", "eval/greedy_acc", "eval/greedy_acc_gain",
-                "val/loss", "data/rows", "train/steps"):
+                "val/loss", "val/greedy_acc", "data/rows", "train/steps"):
         assert key in metrics
     assert metrics["data/rows"] == 48
     assert metrics["train/steps"] == math.ceil(metrics["data/train_rows"] / 16)

@@ -4,9 +4,10 @@ D_G comes from D_G JSONL files (`stage.data_files`, ``{"question", "steps"}`` pe
 `training.sft_data`) and/or the correct finished leaves of verified search trees
 (`stage.trees_dir`). The policy starts from `model.path`, or from the cached iteration-0
 policy (`stage.sft.*` settings override `policy.*` for this fine-tuning without changing the
-cache key of that policy). It is trained with the Lightning SFT module (loss on the solution tokens only) and
-saved with `save_pretrained` into `<run dir>/policy` with a manifest; Lightning checkpoints
-go to `<run dir>/checkpoints/policy` and `stage.ckpt_path=.../last.ckpt` resumes a run.
+cache key of that policy). It is trained with the Lightning SFT module (loss on the solution
+tokens only) and saved with `save_pretrained` into `<run dir>/policy` with a manifest;
+Lightning checkpoints go to `<run dir>/checkpoints/policy` and
+`stage.ckpt_path=.../last.ckpt` resumes a run.
 Greedy test accuracy is reported before and after training.
 
 :func:`train_policy_sft` is the reusable part (the self-training loop calls it).
@@ -189,7 +190,8 @@ def train_policy(cfg: DictConfig) -> dict[str, float]:
     ))
     metrics.update(evaluate(out / "policy"))
     if cfg.stage.eval_before:
-        metrics["eval/greedy_acc_gain"] = metrics["eval/greedy_acc"] - metrics["eval/before_greedy_acc"]
+        gain = metrics["eval/greedy_acc"] - metrics["eval/before_greedy_acc"]
+        metrics["eval/greedy_acc_gain"] = gain
     log.info(
         "policy SFT on %d D_G rows: greedy test acc %s -> %.3f (saved to %s)",
         int(metrics["data/rows"]),

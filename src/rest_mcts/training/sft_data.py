@@ -129,7 +129,9 @@ def filter_length(
         return [], 0
     prompts = tokenizer([e.prompt for e in examples], add_special_tokens=True)["input_ids"]
     completions = tokenizer([e.completion for e in examples], add_special_tokens=False)["input_ids"]
-    kept = [e for e, p, c in zip(examples, prompts, completions) if len(p) + len(c) + 1 <= max_length]
+    kept = [
+        e for e, p, c in zip(examples, prompts, completions) if len(p) + len(c) + 1 <= max_length
+    ]
     return kept, len(examples) - len(kept)
 
 
