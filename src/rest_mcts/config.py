@@ -148,6 +148,14 @@ def validate(cfg: DictConfig, stages: Iterable[str]) -> None:
     check_range(cfg, "search.rollout_branch", 1, integer=True, what="samples per rollout step")
     check_range(cfg, "search.max_depth", 1, integer=True, what="steps per solution")
     check_range(cfg, "search.temperature", 0, what="sampling temperature")
+    critic = _get(cfg, "search.self_critic")
+    if critic is not None:
+        modes = ("world", "llm", "off")  # YAML reads a bare `off` as false: true/false allowed
+        _require(
+            isinstance(critic, bool) or critic in modes,
+            f"search.self_critic={critic!r} must be one of {', '.join(modes)}",
+        )
+    check_range(cfg, "search.critic_max_tokens", 1, integer=True, what="self-critic answer tokens")
     selection = _get(cfg, "search.answer_selection")
     if selection is not None:
         allowed = ("best_leaf", "value_vote")
