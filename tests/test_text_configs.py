@@ -88,19 +88,25 @@ FAST = ["logger=null", "search.iterations=1", "search.branch=2", "search.rollout
         "search.rollout_branch=1", "search.max_step_tokens=8"]
 
 
-@pytest.mark.parametrize("data", ["math", "gsm8k"])
-def test_search_runs_end_to_end_with_a_tiny_chat_model(tiny_chat_model, tmp_path, data):
+@pytest.mark.parametrize("data, critic, n", [("math", "world", 4), ("gsm8k", "world", 4),
+                                             ("math", "llm", 2)])
+def test_search_runs_end_to_end_with_a_tiny_chat_model(tiny_chat_model, tmp_path, data, critic, n):
     out = tmp_path / "run"
     result = _run("stage=search", f"model.path={tiny_chat_model}", f"data={data}",
-                  f"data.path=tests/fixtures/{data}_sample.jsonl", "data.limit=4",
-                  f"hydra.run.dir={out}", *FAST)
+                  f"data.path=tests/fixtures/{data}_sample.jsonl", f"data.limit={n}",
+                  f"hydra.run.dir={out}", f"search.self_critic={critic}",
+                  "search.critic_max_tokens=8", *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "results.jsonl").open()]
-    assert len(rows) == 4 and len({r["id"] for r in rows}) == 4
+    assert len(rows) == n and len({r["id"] for r in rows}) == n
     assert all(r["id"].startswith(f"{data}-") and r["gold"] for r in rows)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["search/num_questions"] == 4
-    assert len(list((out / "trees").glob("*.json"))) == 4
+    assert metrics["search/num_questions"] == n
+    assert len(list((out / "trees").glob("*.json"))) == n
+    if critic == "llm":  # the untrained model's critic answers are noise: counted, no crash
+        assert all(r["info"]["critic_calls"] >= 1 for r in rows)
+        assert all(r["info"]["critic_tokens"] >= 1 for r in rows)
+        assert all(r["costs"]["policy_tokens"] > r["info"]["critic_tokens"] for r in rows)
 
 
 def test_malformed_dataset_is_one_error_line_and_keeps_results(tiny_chat_model, tmp_path):
