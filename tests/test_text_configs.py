@@ -44,13 +44,48 @@ def test_every_model_config_is_covered():
 
 
 def test_cfg_job_prints_the_paper_checkpoints():
+    """Without --resolve: the PRM's backbone is written literally, not as an interpolation."""
     out = subprocess.run(
-        [sys.executable, "run.py", "stage=search", "model=mistral7b", "--cfg", "job", "--resolve"],
+        [sys.executable, "run.py", "stage=search", "model=mistral7b", "--cfg", "job"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     cfg = OmegaConf.create(out)
     assert cfg.model.path == "meta-math/MetaMath-Mistral-7B"
     assert cfg.prm.backbone == "meta-math/MetaMath-Mistral-7B"
+    assert "backbone: meta-math/MetaMath-Mistral-7B" in out
+
+
+@pytest.mark.parametrize("model", sorted(PAPER))
+def test_every_model_config_names_its_checkpoints_unresolved(compose_cfg, model):
+    """What `--cfg job` prints (the composed config, interpolations unresolved) names the
+    policy's hub id and the PRM's backbone."""
+    text = OmegaConf.to_yaml(compose_cfg("stage=search", f"model={model}"), resolve=False)
+    policy, prm_backbone, _ = PAPER[model]
+    printed = OmegaConf.create(text)
+    raw = OmegaConf.to_container(printed, resolve=False)
+    assert raw["model"]["path"] == policy
+    assert raw["prm"]["backbone"] == prm_backbone and raw["prm"]["path"] is None
+    assert isinstance(raw["prm"]["context_length"], int)
+    assert raw["backend"]["context_length"] == "${oc.select:model.context_length,null}"
+    assert printed.backend.context_length == printed.model.context_length
+
+
+def test_tiny_model_has_no_prm_checkpoint(compose_cfg):
+    cfg = compose_cfg()
+    assert cfg.prm.backbone is None and cfg.prm.path is None and cfg.prm.context_length is None
+    assert cfg.backend.context_length is None and "prm" not in cfg.model
+
+
+@pytest.mark.parametrize("option, value", [("model.path", "./missing-model"),
+                                           ("prm.backbone", "/no/such/backbone")])
+def test_missing_local_model_path_is_one_error_line(tmp_path, option, value):
+    result = _run("stage=search", "data=math", f"{option}={value}", f"hydra.run.dir={tmp_path}",
+                  "logger=null")
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == (f"error: {option}='{value}' does not exist "
+                         "(give a model folder or a hub id org/name)")
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("data", ["math", "math500", "gsm8k", "sciinstruct", "scibench", "gpqa",
