@@ -110,6 +110,19 @@ def test_unparseable_critic_answer_means_no_verdict_and_expansion_proceeds():
     assert len(expansions) == 2 and all("Analysis" not in r.prompts[0] for r in expansions)
 
 
+def test_a_finished_path_with_an_answer_wins_over_a_critic_ended_one():
+    steps = {0: ["x = 2\n", "The answer is $\\boxed{2}$\n"]}
+    critic = {0: "Analysis: divide", 1: "Problem solved"}
+    policy = lambda p, params: ([critic.get(depth_of(p), "Analysis: go")] if is_critic(p)
+                                else steps.get(depth_of(p), ["more"]))
+    result = drive(mcts_star(Q, text_world(), iterations=4, branch=2, rollout_steps=0,
+                             widen=False, self_critic="llm"),
+                   policy, lambda q, s: 0.8 if s == ("x = 2\n",) else 0.5)
+    tree = Tree.from_dict(result.tree)
+    assert {n.answer for n in tree.finished()} == {None, "2"}  # the critic ended "x = 2"
+    assert result.answer == "2" and result.finished
+
+
 def test_problem_solved_at_the_root_is_not_believed():
     policy = scripted({0: "Problem solved"}, {0: "x = 2\n"})
     result, tree = run(policy, iterations=1)

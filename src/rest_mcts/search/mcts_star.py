@@ -300,8 +300,11 @@ def backpropagate(tree: Tree, node: Node) -> None:
 
 def choose_answer(tree: Tree, answer_selection: str) -> Node:
     """The answer: best-valued finished node, or the answer with the largest summed value
-    over finished nodes (`value_vote`). Without a finished node: the best-valued node."""
+    over finished nodes (`value_vote`). Without a finished node: the best-valued node.
+    Finished paths that state no answer (ended by the LLM self-critic) are chosen only when
+    no finished path states one."""
     finished = tree.finished()
+    finished = [n for n in finished if n.answer is not None] or finished
     if not finished:
         candidates = [n for n in tree.nodes[1:] if n.legal] or [tree.root]
         return max(candidates, key=lambda n: (n.value, n.depth))
