@@ -385,3 +385,36 @@ def test_compact_decoder_matches_generate_greedy(chatty_policy, tokenizer, stop)
 def test_compact_decoder_rejects_unknown_decoder(chatty_policy, tokenizer) -> None:
     with pytest.raises(ValueError, match="decoder"):
         HFPolicyBackend(model=chatty_policy, tokenizer=tokenizer, decoder="fast")
+
+
+# ---------------------------------------------------------------------------- context length
+def test_policy_prompt_longer_than_the_context_keeps_its_end(policy, tokenizer, caplog) -> None:
+    long_prompt = "1 2 3 4 5 6 7 8 9\n" * 3
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=4)
+    capped = HFPolicyBackend(model=policy, tokenizer=tokenizer, context_length=24)
+    room = 24 - 4
+    end = tokenizer.decode(tokenizer(long_prompt)["input_ids"][-room:])
+    with caplog.at_level("WARNING"):
+        (out,) = capped.generate([long_prompt], params)
+    assert "model.context_length=24" in caplog.text
+    assert out.prompt_tokens == room and capped.stats["truncated_prompts"] == 1
+    (same,) = HFPolicyBackend(model=policy, tokenizer=tokenizer).generate([end], params)
+    assert out.completions[0].text == same.completions[0].text  # what the model saw: the end
+    short = capped.generate(["Q\n"], params)[0]  # short prompts are untouched
+    assert short.prompt_tokens == len(tokenizer("Q\n")["input_ids"])
+    with pytest.raises(ValueError, match="leaves no room"):
+        capped.generate(["Q\n"], SamplingParams(n=1, temperature=0.0, max_new_tokens=24))
+
+
+def test_scorer_input_longer_than_the_context_keeps_its_end(value_model, tokenizer) -> None:
+    steps = ("6 * 4 = 24\n", "24 - 1 = 23\n")
+    capped = HFValueScorer(model=value_model, tokenizer=tokenizer, context_length=12)
+    ids = tokenizer(prm_input("Make 23 from 6 4 5", steps))["input_ids"]
+    assert len(ids) > 12
+    input_ids = torch.tensor([ids[-12:]])  # the last 12 tokens, scored by hand
+    mask = torch.ones_like(input_ids)
+    with torch.inference_mode():
+        value = values_at_positions(value_model, input_ids, mask, last_token_positions(mask))
+    got = capped.score([("Make 23 from 6 4 5", steps)])
+    assert got[0] == pytest.approx(float(value.clamp(0, 1)[0]), abs=1e-6)
+    assert capped.stats["truncated"] == 1

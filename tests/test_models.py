@@ -163,3 +163,52 @@ def test_package_import_is_lazy() -> None:
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert result.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------- hub ids
+HUB_ID = "meta-math/MetaMath-Mistral-7B"
+
+
+def test_hub_id_reaches_from_pretrained_unchanged(monkeypatch, tokenizer) -> None:
+    """A hub id is not a local folder: it goes to from_pretrained as it is (which downloads
+    it when there is network); nothing is downloaded here."""
+    from rest_mcts.models import factory
+
+    seen: list[tuple[str, object]] = []
+    causal = build_tiny_causal_lm(tokenizer, **TINY)
+    value = build_tiny_value_model(tokenizer, **TINY)
+
+    def fake(kind, result):
+        def from_pretrained(source, *args, **kwargs):
+            seen.append((kind, source))
+            return result
+        return from_pretrained
+
+    monkeypatch.setattr(factory.AutoModelForCausalLM, "from_pretrained", fake("lm", causal))
+    monkeypatch.setattr(
+        factory.AutoModelForSequenceClassification, "from_pretrained", fake("value", value)
+    )
+    monkeypatch.setattr(factory.AutoTokenizer, "from_pretrained", fake("tok", tokenizer))
+    monkeypatch.setattr(factory.AutoConfig, "from_pretrained", fake("config", causal.config))
+    assert load_causal_lm(HUB_ID) is causal
+    assert load_value_model(HUB_ID) is value
+    assert load_tokenizer(HUB_ID) is tokenizer
+    value_model_from_causal_lm(HUB_ID)
+    assert seen == [("lm", HUB_ID), ("value", HUB_ID), ("tok", HUB_ID), ("config", HUB_ID),
+                    ("value", HUB_ID)]
+    assert all(type(source) is str for _, source in seen)
+
+    from rest_mcts.backends import HFPolicyBackend
+
+    backend = HFPolicyBackend(HUB_ID)  # the backend loads through the same functions
+    assert backend.model is causal and backend.tokenizer is tokenizer
+
+
+@pytest.mark.parametrize("path", ["./missing-model", "/no/such/model", "~/no-such-model",
+                                  "a/b/c"])
+def test_local_looking_missing_path_is_not_taken_for_a_hub_id(path) -> None:
+    for loader in (load_causal_lm, load_value_model, value_model_from_causal_lm):
+        with pytest.raises(FileNotFoundError, match="model path .* not found"):
+            loader(path)
+    with pytest.raises(FileNotFoundError, match="tokenizer path"):
+        load_tokenizer(path)

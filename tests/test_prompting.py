@@ -24,8 +24,22 @@ def test_templates_load_and_fill_only_named_slots():
         fill(cot, steps="x")
     with pytest.raises(FileNotFoundError, match="shipped"):
         load_template("nope")
-    for name in ("expansion", "critic", "verify", "metamath_alpaca", "plain"):
+    for name in ("expansion", "expansion_hint", "hint", "critic", "verify", "metamath_alpaca",
+                 "plain"):
         assert load_template(name).strip()
+    assert "{hint}" in load_template("expansion_hint") and "{hint}" in load_template("hint")
+
+
+@pytest.mark.parametrize("style", ["continue", "propose"])
+def test_a_critic_hint_enters_the_policy_prompt(byte_tok, style):
+    fmt = PromptFormat(byte_tok, style=style)
+    plain = fmt.policy_prompt("Q?", ["x = 1\n"])
+    hinted = fmt.policy_prompt("Q?", ["x = 1\n"], hint="  now add 2 ")
+    assert "now add 2" in hinted and "now add 2" not in plain
+    assert fmt.policy_prompt("Q?", ["x = 1\n"], hint=None) == plain
+    assert hinted.endswith("Step 2:" if style == "continue" else "Next step:")
+    if style == "propose":
+        assert "Analysis: now add 2" in hinted and "Existing Steps:\nStep 1: x = 1" in hinted
 
 
 def test_byte_tokenizer_covers_any_text_and_has_a_chat_template(byte_tok):

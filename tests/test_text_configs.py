@@ -44,13 +44,48 @@ def test_every_model_config_is_covered():
 
 
 def test_cfg_job_prints_the_paper_checkpoints():
+    """Without --resolve: the PRM's backbone is written literally, not as an interpolation."""
     out = subprocess.run(
-        [sys.executable, "run.py", "stage=search", "model=mistral7b", "--cfg", "job", "--resolve"],
+        [sys.executable, "run.py", "stage=search", "model=mistral7b", "--cfg", "job"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     cfg = OmegaConf.create(out)
     assert cfg.model.path == "meta-math/MetaMath-Mistral-7B"
     assert cfg.prm.backbone == "meta-math/MetaMath-Mistral-7B"
+    assert "backbone: meta-math/MetaMath-Mistral-7B" in out
+
+
+@pytest.mark.parametrize("model", sorted(PAPER))
+def test_every_model_config_names_its_checkpoints_unresolved(compose_cfg, model):
+    """What `--cfg job` prints (the composed config, interpolations unresolved) names the
+    policy's hub id and the PRM's backbone."""
+    text = OmegaConf.to_yaml(compose_cfg("stage=search", f"model={model}"), resolve=False)
+    policy, prm_backbone, _ = PAPER[model]
+    printed = OmegaConf.create(text)
+    raw = OmegaConf.to_container(printed, resolve=False)
+    assert raw["model"]["path"] == policy
+    assert raw["prm"]["backbone"] == prm_backbone and raw["prm"]["path"] is None
+    assert isinstance(raw["prm"]["context_length"], int)
+    assert raw["backend"]["context_length"] == "${oc.select:model.context_length,null}"
+    assert printed.backend.context_length == printed.model.context_length
+
+
+def test_tiny_model_has_no_prm_checkpoint(compose_cfg):
+    cfg = compose_cfg()
+    assert cfg.prm.backbone is None and cfg.prm.path is None and cfg.prm.context_length is None
+    assert cfg.backend.context_length is None and "prm" not in cfg.model
+
+
+@pytest.mark.parametrize("option, value", [("model.path", "./missing-model"),
+                                           ("prm.backbone", "/no/such/backbone")])
+def test_missing_local_model_path_is_one_error_line(tmp_path, option, value):
+    result = _run("stage=search", "data=math", f"{option}={value}", f"hydra.run.dir={tmp_path}",
+                  "logger=null")
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == (f"error: {option}='{value}' does not exist "
+                         "(give a model folder or a hub id org/name)")
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("data", ["math", "math500", "gsm8k", "sciinstruct", "scibench", "gpqa",
@@ -88,19 +123,25 @@ FAST = ["logger=null", "search.iterations=1", "search.branch=2", "search.rollout
         "search.rollout_branch=1", "search.max_step_tokens=8"]
 
 
-@pytest.mark.parametrize("data", ["math", "gsm8k"])
-def test_search_runs_end_to_end_with_a_tiny_chat_model(tiny_chat_model, tmp_path, data):
+@pytest.mark.parametrize("data, critic, n", [("math", "world", 4), ("gsm8k", "world", 4),
+                                             ("math", "llm", 2)])
+def test_search_runs_end_to_end_with_a_tiny_chat_model(tiny_chat_model, tmp_path, data, critic, n):
     out = tmp_path / "run"
     result = _run("stage=search", f"model.path={tiny_chat_model}", f"data={data}",
-                  f"data.path=tests/fixtures/{data}_sample.jsonl", "data.limit=4",
-                  f"hydra.run.dir={out}", *FAST)
+                  f"data.path=tests/fixtures/{data}_sample.jsonl", f"data.limit={n}",
+                  f"hydra.run.dir={out}", f"search.self_critic={critic}",
+                  "search.critic_max_tokens=8", *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "results.jsonl").open()]
-    assert len(rows) == 4 and len({r["id"] for r in rows}) == 4
+    assert len(rows) == n and len({r["id"] for r in rows}) == n
     assert all(r["id"].startswith(f"{data}-") and r["gold"] for r in rows)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["search/num_questions"] == 4
-    assert len(list((out / "trees").glob("*.json"))) == 4
+    assert metrics["search/num_questions"] == n
+    assert len(list((out / "trees").glob("*.json"))) == n
+    if critic == "llm":  # the untrained model's critic answers are noise: counted, no crash
+        assert all(r["info"]["critic_calls"] >= 1 for r in rows)
+        assert all(r["info"]["critic_tokens"] >= 1 for r in rows)
+        assert all(r["costs"]["policy_tokens"] > r["info"]["critic_tokens"] for r in rows)
 
 
 def test_malformed_dataset_is_one_error_line_and_keeps_results(tiny_chat_model, tmp_path):

@@ -7,7 +7,6 @@ line that names the option and what it may be.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -67,9 +66,6 @@ def _split_sweep(value: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- values
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
 def _get(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.select(cfg, key, default=None)
 
@@ -116,13 +112,14 @@ def check_range(
 
 
 def check_model_path(key: str, path: Any) -> None:
-    """A model path is an existing folder, or a Hugging Face hub id like `org/name`."""
+    """A model path is an existing folder, or a Hugging Face hub id like `org/name`
+    (`rest_mcts.models.source`: the loaders take a hub id to `from_pretrained` unchanged)."""
+    from rest_mcts.models.source import is_hub_id
+
     if path is None:
         return
     text = str(path)
-    if Path(text).expanduser().exists():
-        return
-    if _HUB_ID.match(text) and not text.startswith((".", "~", "/")):
+    if Path(text).expanduser().exists() or is_hub_id(text):
         return
     raise ConfigError(f"{key}='{text}' does not exist (give a model folder or a hub id org/name)")
 
@@ -148,6 +145,14 @@ def validate(cfg: DictConfig, stages: Iterable[str]) -> None:
     check_range(cfg, "search.rollout_branch", 1, integer=True, what="samples per rollout step")
     check_range(cfg, "search.max_depth", 1, integer=True, what="steps per solution")
     check_range(cfg, "search.temperature", 0, what="sampling temperature")
+    critic = _get(cfg, "search.self_critic")
+    if critic is not None:
+        modes = ("world", "llm", "off")  # YAML reads a bare `off` as false: true/false allowed
+        _require(
+            isinstance(critic, bool) or critic in modes,
+            f"search.self_critic={critic!r} must be one of {', '.join(modes)}",
+        )
+    check_range(cfg, "search.critic_max_tokens", 1, integer=True, what="self-critic answer tokens")
     selection = _get(cfg, "search.answer_selection")
     if selection is not None:
         allowed = ("best_leaf", "value_vote")
@@ -159,6 +164,7 @@ def validate(cfg: DictConfig, stages: Iterable[str]) -> None:
     # Models.
     check_model_path("model.path", _get(cfg, "model.path"))
     check_model_path("prm.path", _get(cfg, "prm.path"))
+    check_model_path("prm.backbone", _get(cfg, "prm.backbone"))
     for key in ("model.hidden_size", "model.num_layers", "model.num_heads"):
         check_range(cfg, key, 1, integer=True)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 
-def policy_prompt(question: str, steps: Sequence[str] = (), fmt: Any = None) -> str:
+def policy_prompt(
+    question: str, steps: Sequence[str] = (), fmt: Any = None, hint: str | None = None
+) -> str:
     """Prompt for the policy: the question on its own line, then the steps so far.
 
     Each step is one line ending in a newline, so the next step is generated from the start
@@ -18,9 +20,14 @@ def policy_prompt(question: str, steps: Sequence[str] = (), fmt: Any = None) -> 
     With ``fmt`` (a world's :class:`~rest_mcts.prompting.PromptFormat`, see
     :func:`prompt_format`), the prompt is the format's instead: the paper's templates through
     the model's chat template (natural-language worlds). Countdown has none: plain format.
+    ``hint`` (a self-critic's analysis) needs a format: the plain format has no place for it.
     """
     if fmt is not None:
-        return fmt.policy_prompt(question, steps)
+        return fmt.policy_prompt(question, steps, hint=hint) if hint else fmt.policy_prompt(
+            question, steps
+        )
+    if hint:
+        raise ValueError("a self-critic hint needs a prompt format (natural-language worlds)")
     return question.rstrip("\n") + "\n" + "".join(_as_line(s) for s in steps)
 
 

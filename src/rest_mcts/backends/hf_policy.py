@@ -60,11 +60,12 @@ class HFPolicyBackend:
         decoder: str = "compact",
         model: PreTrainedModel | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
+        context_length: int | None = None,
     ) -> None:
         """Load the model and tokenizer from ``model_path`` unless they are passed in.
 
         Args:
-            model_path: local Hugging Face folder (model and tokenizer).
+            model_path: local Hugging Face folder or hub id ``org/name`` (model and tokenizer).
             device: where to load the model; a passed-in ``model`` stays where it is.
             dtype: ``"float32"``, ``"bfloat16"``, ``"float16"`` or ``"auto"`` (loading only).
             max_batch_size: most sequences per ``generate`` call.
@@ -73,6 +74,9 @@ class HFPolicyBackend:
                 ``"generate"`` (transformers' ``model.generate``).
             model: an already loaded causal LM (tests, the training loop).
             tokenizer: an already loaded tokenizer.
+            context_length: longest sequence the model takes (``model.context_length``); a
+                prompt longer than it minus ``max_new_tokens`` keeps its last tokens (a
+                warning says how many prompts were cut). None: no cap.
         """
         from rest_mcts.models.factory import load_causal_lm, load_tokenizer
 
@@ -80,7 +84,10 @@ class HFPolicyBackend:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if decoder not in ("compact", "generate"):
             raise ValueError(f"decoder must be 'compact' or 'generate', got {decoder!r}")
+        if context_length is not None and context_length < 2:
+            raise ValueError(f"context_length must be >= 2 (or null), got {context_length}")
         self.decoder = decoder
+        self.context_length = context_length
         if model is None or tokenizer is None:
             if model_path is None:
                 raise ValueError("HFPolicyBackend needs model_path or both model and tokenizer")
@@ -106,6 +113,7 @@ class HFPolicyBackend:
             "completions": 0,
             "prompt_tokens": 0,
             "generated_tokens": 0,
+            "truncated_prompts": 0,
             "seconds": 0.0,
         }
 
@@ -127,6 +135,7 @@ class HFPolicyBackend:
             return []
         start = time.perf_counter()
         prompt_ids: list[list[int]] = self.tokenizer(list(prompts))["input_ids"]
+        prompt_ids = self._fit_context(prompt_ids, params.max_new_tokens)
         stop_ids, slow_stops = self._split_stops(params.stop)
         config = self._generation_config(params, stop_ids, slow_stops)
         completions: list[list[Completion]] = [[] for _ in prompts]
@@ -151,6 +160,33 @@ class HFPolicyBackend:
         ]
         self._count(outputs, time.perf_counter() - start)
         return outputs
+
+    def _fit_context(self, prompt_ids: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+        """Cut prompts to the context: each keeps its last ``context_length - max_new_tokens``
+        tokens (what the model continues from), with one warning per call that cuts any.
+
+        Raises:
+            ValueError: ``max_new_tokens`` leaves no room for a prompt.
+        """
+        if self.context_length is None:
+            return prompt_ids
+        room = self.context_length - max_new_tokens
+        if room < 1:
+            raise ValueError(
+                f"max_new_tokens={max_new_tokens} leaves no room for a prompt in "
+                f"model.context_length={self.context_length}"
+            )
+        cut = sum(len(ids) > room for ids in prompt_ids)
+        if not cut:
+            return prompt_ids
+        longest = max(len(ids) for ids in prompt_ids)
+        logger.warning(
+            "%d of %d prompts exceed model.context_length=%d minus max_new_tokens=%d "
+            "(longest: %d tokens): they keep their last %d tokens",
+            cut, len(prompt_ids), self.context_length, max_new_tokens, longest, room,
+        )
+        self.stats["truncated_prompts"] += cut
+        return [ids[-room:] if len(ids) > room else ids for ids in prompt_ids]
 
     def _generate_chunk(
         self, prompt_ids: list[list[int]], n: int, config: GenerationConfig, params: SamplingParams

@@ -95,22 +95,30 @@ class HFValueScorer:
         trust_remote_code: bool = False,
         model: PreTrainedModel | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
+        context_length: int | None = None,
     ) -> None:
         """Load the value model and tokenizer from ``model_path`` unless they are passed in.
 
         Args:
-            model_path: local Hugging Face folder (value model and tokenizer).
+            model_path: local Hugging Face folder or hub id ``org/name`` (value model and
+                tokenizer).
             device: where to load the model; a passed-in ``model`` stays where it is.
             dtype: ``"float32"``, ``"bfloat16"``, ``"float16"`` or ``"auto"`` (loading only).
             max_batch_size: most items per forward pass.
             trust_remote_code: passed to ``from_pretrained``.
             model: an already loaded value model.
             tokenizer: an already loaded tokenizer.
+            context_length: longest input in tokens (``prm.context_length``); a longer one
+                keeps its last tokens, where the value is read (a warning says how many
+                were cut). None: no cap.
         """
         from rest_mcts.models.factory import load_tokenizer, load_value_model
 
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if context_length is not None and context_length < 1:
+            raise ValueError(f"context_length must be >= 1 (or null), got {context_length}")
+        self.context_length = context_length
         if (model is None or tokenizer is None) and model_path is None:
             raise ValueError("HFValueScorer needs model_path or both model and tokenizer")
         self.model = model if model is not None else load_value_model(
@@ -124,7 +132,9 @@ class HFValueScorer:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.device = next(self.model.parameters()).device
         self.max_batch_size = max_batch_size
-        self.stats: dict[str, float] = {"calls": 0, "items": 0, "tokens": 0, "seconds": 0.0}
+        self.stats: dict[str, float] = {
+            "calls": 0, "items": 0, "tokens": 0, "truncated": 0, "seconds": 0.0
+        }
 
     def score(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[float]:
         """Values in [0, 1] for each (question, steps so far) pair, in order."""
@@ -136,15 +146,14 @@ class HFValueScorer:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         values = [0.0] * len(texts)
         tokens = 0
+        truncated_before = self.stats["truncated"]
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.inference_mode():
                 for first in range(0, len(order), self.max_batch_size):
                     batch = order[first : first + self.max_batch_size]
-                    encoded = self.tokenizer(
-                        [texts[i] for i in batch], padding=True, return_tensors="pt"
-                    )
+                    encoded = self._encode([texts[i] for i in batch])
                     mask = encoded["attention_mask"].to(self.device)
                     raw = values_at_positions(
                         self.model,
@@ -158,9 +167,26 @@ class HFValueScorer:
         finally:
             self.model.train(was_training)
         seconds = time.perf_counter() - start
+        if self.stats["truncated"] > truncated_before:
+            logger.warning(
+                "%d value-model inputs exceed prm.context_length=%d: they keep their last tokens",
+                self.stats["truncated"] - truncated_before, self.context_length,
+            )
         self.stats["calls"] += 1
         self.stats["items"] += len(items)
         self.stats["tokens"] += tokens
         self.stats["seconds"] += seconds
         logger.debug("scored %d items in %.3fs", len(items), seconds)
         return values
+
+    def _encode(self, texts: list[str]):
+        """Token ids and attention mask of ``texts``, padded; inputs longer than the context
+        keep their last ``context_length`` tokens."""
+        if self.context_length is None:
+            return self.tokenizer(texts, padding=True, return_tensors="pt")
+        ids = self.tokenizer(texts)["input_ids"]
+        limit = self.context_length
+        self.stats["truncated"] += sum(len(row) > limit for row in ids)
+        return self.tokenizer.pad(
+            {"input_ids": [row[-limit:] for row in ids]}, padding=True, return_tensors="pt"
+        )

@@ -1,7 +1,8 @@
 """Build, save and load the policy and value (PRM) models.
 
-Tiny Llama models are built from scratch for CPU experiments; any Hugging Face causal LM folder
-loads through the same functions. The value model is a sequence-classification head with one
+Tiny Llama models are built from scratch for CPU experiments; any Hugging Face causal LM loads
+through the same functions, from a local folder or by hub id (``org/name``, passed unchanged to
+``from_pretrained``, which downloads it when there is network; see ``models.source``). The value model is a sequence-classification head with one
 regression output on top of a causal-LM backbone (the paper initialises the PRM from the
 policy).
 """
@@ -25,6 +26,8 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+
+from rest_mcts.models.source import model_source
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +111,7 @@ def value_model_from_causal_lm(
     """Build a value model whose backbone starts from a causal LM (its LM head is dropped).
 
     Args:
-        path_or_model: a causal-LM folder or an already loaded causal LM.
+        path_or_model: a causal-LM folder, a hub id or an already loaded causal LM.
         dtype: ``"float32"``, ``"bfloat16"``, ``"float16"`` or ``"auto"``.
         device: where to put the model.
         trust_remote_code: passed to ``from_pretrained``.
@@ -150,12 +153,14 @@ def value_model_from_causal_lm(
 
 
 def load_tokenizer(path: PathLike, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
-    """Load a tokenizer saved with ``save_pretrained``.
+    """Load a tokenizer saved with ``save_pretrained`` (a local folder) or by hub id.
 
     Raises:
-        FileNotFoundError: ``path`` is not a folder with tokenizer files.
+        FileNotFoundError: ``path`` is neither a folder with tokenizer files nor a hub id.
     """
-    folder = Path(path)
+    folder = model_source(path, "tokenizer")
+    if isinstance(folder, str):  # hub id
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
     if not folder.is_dir() or not any(
         (folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")
     ):
@@ -169,10 +174,10 @@ def load_tokenizer(path: PathLike, trust_remote_code: bool = False) -> PreTraine
 def load_causal_lm(
     path: PathLike, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False
 ) -> PreTrainedModel:
-    """Load a causal LM from a local Hugging Face folder, in eval mode.
+    """Load a causal LM from a local Hugging Face folder or a hub id, in eval mode.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist or has no ``config.json``.
+        FileNotFoundError: ``path`` is a missing folder (not a hub id) or has no ``config.json``.
     """
     folder = _check_model_dir(path)
     model = AutoModelForCausalLM.from_pretrained(
@@ -186,10 +191,11 @@ def load_causal_lm(
 def load_value_model(
     path: PathLike, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False
 ) -> PreTrainedModel:
-    """Load a value model (sequence classification, one output) from a local folder, in eval mode.
+    """Load a value model (sequence classification, one output) from a local folder or a hub
+    id, in eval mode.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist or has no ``config.json``.
+        FileNotFoundError: ``path`` is a missing folder (not a hub id) or has no ``config.json``.
     """
     folder = _check_model_dir(path)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -278,7 +284,7 @@ def _init_score_head(model: PreTrainedModel, seed: int) -> None:
             head.bias.zero_()
 
 
-def _missing_pad_id(folder: Path, trust_remote_code: bool) -> int | None:
+def _missing_pad_id(folder: Path | str, trust_remote_code: bool) -> int | None:
     """The eos id when the config has no pad id (``None`` when it has one: it is kept)."""
     config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     if getattr(config, "pad_token_id", None) is not None:
@@ -292,8 +298,11 @@ def _first_id(token_id: int | list[int] | None) -> int | None:
     return token_id
 
 
-def _check_model_dir(path: PathLike) -> Path:
-    folder = Path(path)
+def _check_model_dir(path: PathLike) -> Path | str:
+    """The local model folder (checked for config.json), or the hub id unchanged."""
+    folder = model_source(path, "model")
+    if isinstance(folder, str):
+        return folder
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(
             f"model path '{path}' not found (expected a Hugging Face model folder with config.json)"

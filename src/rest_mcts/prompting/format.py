@@ -10,6 +10,11 @@ start of the assistant's answer, so the model continues the answer:
 * ``style="propose"``: the user message is the paper's next-step expansion template with the
   existing steps inside it; the assistant's answer starts ``Next step:``.
 
+A self-critic hint (the critic's ``Analysis: ...``, MCTS* with ``search.self_critic=llm``)
+enters the expansion prompt: ``propose`` uses the paper's expansion-with-analysis template
+(``expansion_hint``, slots ``{question}``, ``{steps}``, ``{hint}``); ``continue`` adds the
+``hint`` template's line to the end of the user message.
+
 Chat models (``chat_template`` true, or ``auto`` when the tokenizer has one) are rendered by
 ``tokenizer.apply_chat_template(messages, add_generation_prompt=True)``: the special tokens
 are the tokenizer's own, never written here. A beginning-of-sequence token that the template
@@ -54,8 +59,9 @@ class PromptFormat:
         system: optional system message (chat models only), e.g. Qwen2.5-Math's
             "Please reason step by step, and put your final answer within \\boxed{}.".
         plain_template: template for models rendered without a chat template.
-        cot_template, expansion_template, critic_template, verify_template: template names
-            or files (``rest_mcts/prompt_templates``).
+        cot_template, expansion_template, expansion_hint_template, hint_template,
+            critic_template, verify_template: template names or files
+            (``rest_mcts/prompt_templates``).
         trust_remote_code: passed when loading the tokenizer.
     """
 
@@ -68,6 +74,8 @@ class PromptFormat:
         plain_template: str = "plain",
         cot_template: str = "cot",
         expansion_template: str = "expansion",
+        expansion_hint_template: str = "expansion_hint",
+        hint_template: str = "hint",
         critic_template: str = "critic",
         verify_template: str = "verify",
         trust_remote_code: bool = False,
@@ -84,6 +92,8 @@ class PromptFormat:
             "plain": load_template(plain_template),
             "cot": load_template(cot_template),
             "expansion": load_template(expansion_template),
+            "expansion_hint": load_template(expansion_hint_template),
+            "hint": load_template(hint_template),
             "critic": load_template(critic_template),
             "verify": load_template(verify_template),
         }
@@ -144,12 +154,28 @@ class PromptFormat:
             return NO_STEPS
         return "".join(format_step(i, s) for i, s in enumerate(steps, start=1)).rstrip("\n")
 
-    def policy_prompt(self, question: str, steps: Sequence[str] = ()) -> str:
-        """Prompt for the next step (or, with a stop-free budget, the rest of the solution)."""
+    def policy_prompt(
+        self, question: str, steps: Sequence[str] = (), hint: str | None = None
+    ) -> str:
+        """Prompt for the next step (or, with a stop-free budget, the rest of the solution).
+
+        Args:
+            question: the problem text.
+            steps: the steps so far.
+            hint: the self-critic's analysis of ``steps`` (None: no hint), see the module
+                docstring for where it goes.
+        """
+        hint = hint.strip() if hint else None
         if self.style == "propose":
-            user = fill(self.templates["expansion"], question=question, steps=self.steps_block(steps))
+            slots = {"question": question, "steps": self.steps_block(steps)}
+            if hint:
+                user = fill(self.templates["expansion_hint"], **slots, hint=hint)
+            else:
+                user = fill(self.templates["expansion"], **slots)
             return self.render(user.rstrip(), "Next step:")
         user = fill(self.templates["cot"], question=question).rstrip()
+        if hint:
+            user += "\n" + fill(self.templates["hint"], hint=hint).rstrip()
         done = "".join(format_step(i, s) for i, s in enumerate(steps, start=1))
         return self.render(user, done + f"Step {len(steps) + 1}:")
 

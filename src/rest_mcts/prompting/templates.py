@@ -11,6 +11,9 @@ Shipped templates (English versions of the paper's prompts, THUDM/ReST-MCTS
   (one ``Step k:`` line per step, final ``The answer is $\\boxed{...}$``);
 * ``expansion``: next-step expansion (``zero_single_proposal_prompt_mistral``), answer
   ``Next step: ...``;
+* ``expansion_hint``: next-step expansion with the self-critic's analysis
+  (``zero_single_proposal_prompt_use_reflection_en``), answer ``Next step: ...``;
+* ``hint``: one line carrying the self-critic's analysis, appended to the ``cot`` prompt;
 * ``critic``: self-critic, end of inference or hint (``single_reflection_prompt_en``),
   answer ``Problem solved`` or ``Analysis: ...``;
 * ``verify``: answer verification by an LLM judge (``utils/verify_llm.py``, translated from

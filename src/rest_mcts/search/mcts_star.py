@@ -4,8 +4,17 @@ Each iteration runs the paper's phases, each a short function below:
 
 1. **selection**: descend from the root by UCT, v_C + c * sqrt(ln n_parent / n_C), to a
    leaf, skipping exhausted subtrees (dead ends are never selected twice);
-2. **self-critic**: is the leaf's path finished (end of inference)? In worlds with a step
-   parser (Countdown) the parser gives the verdict when a step is created;
+2. **self-critic**: is the leaf's path finished (end of inference), and if not, what should
+   the next step do? `self_critic` chooses who answers:
+   * `world` (default): the world's step parser gives the verdict when a step is created
+     (Countdown's final equation, a text step stating `\boxed{...}`); no hint;
+   * `llm` (the paper): the policy itself, asked greedily with the paper's self-critic prompt
+     (one short Generate request, batched by the engine with other questions' calls),
+     answers `Problem solved` (the path ends here, not expanded) or `Analysis: <hint>` (the
+     hint goes into this node's expansion prompt). Paths the world already sees as
+     finished are not asked (no legal step can follow them). An answer in neither form
+     counts as "no verdict, no hint" (`critic_unparsed` in the result's info);
+   * `off`: no critic; a path is known to be finished only when nothing legal follows it;
 3. **thought expansion**: if the leaf's value v_C < l (`end_gate`), ask the policy for b
    (`branch`) next steps and score each new child with the value model (PRM);
 4. **greedy MC rollout** from the best new child: at each of `rollout_steps` steps sample
@@ -34,6 +43,7 @@ from collections import defaultdict
 from typing import Sequence
 
 from rest_mcts.backends.base import SamplingParams
+from rest_mcts.prompting.critic import CriticParseError, parse_critic
 from rest_mcts.prompts import first_line, policy_prompt, prompt_format
 from rest_mcts.search.requests import Generate, Score, SearchGen, SearchResult, step_params
 from rest_mcts.search.steps import expand_node
@@ -41,6 +51,7 @@ from rest_mcts.search.tree import Node, Tree
 from rest_mcts.worlds.base import Question, World
 
 ANSWER_SELECTIONS = ("best_leaf", "value_vote")
+SELF_CRITIC_MODES = ("world", "llm", "off")
 # With widening, a node is taken as saturated after this many sampled expansions in a row
 # that brought no new legal step (one unlucky batch of samples is not enough to give up on
 # it); after one, when its steps are proposed greedily (the same ones would come again).
@@ -119,14 +130,94 @@ def mark_exhausted(tree: Tree, node: Node, propagate: bool = True) -> None:
         parent = tree.parent(parent)
 
 
-def critic_says_end(node: Node, self_critic: bool) -> bool:
-    """Self-critic: end of inference for this path? Worlds with a step parser decide it when
-    the step is created (`node.terminal`); with the critic off the search does not ask and
-    only learns that a path is finished when nothing legal can follow it."""
-    if self_critic and node.terminal:
+def critic_mode(self_critic: bool | str, world: World | None = None) -> str:
+    """The self-critic mode: `world`, `llm` or `off` (true/false mean `world`/`off`).
+
+    Raises:
+        ValueError: an unknown mode, or `llm` for a world without a prompt format (Countdown:
+            its plain format has no critic prompt, and its parser decides the end itself).
+    """
+    if isinstance(self_critic, bool):
+        return "world" if self_critic else "off"
+    if self_critic not in SELF_CRITIC_MODES:
+        raise ValueError(
+            f"search.self_critic={self_critic!r} must be one of {', '.join(SELF_CRITIC_MODES)}"
+        )
+    if self_critic == "llm" and world is not None and prompt_format(world) is None:
+        raise ValueError(
+            "search.self_critic=llm needs a world with prompts (data=math, gsm8k, ...); "
+            "this world has none (Countdown decides the end itself: use search.self_critic=world)"
+        )
+    return self_critic
+
+
+def critic_says_end(node: Node, mode: str) -> bool:
+    """End of inference known without asking: the world's step parser marked the path
+    finished when the step was created (`node.terminal`). With the critic off the search
+    does not look and only learns that a path is finished when nothing legal can follow."""
+    if mode != "off" and node.terminal:
         node.critic = "end"
         return True
     return False
+
+
+def critic_params(max_tokens: int) -> SamplingParams:
+    """The self-critic's sampling: one greedy answer, short, cut at a blank line."""
+    return SamplingParams(n=1, temperature=0.0, max_new_tokens=max_tokens, stop=("\n\n",))
+
+
+def ask_critic(
+    tree: Tree, node: Node, world: World, question: Question, params: SamplingParams
+) -> SearchGen:
+    """Self-critic by the policy (the paper's prompt): has `node`'s path solved the problem?
+
+    Asks once per node; the verdict stays on the node: `node.info["critic_status"]` is
+    `solved`, `hint` or `unparsed`, `node.critic` is `"end"` or the hint. A `solved` path
+    becomes terminal (its answer, if any, read by the world's parser). At the root (no steps)
+    `Problem solved` is not believed and counts as unparsed. Returns whether the path ends.
+    """
+    if "critic_status" in node.info:  # asked before (a widened node comes back)
+        return node.critic == "end"
+    fmt = prompt_format(world)
+    (out,) = yield Generate((fmt.critic_prompt(question.text, tree.steps(node)),), params)
+    completion = out.completions[0]
+    node.info["critic_tokens"] = completion.num_tokens
+    try:
+        verdict = parse_critic(completion.text)
+    except CriticParseError:
+        verdict = None
+    if verdict is None or (verdict.solved and node is tree.root):
+        node.info["critic_status"] = "unparsed"
+        node.info["critic_raw"] = completion.text[:200]
+        return False
+    if verdict.hint is not None:
+        node.info["critic_status"] = "hint"
+        node.critic = verdict.hint
+        return False
+    node.info["critic_status"] = "solved"
+    node.critic = "end"
+    check = world.check_path(question, tree.steps(node))
+    node.terminal = node.legal
+    node.answer = check.answer if check.legal and check.finished else None
+    return True
+
+
+def critic_hint(node: Node) -> str | None:
+    """The self-critic's hint stored on `node` (None when there is none)."""
+    return node.critic if node.info.get("critic_status") == "hint" else None
+
+
+def critic_stats(tree: Tree) -> dict[str, int]:
+    """How often the policy was asked as critic, its verdicts and its tokens (per tree)."""
+    asked = [n for n in tree.nodes if "critic_status" in n.info]
+    status = [n.info["critic_status"] for n in asked]
+    return {
+        "critic_calls": len(asked),
+        "critic_solved": status.count("solved"),
+        "critic_hints": status.count("hint"),
+        "critic_unparsed": status.count("unparsed"),
+        "critic_tokens": sum(n.info.get("critic_tokens", 0) for n in asked),
+    }
 
 
 def expand(
@@ -135,17 +226,18 @@ def expand(
     world: World,
     question: Question,
     params: SamplingParams,
-    self_critic: bool = True,
+    self_critic: bool | str = True,
     widen: bool = True,
 ) -> SearchGen:
-    """Thought expansion: ask the policy for next steps of `node`'s path, add the new
-    distinct ones as children (`steps.expand_node`), and score the new legal children with
-    the value model in one request. A node that yields nothing new and legal is exhausted."""
-    (out,) = yield Generate(
-        (policy_prompt(question.text, tree.steps(node), prompt_format(world)),), params
-    )
+    """Thought expansion: ask the policy for next steps of `node`'s path (with the
+    self-critic's hint for it, if any), add the new distinct ones as children
+    (`steps.expand_node`), and score the new legal children with the value model in one
+    request. A node that yields nothing new and legal is exhausted."""
+    prompt = policy_prompt(question.text, tree.steps(node), prompt_format(world), critic_hint(node))
+    (out,) = yield Generate((prompt,), params)
     node.info["expansions"] = node.info.get("expansions", 0) + 1
-    children = expand_node(tree, node, out.completions, world, question, self_critic)
+    ends = critic_mode(self_critic) != "off"
+    children = expand_node(tree, node, out.completions, world, question, ends)
     legal = [c for c in children if c.legal]
     if legal:
         node.info["fruitless"] = 0
@@ -208,8 +300,11 @@ def backpropagate(tree: Tree, node: Node) -> None:
 
 def choose_answer(tree: Tree, answer_selection: str) -> Node:
     """The answer: best-valued finished node, or the answer with the largest summed value
-    over finished nodes (`value_vote`). Without a finished node: the best-valued node."""
+    over finished nodes (`value_vote`). Without a finished node: the best-valued node.
+    Finished paths that state no answer (ended by the LLM self-critic) are chosen only when
+    no finished path states one."""
     finished = tree.finished()
+    finished = [n for n in finished if n.answer is not None] or finished
     if not finished:
         candidates = [n for n in tree.nodes[1:] if n.legal] or [tree.root]
         return max(candidates, key=lambda n: (n.value, n.depth))
@@ -236,7 +331,8 @@ def mcts_star(
     rollout_branch: int = 3,
     max_depth: int = 8,
     temperature: float = 1.0,
-    self_critic: bool = True,
+    self_critic: bool | str = "world",
+    critic_max_tokens: int = 64,
     answer_selection: str = "best_leaf",
     max_step_tokens: int = 48,
     widen: bool = True,
@@ -255,7 +351,10 @@ def mcts_star(
         rollout_branch: samples per rollout step.
         max_depth: nodes at this depth are not expanded.
         temperature: policy sampling temperature for expansion and rollout.
-        self_critic: ask the critic for end of inference before expanding.
+        self_critic: who decides end of inference before a node is expanded: `world` (the
+            step parser), `llm` (the policy with the paper's self-critic prompt, which also
+            gives a hint for the expansion) or `off` (true/false mean world/off).
+        critic_max_tokens: token cap of one self-critic answer (`llm`).
         answer_selection: `best_leaf` or `value_vote`.
         max_step_tokens: token cap for one step.
         widen: progressive widening: expand a node again when all its children are spent or
@@ -267,22 +366,29 @@ def mcts_star(
         raise TypeError(f"mcts_star takes a Question, got {type(question).__name__}")
     if answer_selection not in ANSWER_SELECTIONS:
         raise ValueError(f"answer_selection must be one of {ANSWER_SELECTIONS}")
+    mode = critic_mode(self_critic, world)
     tree = Tree(question.id, question.text)
     expand_params = step_params(branch, temperature, max_step_tokens)
     exploit_params = step_params(1, 0.0, max_step_tokens)
     rollout_params = step_params(rollout_branch, temperature, max_step_tokens)
+    ask_params = critic_params(critic_max_tokens)
     done = 0
     stopped = False
     while done < iterations and not stopped:
         leaf = select(tree, exploration_constant, widen, branch)
         if leaf is None:
             break  # every path explored
-        if critic_says_end(leaf, self_critic) or leaf.depth >= max_depth:
+        if critic_says_end(leaf, mode) or leaf.depth >= max_depth:
             mark_exhausted(tree, leaf, propagate=not widen)
             continue
         done += 1
+        if mode == "llm" and (yield from ask_critic(tree, leaf, world, question, ask_params)):
+            mark_exhausted(tree, leaf, propagate=not widen)  # solved: end of inference here
+            backpropagate(tree, leaf)
+            stopped = leaf.legal and leaf.value >= end_gate
+            continue
         params = expand_params if leaf.value < end_gate or leaf is tree.root else exploit_params
-        children = yield from expand(tree, leaf, world, question, params, self_critic, widen)
+        children = yield from expand(tree, leaf, world, question, params, mode, widen)
         open_children = [c for c in children if not c.exhausted]
         if open_children and rollout_steps > 0:
             roll = max(open_children, key=lambda c: c.value)
@@ -306,5 +412,6 @@ def mcts_star(
             "nodes": len(tree.nodes),
             "stopped_at_end_gate": stopped,
             "finished_nodes": len(tree.finished()),
+            **(critic_stats(tree) if mode == "llm" else {}),
         },
     )

@@ -45,6 +45,18 @@ SEARCHES: dict[str, SearchFn] = {
 _LAZY: dict[str, Callable[[], SearchFn]] = {"mcts_star": _load_mcts_star}
 
 
+def _check_mcts_star(knobs: Mapping[str, Any], world: World) -> None:
+    """MCTS*'s self-critic mode must suit the world (checked before any search starts)."""
+    from rest_mcts.search.mcts_star import critic_mode
+
+    critic_mode(knobs.get("self_critic", "world"), world)
+
+
+# Checks of knob values against the world, run when a search is bound (a bad value then
+# fails before the first question, not inside the engine).
+_CHECKS: dict[str, Callable[[Mapping[str, Any], World], None]] = {"mcts_star": _check_mcts_star}
+
+
 def search_function(name: str) -> SearchFn:
     """The search function registered as ``name`` (lazy ones are imported here).
 
@@ -84,7 +96,8 @@ def make_search(
 
     Raises:
         ValueError: for an unknown search name, an unknown knob (named ``search.<key>``,
-            with the allowed ones listed) or a missing required knob.
+            with the allowed ones listed), a missing required knob or a knob value that does
+            not suit the world (e.g. ``search.self_critic=llm`` on Countdown).
     """
     knobs = _plain(search_cfg)
     name = knobs.pop("name", None)
@@ -93,6 +106,8 @@ def make_search(
     function = search_function(str(name))
     accepted, required, open_ended = _keyword_arguments(function)
     _check_knobs(name, knobs, accepted, open_ended)
+    if name in _CHECKS:
+        _CHECKS[name](knobs, world)
     for knob in _SOLUTION_TOKEN_KNOBS:
         if knob in accepted and knob not in knobs:
             knobs[knob] = int(max_solution_tokens)

@@ -26,7 +26,9 @@ class Node:
         value: v_C, the node's current value (PRM score, then rollout and backpropagation
             updates).
         prm_score: the value model's score when the node was created (None if unscored).
-        critic: the self-critic's verdict ("end", a hint, or None when not asked).
+        critic: the self-critic's verdict: "end", the LLM critic's hint (MCTS* with
+            ``self_critic=llm``; ``info["critic_status"]`` says what it answered: solved,
+            hint or unparsed), or None when not asked or without a verdict.
         legal: whether the step parsed as legal.
         terminal: whether the path is finished (no further step).
         answer: the final answer stated by a finished path.

@@ -77,8 +77,12 @@ def build_scorer(cfg: DictConfig, policy_path: str | Path, world):
     # prm.backbone (a 7B model config's PRM backbone, e.g. Mistral-7B) or else the policy.
     backbone = cfg.prm.get("backbone") or policy_path
     log.warning("prm.path is unset: scoring with an UNTRAINED value head on %s", backbone)
-    model = value_model_from_causal_lm(str(backbone), seed=cfg.seed)
-    tokenizer = load_tokenizer(str(backbone))
+    remote = bool(node.get("trust_remote_code", False))
+    model = value_model_from_causal_lm(
+        str(backbone), dtype=node.get("dtype", "float32"), device=node.get("device", "cpu"),
+        trust_remote_code=remote, seed=cfg.seed,
+    )
+    tokenizer = load_tokenizer(str(backbone), trust_remote_code=remote)
     return instantiate(node, "prm.scorer", model=model, tokenizer=tokenizer)
 
 
