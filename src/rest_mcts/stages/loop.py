@@ -67,6 +67,10 @@ def check_loop_config(cfg: DictConfig) -> None:
     check_range(cfg, "stage.prm_eval_problems", 1, integer=True)
     check_range(cfg, "stage.concurrency", 1, integer=True)
     check_range(cfg, "stage.init_prm.num_problems", 1, integer=True)
+    check_range(cfg, "stage.prm_train.init_epochs", 1, integer=True)
+    check_range(cfg, "stage.prm_train.epochs", 1, integer=True)
+    if "HFValueScorer" not in str(cfg.prm.scorer.get("_target_", "")):
+        raise ConfigError(f"prm={cfg.prm.name}: the loop trains a neural PRM (use prm=tiny or a model's PRM)")
     for key, allowed in (("prm_data", PRM_DATA), ("prm_init", MODEL_INIT),
                          ("policy_init", MODEL_INIT), ("policy_data", POLICY_DATA)):
         if s[key] not in allowed:
@@ -105,7 +109,7 @@ def loop(cfg: DictConfig) -> dict[str, float]:
         inputs={"policy": base},
     )
     prm = runner.run(
-        "iter_0/prm", lambda d: _train_prm(cfg, d, [d_v0["file"]], base),
+        "iter_0/prm", lambda d: _train_prm(cfg, d, [d_v0["file"]], base, s.prm_train.init_epochs),
         produced_by="train_prm on D_V0 (PRM_0)", inputs={"data": [d_v0["file"]], "init": base},
     )["model"]
     policy = base
@@ -134,7 +138,7 @@ def loop(cfg: DictConfig) -> dict[str, float]:
         prm_files = _mix(s.prm_data, d_v_files)
         prm_start = prm if s.prm_init == "previous" else base
         prm = runner.run(
-            f"{it}/prm", lambda d: _train_prm(cfg, d, prm_files, prm_start),
+            f"{it}/prm", lambda d: _train_prm(cfg, d, prm_files, prm_start, s.prm_train.epochs),
             produced_by=f"train_prm (PRM_{k}, data={s.prm_data}, init={s.prm_init})",
             inputs={"data": prm_files, "init": prm_start},
         )["model"]
@@ -208,7 +212,9 @@ def _last_ckpt(folder: Path) -> str | None:
     return str(last) if last.is_file() else None
 
 
-def _train_prm(cfg: DictConfig, folder: Path, files: list[str], init: str) -> dict[str, Any]:
+def _train_prm(
+    cfg: DictConfig, folder: Path, files: list[str], init: str, epochs: int
+) -> dict[str, Any]:
     from rest_mcts.stages.train_prm import train_prm_model
 
     if not any(read_jsonl(f) for f in files):
@@ -216,7 +222,7 @@ def _train_prm(cfg: DictConfig, folder: Path, files: list[str], init: str) -> di
             f"no PRM training rows in {files}: no tree of the base policy reached a correct "
             "answer; raise stage.init_prm.num_problems or use stage.init_prm.method=reference"
         )
-    sub = derive(cfg, {"paths.output_dir": str(folder)})
+    sub = derive(cfg, {"paths.output_dir": str(folder), "prm.epochs": int(epochs)})
     metrics = train_prm_model(
         sub, files, folder / "model", init, ckpt_dir=folder / "checkpoints",
         ckpt_path=_last_ckpt(folder), val_share=cfg.stage.val_share,
