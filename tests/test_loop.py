@@ -225,3 +225,15 @@ def test_one_iteration_loop_runs_and_resumes_without_searching_again(tmp_path, t
     assert (results.read_text(), results.stat().st_mtime_ns) == before
     assert (loop_dir / "iter_1" / "extract" / "manifest.json").is_file()
     assert len((loop_dir / "results.csv").read_text().splitlines()) == 3
+
+
+def test_a_loop_folder_refuses_another_config(tmp_path, compose_cfg):
+    from rest_mcts.config import ConfigError
+    from rest_mcts.stages.loop import claim_dir
+
+    cfg = compose_cfg("stage=loop")
+    claim_dir(cfg, tmp_path)
+    claim_dir(cfg, tmp_path)  # same config: fine (resume)
+    other = compose_cfg("stage=loop", "search.alpha=0.3")
+    with pytest.raises(ConfigError, match="another config"):
+        claim_dir(other, tmp_path)

@@ -44,18 +44,41 @@ MODEL_INIT = ("base", "previous")
 POLICY_DATA = ("cumulative", "current")
 
 
-def loop_dir(cfg: DictConfig) -> Path:
-    """``stage.dir``, or a folder keyed by everything that shapes the loop's results."""
-    if cfg.stage.get("dir"):
-        return Path(cfg.stage.dir)
+def loop_config(cfg: DictConfig) -> dict[str, Any]:
+    """Everything that shapes the loop's results (not where files go, not logging)."""
     plain = OmegaConf.to_container(cfg, resolve=False)
     for key in ("paths", "hydra", "logger", "run_name"):
         plain.pop(key, None)
     plain.get("stage", {}).pop("dir", None)
     for key in ("default_root_dir", "enable_progress_bar"):
         plain.get("trainer", {}).pop(key, None)
-    name = f"{cfg.data.name}-s{cfg.seed}-{fingerprint(plain)}"
+    return plain
+
+
+def loop_dir(cfg: DictConfig) -> Path:
+    """``stage.dir``, or a folder keyed by the loop's config (:func:`loop_config`)."""
+    if cfg.stage.get("dir"):
+        return Path(cfg.stage.dir)
+    name = f"{cfg.data.name}-s{cfg.seed}-{fingerprint(loop_config(cfg))}"
     return Path(cfg.paths.root_dir) / "outputs" / "loop_runs" / name
+
+
+def claim_dir(cfg: DictConfig, root: Path) -> None:
+    """Record the loop's config in ``root/loop_config.json``; a folder made by a different
+    config is refused (its finished steps would be reused for the wrong settings)."""
+    from rest_mcts.utils.io import read_json, write_json
+
+    key = fingerprint(loop_config(cfg))
+    record = root / "loop_config.json"
+    if record.is_file():
+        old = read_json(record).get("fingerprint")
+        if old != key:
+            raise ConfigError(
+                f"stage.dir='{root}' holds a loop run with another config (fingerprint {old}, "
+                f"this one {key}); choose a new stage.dir or delete that folder"
+            )
+        return
+    write_json(record, {"fingerprint": key, "config": loop_config(cfg)})
 
 
 def check_loop_config(cfg: DictConfig) -> None:
@@ -91,6 +114,7 @@ def loop(cfg: DictConfig) -> dict[str, float]:
     s = cfg.stage
     root = loop_dir(cfg)
     runner = StepRunner(root)
+    claim_dir(cfg, root)
     log.info("self-training loop in %s", root)
     world = build_world(cfg)
     base = str(resolve_policy_path(cfg))
