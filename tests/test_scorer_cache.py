@@ -107,7 +107,7 @@ def test_exact_hits_and_duplicates(value_model) -> None:
     again = cached.score(list(reversed(WARM)))
     assert again == list(reversed(first[:-1]))
     assert cached.stats["exact_hits"] == len(WARM)
-    # "x" and "x\n" give the same text: found under both names
+    # a step with and without its newline gives the same text: found under both names
     assert cached.score([(Q1, ["6 * 4 = 24\n"])]) == [first[1]]
     assert cached.stats["exact_hits"] == len(WARM) + 1
     assert first[:-1] == pytest.approx(plain.score(WARM), abs=1e-5)

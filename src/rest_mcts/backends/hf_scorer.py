@@ -14,7 +14,9 @@ of at most that many tokens. A new item whose ancestor (the same question with a
 of steps) is stored runs the backbone only on the tokens after the longest common token prefix
 of the two id sequences, attending to the stored keys and values: the result equals a full
 forward pass (up to float rounding), because a causal model's keys and values at a position
-depend only on the tokens up to it. The common prefix is taken on token ids of the whole
+depend only on the tokens up to it. The ancestor must have been scored in an earlier call
+(items of one call are computed side by side). Measured on 64 Countdown questions (MCTS*,
+10 iterations, tiny PRM, one CPU thread): half the tokens are reused and scorer time halves. The common prefix is taken on token ids of the whole
 texts, so a BPE merge across the step boundary just shortens what is reused. An item whose ids
 are stored exactly gets the stored value back.
 
@@ -393,6 +395,8 @@ class HFValueScorer:
             if values[i] is None:  # duplicate of an item computed in this call
                 values[i] = values[planned[ids[i]]]
                 reused += len(ids[i])
+                if ids[i] in cache:
+                    cache.name(names[i], ids[i])
         self.stats["reused_tokens"] += reused
         self.stats["prefix_hits"] += len(extend)
         return [float(v) for v in values], sum(len(row) for row in ids)
