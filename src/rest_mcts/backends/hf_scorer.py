@@ -307,8 +307,10 @@ class HFValueScorer:
             return []
         start = time.perf_counter()
         texts = [prm_input(question, steps) for question, steps in items]
+        # (toggled only when needed: Module.train walks every submodule, 0.4 ms a call here)
         was_training = self.model.training
-        self.model.eval()
+        if was_training:
+            self.model.eval()
         try:
             with torch.inference_mode():
                 if self.prefix_cache is None:
@@ -316,7 +318,8 @@ class HFValueScorer:
                 else:
                     values, tokens = self._score_cached(items, texts)
         finally:
-            self.model.train(was_training)
+            if was_training:
+                self.model.train()
         seconds = time.perf_counter() - start
         self.stats["calls"] += 1
         self.stats["items"] += len(items)
