@@ -60,6 +60,8 @@ def main() -> None:
         search_fn = make_search(cfg.search, world, cfg.data.max_solution_tokens)
         base = None
         for conc in args.concurrency:
+            if hasattr(scorer, "clear_cache"):  # each run starts with a cold prefix KV cache
+                scorer.clear_cache()
             engine = SearchEngine(policy, scorer, concurrency=conc, seed=cfg.seed, progress=False)
             start = time.perf_counter()
             results = engine.run_all((q.id, search_fn(q)) for q in qs)
