@@ -9,7 +9,6 @@ import pytest
 from omegaconf import OmegaConf
 
 from rest_mcts.prompts import first_line
-from rest_mcts.search import baselines
 from rest_mcts.search.baselines import bfs, best_of_n, cot, self_consistency, weighted_vote
 from rest_mcts.search.engine import SearchEngine
 from rest_mcts.search.registry import SEARCHES, make_search, needs_scorer

@@ -15,7 +15,6 @@ Greedy test accuracy is reported before and after training.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -33,18 +32,11 @@ log = logging.getLogger(__name__)
 
 def solutions_from_trees(trees_dir: str | Path) -> list[SFTExample]:
     """D_G from every verified tree JSON in a folder: one example per correct finished leaf."""
-    from rest_mcts.search.tree import Tree
     from rest_mcts.search.value import is_correct_finish
+    from rest_mcts.stages.extract import load_trees
 
-    folder = Path(trees_dir)
-    if not folder.is_dir():
-        raise ConfigError(f"stage.trees_dir='{folder}' is not a folder of search trees")
     examples = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            tree = Tree.load(path)
-        except (KeyError, ValueError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: not a search tree ({err})") from err
+    for tree in load_trees(trees_dir):
         examples += [
             solution_example(tree.question_text, tree.steps(node))
             for node in tree.finished()

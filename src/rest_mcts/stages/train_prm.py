@@ -32,18 +32,11 @@ log = logging.getLogger(__name__)
 
 def rows_from_trees(trees_dir: str | Path) -> list[ValueRow]:
     """D_V from every verified tree JSON in a folder (trees without a correct leaf give none)."""
-    from rest_mcts.search.tree import Tree
     from rest_mcts.search.value import extract_samples
+    from rest_mcts.stages.extract import load_trees
 
-    folder = Path(trees_dir)
-    if not folder.is_dir():
-        raise ConfigError(f"stage.trees_dir='{folder}' is not a folder of search trees")
     rows = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            tree = Tree.load(path)
-        except (KeyError, ValueError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: not a search tree ({err})") from err
+    for tree in load_trees(trees_dir):
         rows += [ValueRow(s.question, s.steps, s.target) for s in extract_samples(tree)]
     return rows
 

@@ -9,7 +9,6 @@ question, so no question appears in both.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from rest_mcts.prompts import prm_input
+from rest_mcts.utils.hashing import held_out
 
 
 @dataclass(frozen=True)
@@ -75,12 +75,8 @@ def split_by_question(
     rows: Sequence[ValueRow], val_share: float, seed: int = 0
 ) -> tuple[list[ValueRow], list[ValueRow]]:
     """Deterministic train/validation split that keeps each question on one side."""
-    def in_val(question: str) -> bool:
-        digest = hashlib.sha256(f"{seed}:{question}".encode()).digest()
-        return int.from_bytes(digest[:4], "big") / 2**32 < val_share
-
-    train = [r for r in rows if not in_val(r.question)]
-    val = [r for r in rows if in_val(r.question)]
+    train = [r for r in rows if not held_out(r.question, val_share, seed)]
+    val = [r for r in rows if held_out(r.question, val_share, seed)]
     return train, val
 
 

@@ -10,7 +10,6 @@ length limit and holds out a share of the questions for validation.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from rest_mcts.prompts import policy_prompt
+from rest_mcts.utils.hashing import held_out
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +93,8 @@ def split_by_prompt(
     examples: Sequence[SFTExample], val_share: float, seed: int = 0
 ) -> tuple[list[SFTExample], list[SFTExample]]:
     """Deterministic train/validation split that keeps each question (prompt) on one side."""
-    def in_val(prompt: str) -> bool:
-        digest = hashlib.sha256(f"{seed}:{prompt}".encode()).digest()
-        return int.from_bytes(digest[:4], "big") / 2**32 < val_share
-
-    train = [e for e in examples if not in_val(e.prompt)]
-    val = [e for e in examples if in_val(e.prompt)]
+    train = [e for e in examples if not held_out(e.prompt, val_share, seed)]
+    val = [e for e in examples if held_out(e.prompt, val_share, seed)]
     return train, val
 
 
