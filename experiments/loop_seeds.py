@@ -1,0 +1,86 @@
+"""Average the self-training loop's results table over seeds.
+
+    python run.py -m seed=0,1,2                      # the main job, three seeds
+    python experiments/loop_seeds.py outputs/loop_runs/countdown-s0-* outputs/loop_runs/countdown-s1-* ...
+
+Reads each loop folder's ``results.csv`` (one row per iteration), prints every seed's table
+and the mean (and min..max) per iteration, checks the claims of the main job (iteration 0:
+MCTS* above CoT and above self-consistency at MCTS*'s tokens; iteration K: policy CoT above
+iteration 0, PRM oracle accuracy at least iteration 0's) per seed and on the mean, and writes
+the report to experiments/results/loop_seeds.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOWN = ["cot/acc", "sc/acc", "sc/tokens", "mcts/acc", "mcts/tokens", "prm/val_mse",
+         "prm/val_oracle_acc", "data/d_g_traces"]
+
+
+def read(folder: Path) -> list[dict[str, float]]:
+    path = folder / "results.csv"
+    if not path.is_file():
+        raise SystemExit(f"error: {path} not found (is {folder} a finished loop folder?)")
+    with open(path) as fh:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+
+def claims(rows: list[dict[str, float]]) -> dict[str, bool]:
+    first, last = rows[0], rows[-1]
+    return {
+        "iter 0: MCTS* > CoT": first["mcts/acc"] > first["cot/acc"],
+        "iter 0: MCTS* > SC (same tokens)": first["mcts/acc"] > first["sc/acc"],
+        f"iter {int(last['iteration'])}: CoT > iter 0": last["cot/acc"] > first["cot/acc"],
+        f"iter {int(last['iteration'])}: PRM oracle acc >= iter 0":
+            last["prm/val_oracle_acc"] >= first["prm/val_oracle_acc"],
+    }
+
+
+def table(header: list[str], lines: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="loop folders (stage.dir)")
+    parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "results" / "loop_seeds.md")
+    args = parser.parse_args()
+    runs = {folder.name: read(folder) for folder in args.folders}
+    iterations = min(len(rows) for rows in runs.values())
+    parts = [f"# loop_seeds\n\n`python experiments/loop_seeds.py` over {len(runs)} loop folders: "
+             + ", ".join(runs) + "\n"]
+    lines = []
+    for name, rows in runs.items():
+        for row in rows[:iterations]:
+            lines.append([name, str(int(row["iteration"]))] + [f"{row.get(k, float('nan')):.3f}" for k in SHOWN])
+    for i in range(iterations):
+        values = {k: [rows[i].get(k, float("nan")) for rows in runs.values()] for k in SHOWN}
+        lines.append(["**mean**", str(i)] + [
+            f"**{sum(v) / len(v):.3f}** ({min(v):.3f}..{max(v):.3f})" for v in values.values()
+        ])
+    parts.append(table(["run", "iter", *SHOWN], lines))
+    mean_rows = [
+        {"iteration": float(i), **{k: sum(rows[i][k] for rows in runs.values()) / len(runs)
+                                   for k in ("cot/acc", "sc/acc", "mcts/acc", "prm/val_oracle_acc")}}
+        for i in range(iterations)
+    ]
+    checks = {name: claims(rows[:iterations]) for name, rows in runs.items()}
+    checks["mean"] = claims(mean_rows)
+    names = list(next(iter(checks.values())))
+    parts.append(table(["run", *names], [
+        [run, *("yes" if ok[n] else "NO" for n in names)] for run, ok in checks.items()
+    ]))
+    report = "\n\n".join(parts) + "\n"
+    print(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report)
+
+
+if __name__ == "__main__":
+    main()
