@@ -38,21 +38,7 @@ def build_char_tokenizer(padding_side: str = "left") -> PreTrainedTokenizerFast:
     # A BPE model with no merges and no pre-tokenizer splits text into single characters.
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK_TOKEN))
     backend.decoder = decoders.Fuse()
-    bos_id = vocab[BOS_TOKEN]
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{BOS_TOKEN} $A",
-        pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B",
-        special_tokens=[(BOS_TOKEN, bos_id)],
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token=BOS_TOKEN,
-        eos_token=EOS_TOKEN,
-        unk_token=UNK_TOKEN,
-        pad_token=PAD_TOKEN,
-        padding_side=padding_side,
-        clean_up_tokenization_spaces=False,
-    )
+    tokenizer = _wrap(backend, vocab, padding_side)
     logger.debug("built character tokenizer with %d tokens", len(tokenizer))
     return tokenizer
 
@@ -95,23 +81,32 @@ def build_byte_tokenizer(
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=UNK_TOKEN))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     backend.decoder = decoders.ByteLevel()
+    tokenizer = _wrap(backend, vocab, padding_side, extra_special=CHAT_TOKENS)
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    logger.debug("built byte-level tokenizer with %d tokens", len(tokenizer))
+    return tokenizer
+
+
+def _wrap(
+    backend, vocab: dict[str, int], padding_side: str, extra_special: tuple[str, ...] = ()
+) -> PreTrainedTokenizerFast:
+    """The transformers tokenizer around a `tokenizers` backend: ``<s>`` prepended to every
+    encoding, the project's special tokens, and the given padding side."""
     bos_id = vocab[BOS_TOKEN]
     backend.post_processor = processors.TemplateProcessing(
         single=f"{BOS_TOKEN} $A",
         pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B",
         special_tokens=[(BOS_TOKEN, bos_id)],
     )
-    tokenizer = PreTrainedTokenizerFast(
+    extra = {"additional_special_tokens": list(extra_special)} if extra_special else {}
+    return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         bos_token=BOS_TOKEN,
         eos_token=EOS_TOKEN,
         unk_token=UNK_TOKEN,
         pad_token=PAD_TOKEN,
-        additional_special_tokens=list(CHAT_TOKENS),
         padding_side=padding_side,
         clean_up_tokenization_spaces=False,
+        **extra,
     )
-    if chat_template is not None:
-        tokenizer.chat_template = chat_template
-    logger.debug("built byte-level tokenizer with %d tokens", len(tokenizer))
-    return tokenizer
