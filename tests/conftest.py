@@ -35,3 +35,15 @@ def compose_cfg(tmp_path):
         return cfg
 
     return _compose
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory) -> Path:
+    """An untrained tiny policy saved in Hugging Face format (it writes garbage, fast)."""
+    from rest_mcts.models.factory import build_tiny_causal_lm, save_model
+    from rest_mcts.models.tokenizer import build_char_tokenizer
+
+    path = tmp_path_factory.mktemp("policy") / "tiny"
+    tok = build_char_tokenizer()
+    save_model(build_tiny_causal_lm(tok, hidden_size=32, num_layers=1, num_heads=2), tok, path)
+    return path

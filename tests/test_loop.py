@@ -167,17 +167,6 @@ def test_step_runner_runs_each_step_once_and_writes_manifests(tmp_path):
 
 
 # ---------------------------------------------------------------------------- run.py
-@pytest.fixture(scope="module")
-def tiny_policy(tmp_path_factory) -> Path:
-    from rest_mcts.models.factory import build_tiny_causal_lm, save_model
-    from rest_mcts.models.tokenizer import build_char_tokenizer
-
-    path = tmp_path_factory.mktemp("policy") / "tiny"
-    tok = build_char_tokenizer()
-    save_model(build_tiny_causal_lm(tok, hidden_size=32, num_layers=1, num_heads=2), tok, path)
-    return path
-
-
 def run_loop(tmp_path: Path, policy: Path, loop_dir: Path, *extra: str):
     cmd = [
         sys.executable, str(ROOT / "run.py"), "stage=loop", "logger=null",

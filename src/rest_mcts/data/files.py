@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from rest_mcts.data.records import DatasetError
+from rest_mcts.utils.io import jsonl_objects
 
 Row = tuple[str, dict]
 """``(location, row)``: where the row is (``path:line``) and its fields."""
@@ -39,17 +40,7 @@ def read_rows(path: str | Path) -> Iterator[Row]:
 
 
 def _jsonl(file: Path) -> Iterator[Row]:
-    with file.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DatasetError(f"{file}:{number}: invalid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{file}:{number}: expected a JSON object, got {type(row).__name__}")
-            yield f"{file}:{number}", row
+    return jsonl_objects(file, DatasetError)
 
 
 def _json(file: Path) -> Iterator[Row]:

@@ -9,7 +9,6 @@ question, so no question appears in both.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -20,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from rest_mcts.prompts import prm_input
 from rest_mcts.utils.hashing import held_out
+from rest_mcts.utils.io import jsonl_objects
 
 
 @dataclass(frozen=True)
@@ -36,23 +36,10 @@ def read_value_rows(path: str | Path) -> list[ValueRow]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"PRM data file '{path}' not found")
-    rows = []
-    with open(path) as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            rows.append(_parse_row(line, path, number))
-    return rows
+    return [_parse_row(raw, where) for where, raw in jsonl_objects(path)]
 
 
-def _parse_row(line: str, path: Path, number: int) -> ValueRow:
-    where = f"{path}:{number}"
-    try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{where}: not valid JSON ({err.msg})") from err
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected a JSON object")
+def _parse_row(raw: dict, where: str) -> ValueRow:
     question, steps, target = raw.get("question"), raw.get("steps"), raw.get("target")
     if not isinstance(question, str) or not question.strip():
         raise ValueError(f"{where}: field 'question' must be a non-empty string")

@@ -10,7 +10,6 @@ length limit and holds out a share of the questions for validation.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from rest_mcts.prompts import policy_prompt
 from rest_mcts.utils.hashing import held_out
+from rest_mcts.utils.io import jsonl_objects
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +52,10 @@ def read_solution_rows(path: str | Path) -> list[SFTExample]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"policy SFT data file '{path}' not found")
-    examples = []
-    with open(path) as fh:
-        for number, line in enumerate(fh, 1):
-            if line.strip():
-                examples.append(_parse_solution(line, f"{path}:{number}"))
-    return examples
+    return [_parse_solution(raw, where) for where, raw in jsonl_objects(path)]
 
 
-def _parse_solution(line: str, where: str) -> SFTExample:
-    try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{where}: not valid JSON ({err.msg})") from err
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected a JSON object")
+def _parse_solution(raw: dict, where: str) -> SFTExample:
     if "prompt" in raw or "completion" in raw:
         prompt, completion = raw.get("prompt"), raw.get("completion")
         if not isinstance(prompt, str) or not prompt:

@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
@@ -79,3 +79,23 @@ def repair_jsonl(path: str | Path) -> int:
     with open(path, "r+b") as fh:
         fh.truncate(keep)
     return len(data) - keep
+
+
+def jsonl_objects(
+    path: str | Path, error: type[Exception] = ValueError
+) -> Iterator[tuple[str, dict]]:
+    """``("<file>:<line>", object)`` for each non-blank line of a JSONL file of objects; a line
+    that is not a JSON object raises ``error`` naming the file and line."""
+    path = Path(path)
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise error(f"{where}: invalid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise error(f"{where}: expected a JSON object, got {type(row).__name__}")
+            yield where, row
