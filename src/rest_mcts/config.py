@@ -97,9 +97,27 @@ def check_range(
     what: str = "",
 ) -> None:
     """Raise ConfigError when cfg[key] (if present) lies outside [low, high] (or (low, high])."""
-    value = _number(cfg, key)
+    check_value(key, _get(cfg, key), low, high, low_open=low_open, integer=integer, what=what)
+
+
+def check_value(
+    key: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    integer: bool = False,
+    what: str = "",
+) -> None:
+    """Raise ConfigError when ``value`` (None: not set, accepted) is not a number in
+    [low, high] (or (low, high]); the message names the option ``key``."""
     if value is None:
         return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}={value!r} must be a number")
+    if isinstance(value, float) and math.isnan(value):
+        raise ConfigError(f"{key}=nan must be a number")
     desc = f" ({what})" if what else ""
     if integer and int(value) != value:
         raise ConfigError(f"{key}={value} must be an integer{desc}")
@@ -109,6 +127,13 @@ def check_range(
     too_high = high is not None and value > high
     if too_low or too_high:
         raise ConfigError(f"{key}={value} is outside {bound}{desc}")
+
+
+def check_choice(key: str, value: Any, allowed: Iterable[str]) -> None:
+    """Raise ConfigError when ``value`` is not one of ``allowed``."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ConfigError(f"{key}={value} is not one of {allowed}")
 
 
 def check_model_path(key: str, path: Any) -> None:
@@ -165,20 +190,8 @@ def validate(cfg: DictConfig, stages: Iterable[str]) -> None:
     check_model_path("model.path", _get(cfg, "model.path"))
     check_model_path("prm.path", _get(cfg, "prm.path"))
     check_model_path("prm.backbone", _get(cfg, "prm.backbone"))
-    for key in ("model.hidden_size", "model.num_layers", "model.num_heads"):
-        check_range(cfg, key, 1, integer=True)
 
-    # Training.
-    for group in ("policy", "prm"):
-        check_range(cfg, f"{group}.lr", 0, low_open=True, what="learning rate")
-        check_range(cfg, f"{group}.warmup_ratio", 0, 1, what="share of steps")
-        check_range(cfg, f"{group}.batch_size", 1, integer=True)
-        check_range(cfg, f"{group}.epochs", 1, integer=True)
-
-    # Stage options.
-    check_range(cfg, "data.bootstrap.correct_share", 0, 1, what="share of correct traces")
-    for key in ("data.bootstrap.num_traces", "data.bootstrap.train_problems"):
-        check_range(cfg, key, 1, integer=True)
+    # Stage options (training, loop and D_V0 settings are checked by their typed configs).
     for key in ("stage.eval_problems", "stage.num_problems"):
         check_range(cfg, key, 1, integer=True)
     for key in ("stage.eval_samples", "stage.samples"):
@@ -206,3 +219,15 @@ def instantiate(node: DictConfig | dict, what: str, **kwargs: Any) -> Any:
         if isinstance(cause, (ValueError, TypeError, FileNotFoundError)):
             raise ConfigError(f"{what}: {cause}") from err
         raise
+
+
+def from_node(cls: type, node: Any, **extra: Any) -> Any:
+    """An instance of the dataclass ``cls`` from the keys of a config node (or mapping) that
+    name its fields (other keys are ignored), plus ``extra``; the dataclass validates it."""
+    import dataclasses
+
+    plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in dict(plain or {}).items() if k in names}
+    values.update(extra)
+    return cls(**values)

@@ -84,3 +84,15 @@ def write_report(rows: Sequence[dict], folder: str | Path, title: str) -> dict[s
     write_csv(rows, paths["csv"])
     plot(rows, paths["plot"], title)
     return paths
+
+
+def print_summary(
+    rows: Sequence[dict], root: Path, title: str, paths: dict[str, Path], eval_problems: int
+) -> None:
+    """The loop's closing console summary: the table and where everything went."""
+    print("\n" + title + f" (held-out {eval_problems} problems)\n\n" + markdown(rows))
+    print(f"results: {paths['markdown']} and {paths['csv']}")
+    print(f"plot:    {paths['plot']}")
+    print(f"trees:   {root}/iter_*/search/trees (training), {root}/iter_*/eval_*/trees (evaluation)")
+    print(f"models:  {root}/iter_*/prm/model, {root}/iter_*/policy/model "
+          f"(Lightning checkpoints in iter_*/*/checkpoints)")

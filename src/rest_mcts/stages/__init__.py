@@ -1,7 +1,8 @@
-"""Stages: one plain function per stage, taking the composed config, returning metrics.
+"""Stages: thin wrappers, one per `stage=<name>`: config -> typed objects -> call -> metrics.
 
 `run_stage` validates the config, seeds everything, runs the stage and writes the flat
-scalar metrics to `<output_dir>/metrics.json`.
+scalar metrics to `<output_dir>/metrics.json`. The work itself lives in the library
+(`rest_mcts.loop` for Algorithm 1 and its parts); no stage imports another stage.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import importlib
 import logging
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rest_mcts.config import validate
 from rest_mcts.utils.io import write_json
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 STAGES: dict[str, str] = {
     "bootstrap": "rest_mcts.stages.bootstrap:bootstrap",
     "search": "rest_mcts.stages.search:search",
-    "eval": "rest_mcts.stages.search:evaluate",
+    "eval": "rest_mcts.stages.search:search",
     "train_prm": "rest_mcts.stages.train_prm:train_prm",
     "train_policy": "rest_mcts.stages.train_policy:train_policy",
     "init_prm": "rest_mcts.stages.init_prm:init_prm",
@@ -51,3 +52,14 @@ def run_stage(cfg: DictConfig) -> float | None:
     write_json(out / "metrics.json", metrics)
     log.info("metrics written to %s", out / "metrics.json")
     return metrics.get("eval/acc", metrics.get("eval/greedy_acc"))
+
+
+def open_logger(cfg: DictConfig, save_dir: str | Path | None = None, hparams: bool = True) -> Any:
+    """The run's Lightning logger (`logger=...`, False when null), with the composed config
+    logged as hyperparameters."""
+    from rest_mcts.training.loggers import build_logger
+
+    logger = build_logger(cfg.get("logger"), save_dir or cfg.paths.output_dir)
+    if logger and hparams:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    return logger

@@ -9,16 +9,13 @@ One place for what both training stages share: the Trainer built from `cfg.train
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
-from rest_mcts.config import ConfigError, instantiate
-from rest_mcts.training.knobs import check_trainer, mergeable_model
-from rest_mcts.utils.io import write_json
+from rest_mcts.config import ConfigError
+from rest_mcts.training.knobs import mergeable_model
+from rest_mcts.training.settings import TrainerSpec
+from rest_mcts.utils.io import atomic_folder, write_json
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +29,7 @@ def _sharded(trainer: Any) -> bool:
 
 
 def fit(
-    cfg: DictConfig,
+    trainer_spec: TrainerSpec,
     module: Any,
     data: Any,
     *,
@@ -42,24 +39,50 @@ def fit(
     ckpt_path: str | None = None,
     callbacks: list | None = None,
 ) -> Any:
-    """Build the Trainer from `cfg.trainer` and fit; returns the trainer.
+    """Build the Trainer from ``trainer_spec`` and fit; returns the trainer.
 
     Lightning checkpoints go to ``ckpt_dir`` (``last.ckpt`` is kept); ``ckpt_path`` resumes
     a run from one (optimizer, scheduler and global step included)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    check_trainer(cfg.trainer)
     if ckpt_path and not Path(ckpt_path).is_file():
         raise ConfigError(f"stage.ckpt_path='{ckpt_path}' is not a checkpoint file")
-    trainer = instantiate(
-        cfg.trainer,
-        "trainer",
+    trainer = trainer_spec.build(
         max_epochs=max_epochs,
         logger=logger,
         callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True), *(callbacks or [])],
     )
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path or None)
     return trainer
+
+
+def fit_and_save(
+    trainer_spec: TrainerSpec,
+    module: Any,
+    data: Any,
+    *,
+    tokenizer: Any,
+    out_dir: str | Path,
+    manifest: dict,
+    max_epochs: int,
+    ckpt_dir: Path,
+    logger: Any = False,
+    ckpt_path: str | None = None,
+    callbacks: list | None = None,
+) -> tuple[Any, dict[str, float]]:
+    """Fit ``module`` on ``data``, then save ``module.model`` with ``manifest.json`` (its
+    ``metrics`` filled in) into ``out_dir`` atomically: the one fit-and-save of every model
+    this project trains (PRM, policy SFT, the bootstrapped policy_0).
+
+    Returns:
+        The trainer and its metrics: every ``val/*`` callback metric plus ``train/steps``.
+    """
+    trainer = fit(trainer_spec, module, data, max_epochs=max_epochs, ckpt_dir=ckpt_dir,
+                  logger=logger, ckpt_path=ckpt_path, callbacks=callbacks)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    metrics["train/steps"] = float(trainer.global_step)
+    save_trained_model(trainer, module.model, tokenizer, out_dir, {**manifest, "metrics": metrics})
+    return trainer, metrics
 
 
 def save_trained_model(
@@ -76,20 +99,15 @@ def save_trained_model(
     if not trainer.is_global_zero:
         return None
     folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     plain = mergeable_model(model)
-    if weights is not None:
-        state = {k[len("model."):]: v for k, v in weights.items() if k.startswith("model.")}
-        tmp.mkdir(parents=True)
-        plain.save_pretrained(tmp, state_dict=state)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-    else:
-        save_model(plain, tokenizer, tmp)
-    write_json(tmp / "manifest.json", manifest)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, folder)
+    with atomic_folder(folder) as tmp:
+        if weights is not None:
+            state = {k[len("model."):]: v for k, v in weights.items() if k.startswith("model.")}
+            plain.save_pretrained(tmp, state_dict=state)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
+        else:
+            save_model(plain, tokenizer, tmp)
+        write_json(tmp / "manifest.json", manifest)
     log.info("saved %s to %s", type(plain).__name__, folder)
     return folder

@@ -1,0 +1,230 @@
+"""ReST-MCTS* self-training, Algorithm 1 of the paper, as one resumable job.
+
+    iteration 0: policy_0 = the base policy (bootstrapped and cached if needed)
+                 D_V0 = BFS tree sampling or reference solutions; PRM_0 trained on it
+    for k = 1..K:
+        MCTS* on the training questions with policy_{k-1}, PRM_{k-1} -> verified trees
+        D_V_k (PRM targets) and D_G_k (correct traces) from those trees
+        PRM_k    trained on D_V0 + new data (``prm_data``), from PRM_{k-1} or afresh
+        policy_k SFT on D_G (``policy_data``), from the base policy or policy_{k-1}
+    every iteration: held-out evaluation (CoT, MCTS*, self-consistency at equal tokens, PRM)
+
+Every artefact lives under ``<root>/iter_k/<step>/`` with a ``manifest.json`` naming what
+produced it (:class:`rest_mcts.loop.steps.StepRunner`); a job killed at any point and started
+again resumes at the first unfinished step.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rest_mcts.config import ConfigError, check_choice, check_value
+from rest_mcts.loop.context import Context
+from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0, prm_eval_set
+from rest_mcts.loop.data import extract_data, mix
+from rest_mcts.loop.evaluate import evaluate_iteration
+from rest_mcts.loop.search_run import SearchRun, run_search
+from rest_mcts.loop.steps import StepRunner
+from rest_mcts.loop.train import train_policy_sft, train_prm_model
+from rest_mcts.training.settings import TrainSettings
+from rest_mcts.utils.io import read_jsonl
+
+log = logging.getLogger(__name__)
+
+PRM_DATA = ("cumulative", "init_and_current", "current")
+MODEL_INIT = ("base", "previous")
+POLICY_DATA = ("cumulative", "current")
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """The settings of Algorithm 1 (``stage=loop``).
+
+    Attributes:
+        iterations: K, self-training iterations after iteration 0.
+        train_problems: training questions searched by MCTS* per iteration.
+        eval_split: held-out split of the evaluation.
+        eval_problems: held-out questions for CoT / self-consistency / MCTS*.
+        prm_eval_problems: val questions whose BFS trees form the fixed PRM validation set.
+        concurrency: questions searched side by side (batched model calls).
+        cache_values: score each (question, partial solution) once per question.
+        val_share: share of questions held out inside each training step.
+        prm_data: PRM_k's data: cumulative | init_and_current | current.
+        prm_init: PRM_k starts from: previous (PRM_{k-1}) | base (policy backbone, fresh head).
+        policy_data: policy_k's SFT data: cumulative (all D_G_j) | current (D_G_k).
+        policy_init: policy_k starts from: base (policy_0, as in ReST-EM) | previous.
+        d_g_min_value: keep only correct traces whose PRM value reaches this (None: all).
+        sc_max_n: cap on self-consistency samples matched to MCTS* tokens.
+        prm_init_epochs: epochs of PRM_0 on D_V0.
+        prm_epochs: epochs of PRM_k on the iteration's data mix.
+        init_prm: how D_V0 is made.
+        sft: policy fine-tuning settings (``policy.*`` with ``stage.sft.*`` over it).
+    """
+
+    init_prm: InitPRMSettings
+    sft: TrainSettings
+    iterations: int = 2
+    train_problems: int = 400
+    eval_split: str = "test"
+    eval_problems: int = 200
+    prm_eval_problems: int = 100
+    concurrency: int = 64
+    cache_values: bool = True
+    val_share: float = 0.1
+    prm_data: str = "cumulative"
+    prm_init: str = "previous"
+    policy_data: str = "cumulative"
+    policy_init: str = "base"
+    d_g_min_value: float | None = None
+    sc_max_n: int = 128
+    prm_init_epochs: int = 6
+    prm_epochs: int = 2
+    option: str = field(default="stage", repr=False)
+
+    def __post_init__(self) -> None:
+        o = self.option
+        check_value(f"{o}.iterations", self.iterations, 0, integer=True)
+        for key in ("train_problems", "eval_problems", "prm_eval_problems", "concurrency",
+                    "sc_max_n"):
+            check_value(f"{o}.{key}", getattr(self, key), 1, integer=True)
+        check_value(f"{o}.prm_train.init_epochs", self.prm_init_epochs, 1, integer=True)
+        check_value(f"{o}.prm_train.epochs", self.prm_epochs, 1, integer=True)
+        check_value(f"{o}.val_share", self.val_share, 0, 1)
+        check_value(f"{o}.d_g_min_value", self.d_g_min_value, 0, 1)
+        for key, allowed in (("prm_data", PRM_DATA), ("prm_init", MODEL_INIT),
+                             ("policy_init", MODEL_INIT), ("policy_data", POLICY_DATA)):
+            check_choice(f"{o}.{key}", getattr(self, key), allowed)
+
+    def search_run(self, split: str, num_problems: int, *, label_trees: bool) -> SearchRun:
+        prefix = "search" if label_trees else "eval"
+        return SearchRun(split=split, num_problems=num_problems, label_trees=label_trees,
+                         concurrency=self.concurrency, cache_values=self.cache_values,
+                         prefix=prefix)
+
+
+def check_inputs(ctx: Context, mcts: Any) -> None:
+    """One-line errors before any work: the loop trains a neural PRM and searches with MCTS*."""
+    ctx.require_trainable_scorer("the loop")
+    if mcts.name != "mcts_star":
+        raise ConfigError(f"search={mcts.name}: the loop searches with MCTS* (search=mcts_star); "
+                          "other methods are evaluated alongside it")
+
+
+def run_loop(
+    ctx: Context, settings: LoopSettings, mcts: Any, root: Path, base: str, logger: Any = False
+) -> list[dict[str, Any]]:
+    """Run (or resume) Algorithm 1 in ``root`` from the base policy ``base`` with MCTS*
+    (``mcts``, a typed MCTS* config); returns the results table, one row per iteration."""
+    s = settings
+    check_inputs(ctx, mcts)
+    runner = StepRunner(root)
+    eval_run = s.search_run(s.eval_split, s.eval_problems, label_trees=False)
+
+    # ---- iteration 0: policy_0, D_V0, PRM_0
+    runner.run("iter_0/policy", lambda d: {"model": base},
+               produced_by="bootstrap: the base policy (iteration 0)")
+    d_v0 = runner.run(
+        "iter_0/d_v0", lambda d: {**build_d_v0(ctx, s.init_prm, d, base),
+                                  "file": str(d / "d_v.jsonl")},
+        produced_by=f"init_prm (method={s.init_prm.method})", inputs={"policy": base},
+    )
+    prm_eval = runner.run(
+        "prm_eval_set", lambda d: prm_eval_set(ctx, s.init_prm, d, s.prm_eval_problems, base),
+        produced_by="BFS trees of the base policy on the val split (fixed PRM evaluation set)",
+        inputs={"policy": base},
+    )
+    prm = runner.run(
+        "iter_0/prm", lambda d: _train_prm(ctx, s, d, [d_v0["file"]], base, s.prm_init_epochs),
+        produced_by="train_prm on D_V0 (PRM_0)", inputs={"data": [d_v0["file"]], "init": base},
+    )["model"]
+    policy = base
+
+    def evaluate(k: int, extra: dict[str, Any]) -> dict[str, Any]:
+        row = evaluate_iteration(ctx, runner, k, policy=policy, prm=prm, mcts=mcts,
+                                 eval_run=eval_run, prm_eval_file=prm_eval["file"],
+                                 sc_max_n=s.sc_max_n, extra=extra)
+        if logger:
+            logger.log_metrics({f"loop/{key}": float(v) for key, v in row.items()
+                                if v is not None}, step=k)
+        return row
+
+    rows = [evaluate(0, {"data/d_v_rows": d_v0.get("d_v0/d_v_rows")})]
+
+    # ---- iterations 1..K
+    d_v_files, d_g_files = [d_v0["file"]], []
+    for k in range(1, s.iterations + 1):
+        it = f"iter_{k}"
+        train_run = s.search_run("train", s.train_problems, label_trees=True)
+        search = runner.run(  # MCTS* on the training questions -> verified trees
+            f"{it}/search",
+            lambda d: {**run_search(ctx, d, mcts, train_run, policy_path=policy, prm_path=prm),
+                       "trees": str(d / "trees")},
+            produced_by="MCTS* on the training questions (verified trees)",
+            inputs={"policy": policy, "prm": prm},
+        )
+        data = runner.run(  # D_V_k and D_G_k from the verified trees
+            f"{it}/extract",
+            lambda d: {**extract_data(search["trees"], d, s.d_g_min_value),
+                       "d_v": str(d / "d_v.jsonl"), "d_g": str(d / "d_g.jsonl")},
+            produced_by="extract: D_V and D_G from the verified trees",
+            inputs={"trees": search["trees"]},
+        )
+        d_v_files.append(data["d_v"])
+        d_g_files.append(data["d_g"])
+        prm_files = mix(s.prm_data, d_v_files)
+        prm_start = prm if s.prm_init == "previous" else base
+        prm = runner.run(  # PRM_k
+            f"{it}/prm", lambda d: _train_prm(ctx, s, d, prm_files, prm_start, s.prm_epochs),
+            produced_by=f"train_prm (PRM_{k}, data={s.prm_data}, init={s.prm_init})",
+            inputs={"data": prm_files, "init": prm_start},
+        )["model"]
+        sft_files = d_g_files if s.policy_data == "cumulative" else d_g_files[-1:]
+        policy_start = policy if s.policy_init == "previous" else base
+        policy = runner.run(  # policy_k
+            f"{it}/policy", lambda d: _train_policy(ctx, s, d, sft_files, policy_start),
+            produced_by=f"train_policy (policy_{k}, SFT on D_G, init={s.policy_init})",
+            inputs={"data": sft_files, "init": policy_start},
+        )["model"]
+        rows.append(evaluate(k, {
+            "data/d_v_rows": data.get("extract/d_v_rows"),
+            "data/d_g_traces": data.get("extract/d_g_traces"),
+            "search/train_acc": search.get("search/acc"),
+        }))
+    return rows
+
+
+def _last_ckpt(folder: Path) -> str | None:
+    last = folder / "checkpoints" / "last.ckpt"
+    return str(last) if last.is_file() else None
+
+
+def _train_prm(
+    ctx: Context, s: LoopSettings, folder: Path, files: list[str], init: str, epochs: int
+) -> dict[str, Any]:
+    if not any(read_jsonl(f) for f in files):
+        raise ConfigError(
+            f"no PRM training rows in {files}: no tree of the base policy reached a correct "
+            "answer; raise stage.init_prm.num_problems or use stage.init_prm.method=reference"
+        )
+    metrics = train_prm_model(
+        ctx, files, folder / "model", init, settings=ctx.prm.replace(epochs=int(epochs)),
+        ckpt_dir=folder / "checkpoints", ckpt_path=_last_ckpt(folder), val_share=s.val_share,
+    )
+    return {"model": str(folder / "model"), **metrics}
+
+
+def _train_policy(
+    ctx: Context, s: LoopSettings, folder: Path, files: list[str], init: str
+) -> dict[str, Any]:
+    files = [f for f in files if read_jsonl(f)]
+    if not files:
+        log.warning("no correct traces (D_G is empty): policy unchanged")
+        return {"model": init, "train/steps": 0.0}
+    metrics = train_policy_sft(
+        ctx, files, folder / "model", init, settings=s.sft, ckpt_dir=folder / "checkpoints",
+        ckpt_path=_last_ckpt(folder), val_share=s.val_share,
+    )
+    return {"model": str(folder / "model"), **metrics}

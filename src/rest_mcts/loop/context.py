@@ -1,0 +1,200 @@
+"""What every step of Algorithm 1 shares, typed and built once from the composed config.
+
+:class:`Context` holds the world, the model backends to build (policy and value scorer, as
+``_target_`` specs, built for whichever checkpoint a step needs), the training settings of
+both models, the Lightning trainer, the logger and the seed. Stages build it with
+:meth:`Context.from_config` (which validates everything up front); library functions in
+:mod:`rest_mcts.loop` take it and never read the global config.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from rest_mcts.config import ConfigError, check_value, instantiate
+from rest_mcts.training.settings import TrainerSpec, TrainSettings
+from rest_mcts.utils.hashing import fingerprint
+from rest_mcts.worlds.base import Problem
+
+# policy.* knobs added after the iteration-0 cache key was introduced: left out of the key
+# at their neutral values, so existing caches stay valid.
+_NEUTRAL_POLICY_KNOBS = {"gradient_checkpointing": False, "lora": None, "val_greedy_questions": 0}
+
+
+def _plain(node: Any) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+@dataclass(frozen=True)
+class TinyModelSpec:
+    """The built-in tiny Llama policy trained from scratch by the bootstrap (``model=tiny``)."""
+
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    max_position_embeddings: int = 256
+
+    def __post_init__(self) -> None:
+        for key in ("hidden_size", "num_layers", "num_heads", "max_position_embeddings"):
+            check_value(f"model.{key}", getattr(self, key), 1, integer=True)
+
+
+@dataclass(frozen=True)
+class BootstrapData:
+    """Traces policy_0 is trained on (``data.bootstrap``): correct solutions mixed with random
+    legal paths; the share of correct ones sets the base policy's strength."""
+
+    train_problems: int = 3000
+    num_traces: int = 80000
+    correct_share: float = 0.35
+    val_traces: int = 1000
+
+    def __post_init__(self) -> None:
+        check_value("data.bootstrap.correct_share", self.correct_share, 0, 1,
+                    what="share of correct traces")
+        for key in ("train_problems", "num_traces", "val_traces"):
+            check_value(f"data.bootstrap.{key}", getattr(self, key), 1, integer=True)
+
+
+@dataclass(frozen=True)
+class Context:
+    """The run's world, models, training settings and seed.
+
+    Attributes:
+        seed: seed of everything (problems, initialisation, sampling).
+        data_name: the world's config name (``data=...``), for folder names.
+        world_spec: ``data.world`` (``_target_`` node).
+        max_solution_tokens: token cap of a whole solution.
+        policy_backend: ``backend`` (``_target_`` node of the policy backend).
+        scorer: ``prm.scorer`` (``_target_`` node of the value scorer).
+        model_path: ``model.path``: the policy to start from (None: the bootstrapped policy_0).
+        prm_path: ``prm.path``: a trained PRM (None: untrained head or a model-free scorer).
+        prm_backbone: ``prm.backbone``: causal LM under a fresh value head (None: the policy).
+        prm_name: ``prm=...`` (the value model's config name), for messages.
+        policy: policy training settings (``policy.*``; they also key the policy_0 cache).
+        prm: PRM training settings (``prm.*``).
+        trainer: the Lightning trainer.
+        logger: ``logger`` (``_target_`` node) or None.
+        cache_dir: cache of built artefacts (policy_0).
+        tiny_model: architecture of the bootstrapped tiny policy (None for pretrained models).
+        bootstrap: policy_0's training traces (None for worlds without a solver).
+        policy0_key: fingerprint of everything that shapes policy_0.
+    """
+
+    seed: int
+    data_name: str
+    world_spec: Mapping[str, Any]
+    max_solution_tokens: int
+    policy_backend: Mapping[str, Any]
+    scorer: Mapping[str, Any]
+    policy: TrainSettings
+    prm: TrainSettings
+    trainer: TrainerSpec
+    cache_dir: Path
+    policy0_key: str
+    model_path: str | None = None
+    prm_path: str | None = None
+    prm_backbone: str | None = None
+    logger: Mapping[str, Any] | None = None
+    tiny_model: TinyModelSpec | None = None
+    bootstrap: BootstrapData | None = None
+    prm_name: str = ""
+
+    def __post_init__(self) -> None:
+        check_value("data.max_solution_tokens", self.max_solution_tokens, 1, integer=True)
+        self.trainer.check_lora(self.policy)
+        self.trainer.check_lora(self.prm)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_config(cls, cfg: Any) -> "Context":
+        """The context of a composed Hydra config (validated: one-line ConfigError)."""
+        model = _plain(cfg.model)
+        data = _plain(cfg.data)
+        policy_node = _plain(cfg.policy)
+        tiny = None
+        if all(k in model for k in ("hidden_size", "num_layers", "num_heads")):
+            tiny = TinyModelSpec(**{k: model[k] for k in (
+                "hidden_size", "num_layers", "num_heads", "max_position_embeddings") if k in model})
+        boot = BootstrapData(**data["bootstrap"]) if data.get("bootstrap") else None
+        key_model = {k: v for k, v in model.items() if k not in ("path", "name")}
+        key_policy = {k: v for k, v in policy_node.items()
+                      if k not in _NEUTRAL_POLICY_KNOBS or v != _NEUTRAL_POLICY_KNOBS[k]}
+        trainer = _plain(cfg.trainer)
+        key = fingerprint(key_model, data, key_policy, trainer.get("max_steps"), int(cfg.seed))
+        prm = _plain(cfg.prm)
+        return cls(
+            seed=int(cfg.seed),
+            data_name=str(data["name"]),
+            world_spec=data["world"],
+            max_solution_tokens=data["max_solution_tokens"],
+            policy_backend=_plain(cfg.backend),
+            scorer=prm["scorer"],
+            policy=TrainSettings.from_node("policy", policy_node),
+            prm=TrainSettings.from_node("prm", prm),
+            trainer=TrainerSpec.from_node(trainer),
+            cache_dir=Path(cfg.paths.cache_dir),
+            policy0_key=key,
+            model_path=None if model.get("path") is None else str(model["path"]),
+            prm_path=None if prm.get("path") is None else str(prm["path"]),
+            prm_backbone=None if prm.get("backbone") is None else str(prm["backbone"]),
+            logger=_plain(cfg.get("logger")),
+            tiny_model=tiny,
+            bootstrap=boot,
+            prm_name=str(prm.get("name", "")),
+        )
+
+    @functools.cached_property
+    def world(self) -> Any:
+        """The world (built once)."""
+        return instantiate(dict(self.world_spec), "data.world")
+
+    def problems(self, split: str, n: int, at_most: bool = False) -> list[Problem]:
+        """``n`` problems of a split, generated from the run's seed (disjoint across splits).
+
+        With ``at_most``, fewer when the split holds fewer distinct problems (else an error)."""
+        world = self.world
+        if at_most and hasattr(world, "count_problems"):
+            n = min(n, world.count_problems(split))
+        return world.generate(int(n), seed=self.seed, split=split)
+
+    def policy0_dir(self) -> Path:
+        """Cache folder of the bootstrapped policy_0, keyed by everything that shapes it."""
+        return self.cache_dir / "policy0" / f"{self.data_name}-s{self.seed}-{self.policy0_key}"
+
+    # ------------------------------------------------------------------ models
+    def build_policy(self, model_path: str | Path) -> Any:
+        """The policy backend (``backend=...``) serving the model at ``model_path``."""
+        from rest_mcts.backends.registry import build_policy
+
+        return build_policy(dict(self.policy_backend), str(model_path))
+
+    def build_scorer(self, prm_path: str | Path | None, policy_path: str | Path | None) -> Any:
+        """The value scorer (``prm=...``): the PRM at ``prm_path``; without one, a scorer that
+        needs no model (the oracle) or an untrained value head on ``prm.backbone`` / the policy
+        (with a warning), as the paper initialises the PRM from the policy."""
+        from rest_mcts.backends.registry import build_scorer
+
+        return build_scorer(
+            dict(self.scorer), prm_path=None if prm_path is None else str(prm_path),
+            backbone=self.prm_backbone or (None if policy_path is None else str(policy_path)),
+            seed=self.seed, world=self.world,
+        )
+
+    def scorer_is_trainable(self) -> bool:
+        """Does ``prm=...`` name a neural value model the loop can train (not the oracle)?"""
+        from rest_mcts.backends.registry import scorer_capabilities
+
+        return scorer_capabilities(dict(self.scorer)).trainable
+
+    def require_trainable_scorer(self, what: str) -> None:
+        """One-line error when ``prm=...`` is not a trainable value model."""
+        if not self.scorer_is_trainable():
+            raise ConfigError(
+                f"prm={self.prm_name}: {what} trains a neural PRM (use prm=tiny or a model's PRM)"
+            )

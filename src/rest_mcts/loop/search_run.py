@@ -1,0 +1,159 @@
+"""Search a split with one method on the batching engine: trees, results.jsonl, metrics.
+
+Search sees only ``Question``s. This runner holds the ``Problem``s and judges each result
+after the search returns (evaluation), and for training-data search labels the finished
+leaves of each tree with the verifier (:func:`rest_mcts.search.verify.verify_tree`), the only
+place where search output meets the gold answer.
+
+Output folder: ``trees/<id>.json``, ``results.jsonl`` (one line per question, appended whole
+and fsynced after its tree file is written). Running again into the same folder skips the
+questions already in results.jsonl, so a killed run completes its set with every question once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from rest_mcts.config import ConfigError, check_value
+from rest_mcts.loop.context import Context
+from rest_mcts.search.requests import SearchResult
+from rest_mcts.utils.io import append_jsonl, read_jsonl, repair_jsonl, write_json
+from rest_mcts.worlds.base import Problem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    """Which questions a search covers and how (``stage=search|eval`` settings).
+
+    Attributes:
+        split: the world's split (``train``, ``val``, ``test``).
+        num_problems: questions of that split (fewer when the split holds fewer).
+        label_trees: verify finished leaves against the gold answer (training data).
+        save_trees: write ``trees/<id>.json``.
+        concurrency: questions searched side by side (their model calls are batched).
+        cache_values: score each (question, partial solution) once per question.
+        prefix: metric name prefix (``search`` or ``eval``).
+    """
+
+    split: str
+    num_problems: int
+    label_trees: bool = False
+    save_trees: bool = True
+    concurrency: int = 64
+    cache_values: bool = True
+    prefix: str = "search"
+
+    def __post_init__(self) -> None:
+        check_value("stage.num_problems", self.num_problems, 1, integer=True)
+        check_value("stage.concurrency", self.concurrency, 1, integer=True)
+
+
+def run_search(
+    ctx: Context,
+    out_dir: str | Path,
+    search: Any,
+    run: SearchRun,
+    *,
+    policy_path: str | Path,
+    prm_path: str | Path | None,
+    logger: Any = False,
+) -> dict[str, float]:
+    """Search ``run.num_problems`` questions of ``run.split`` with the method ``search`` (a
+    typed search config) into ``out_dir``; resumable. Returns ``<prefix>/*`` metrics."""
+    from rest_mcts.search.engine import SearchEngine
+    from rest_mcts.search.registry import make_search, needs_scorer
+
+    world = ctx.world
+    try:
+        search_fn = make_search(search, world, max_solution_tokens=ctx.max_solution_tokens)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from err
+    todo_all = ctx.problems(run.split, run.num_problems, at_most=True)
+    out = Path(out_dir)
+    results_path = out / "results.jsonl"
+    if repair_jsonl(results_path):
+        log.warning("%s: dropped a torn last line (killed writer)", results_path)
+    done = {row["id"] for row in read_jsonl(results_path)}
+    todo = [p for p in todo_all if p.id not in done]
+    if done:
+        log.info("resuming: %d of %d questions already done", len(done), len(todo_all))
+
+    name = search.name
+    policy = ctx.build_policy(policy_path)
+    scorer = ctx.build_scorer(prm_path, policy_path) if needs_scorer(name) else None
+    engine = SearchEngine(policy, scorer, concurrency=run.concurrency, seed=ctx.seed,
+                          cache_values=run.cache_values)
+    by_id = {p.id: p for p in todo}
+    jobs = ((p.id, search_fn(p.question)) for p in todo)
+    for qid, result in engine.run(jobs, total=len(todo)):
+        record_result(world, name, run, by_id[qid], result, out)
+
+    wanted = {p.id for p in todo_all}
+    rows = [r for r in read_jsonl(results_path) if r["id"] in wanted]
+    metrics = summarize(rows, prefix=run.prefix)
+    metrics["engine/overhead_share"] = engine.stats.get("overhead_share", 0.0)
+    log.info("%s on %d %s questions: acc %.3f, %.0f policy tokens/question", name, len(rows),
+             run.split, metrics[f"{run.prefix}/acc"],
+             metrics[f"{run.prefix}/policy_tokens_per_question"])
+    return metrics
+
+
+def record_result(
+    world: Any, method: str, run: SearchRun, problem: Problem, result: SearchResult, out: Path
+) -> None:
+    """Judge one finished search against its Problem; write its tree, then its result line."""
+    correct = bool(result.finished and world.is_correct(problem, list(result.steps)))
+    row = {
+        "id": problem.id,
+        "question": problem.question.text,
+        "method": method,
+        "prediction": result.answer,
+        "steps": list(result.steps),
+        "finished": result.finished,
+        "value": result.value,
+        "gold": problem.gold,
+        "correct": correct,
+        "costs": result.costs.to_dict(),
+        "info": result.info,
+    }
+    if run.save_trees and result.tree is not None:
+        tree_record = result.tree
+        if run.label_trees and isinstance(tree_record, dict) and "nodes" in tree_record:
+            tree_record = label_tree(tree_record, problem, world)
+            row["correct_leaves"] = sum(1 for n in tree_record["nodes"] if n.get("correct"))
+        write_json(out / "trees" / f"{problem.id}.json", tree_record)
+    append_jsonl(out / "results.jsonl", [row])
+
+
+def label_tree(tree_record: dict, problem: Problem, world: Any) -> dict:
+    """Training data only: verify every finished leaf of a search tree against the gold."""
+    from rest_mcts.search.tree import Tree
+    from rest_mcts.search.verify import verify_tree
+
+    tree = Tree.from_dict(tree_record)
+    verify_tree(tree, problem, world)
+    return tree.to_dict()
+
+
+def summarize(rows: Iterable[dict], prefix: str) -> dict[str, float]:
+    """Accuracy and mean costs over result rows."""
+    rows = list(rows)
+    n = max(1, len(rows))
+
+    def mean(key: str) -> float:
+        return sum(r["costs"].get(key, 0) for r in rows) / n
+
+    return {
+        f"{prefix}/num_questions": float(len(rows)),
+        f"{prefix}/acc": sum(r["correct"] for r in rows) / n,
+        f"{prefix}/finished_rate": sum(r["finished"] for r in rows) / n,
+        f"{prefix}/policy_tokens_per_question": mean("policy_tokens"),
+        f"{prefix}/prm_calls_per_question": mean("prm_calls"),
+        f"{prefix}/policy_calls_per_question": mean("policy_calls"),
+        f"{prefix}/wall_seconds_per_question": mean("wall_seconds"),
+    }
