@@ -37,14 +37,10 @@ def main() -> None:
     import torch
 
     from rest_mcts.search.engine import SearchEngine
+    from rest_mcts.loop.context import Context
+    from rest_mcts.loop.train import ensure_policy0
+    from rest_mcts.search.configs import search_config_from
     from rest_mcts.search.registry import make_search
-    from rest_mcts.stages.common import (
-        build_policy_backend,
-        build_scorer,
-        build_world,
-        problems,
-        resolve_policy_path,
-    )
 
     rows = []
     for prm in args.scorers:
@@ -52,12 +48,13 @@ def main() -> None:
             "search=mcts_star", f"search.iterations={args.iterations}", f"prm={prm}",
             *args.overrides,
         )
-        world = build_world(cfg)
-        qs = [p.question for p in problems(cfg, world, args.split, args.questions, at_most=True)]
-        policy_path = resolve_policy_path(cfg)
-        policy = build_policy_backend(cfg, policy_path)
-        scorer = build_scorer(cfg, policy_path, world)
-        search_fn = make_search(cfg.search, world, cfg.data.max_solution_tokens)
+        ctx = Context.from_config(cfg)
+        world = ctx.world
+        qs = [p.question for p in ctx.problems(args.split, args.questions, at_most=True)]
+        policy_path = ensure_policy0(ctx, cfg.paths.output_dir)
+        policy = ctx.build_policy(policy_path)
+        scorer = ctx.build_scorer(ctx.prm_path, policy_path)
+        search_fn = make_search(search_config_from(cfg.search), world, ctx.max_solution_tokens)
         base = None
         for conc in args.concurrency:
             if hasattr(scorer, "clear_cache"):  # each run starts with a cold prefix KV cache

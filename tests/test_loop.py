@@ -15,8 +15,8 @@ from rest_mcts.backends.base import Completion, GenerationOutput
 from rest_mcts.loop.steps import StepRunner
 from rest_mcts.search.tree import Tree
 from rest_mcts.search.verify import verify_tree
-from rest_mcts.stages.extract import extract_data
-from rest_mcts.stages.init_prm import reference_rows
+from rest_mcts.loop.d_v0 import reference_rows
+from rest_mcts.loop.data import extract_data
 from rest_mcts.utils.io import read_jsonl
 from rest_mcts.worlds.base import Problem, Question
 from rest_mcts.worlds.countdown import CountdownWorld, format_question, format_step

@@ -156,7 +156,8 @@ def test_a_few_optimisation_steps_lower_the_policy_loss():
 def test_train_policy_sft_saves_a_loadable_policy_and_resumes(
     compose_cfg, tiny_policy, tmp_path, monkeypatch
 ):
-    from rest_mcts.stages.train_policy import train_policy_sft
+    from rest_mcts.loop.context import Context
+    from rest_mcts.loop.train import train_policy_sft
 
     rows = correct_solutions(96)
     dg = write_jsonl(tmp_path / "dg.jsonl", rows)
@@ -165,7 +166,7 @@ def test_train_policy_sft_saves_a_loadable_policy_and_resumes(
     )
     cfg = compose_cfg(*common, "trainer.max_steps=3")
     out = tmp_path / "iter1" / "policy"
-    first = train_policy_sft(cfg, [dg], out, tiny_policy)
+    first = train_policy_sft(Context.from_config(cfg), [dg], out, tiny_policy)
     assert first["train/steps"] == 3 and first["data/val_rows"] > 0
     last = tmp_path / "iter1" / "checkpoints" / "policy" / "last.ckpt"
     assert last.exists()
@@ -195,7 +196,8 @@ def test_train_policy_sft_saves_a_loadable_policy_and_resumes(
 
     monkeypatch.setattr(artifacts, "fit", counting_fit)
     cfg6 = compose_cfg(*common, "trainer.max_steps=6")
-    again = train_policy_sft(cfg6, [dg], tmp_path / "resumed", tiny_policy, ckpt_path=str(last))
+    again = train_policy_sft(Context.from_config(cfg6), [dg], tmp_path / "resumed", tiny_policy,
+                             ckpt_path=str(last))
     assert again["train/steps"] == 6
     assert Count.steps == 3
 
@@ -203,15 +205,18 @@ def test_train_policy_sft_saves_a_loadable_policy_and_resumes(
 def test_train_policy_from_verified_trees(tmp_path):
     """Correct finished leaves of verified trees become D_G; others do not."""
     from rest_mcts.search.tree import Tree
-    from rest_mcts.stages.train_policy import solutions_from_trees
+    from rest_mcts.loop.data import d_g_rows, load_trees
 
     tree = Tree("q0", "Make 3 from 1 2")
     good = tree.add_child(tree.root, "Step 1: 1 + 2 = 3 (left: 3)\n", terminal=True, correct=True)
     tree.add_child(tree.root, "Step 1: 2 - 1 = 1 (left: 1)\n", terminal=True, correct=False)
     tree.add_child(tree.root, "Step 1: 2 * 1 = 2 (left: 2)\n")
     tree.save(tmp_path / "q0.json")
-    [example] = solutions_from_trees(tmp_path)
-    assert example == solution_example("Make 3 from 1 2", tree.steps(good))
+    [row] = d_g_rows(load_trees(tmp_path))
+    assert row == {"question": "Make 3 from 1 2", "steps": list(tree.steps(good)),
+                   "question_id": "q0"}
+    example = solution_example(row["question"], row["steps"])
+    assert example.completion.startswith("Step 1: 1 + 2 = 3")
 
 
 # ----------------------------------------------------------------- stage=train_policy (run.py)

@@ -98,7 +98,8 @@ def test_train_prm_model_from_a_policy_then_from_its_own_output(compose_cfg, tmp
     start, manifest and safetensors in out_dir, oracle metrics on Countdown; save -> load ->
     score gives the values of the trained model."""
     from rest_mcts.backends.hf_scorer import HFValueScorer
-    from rest_mcts.stages.train_prm import train_prm_model
+    from rest_mcts.loop.context import Context
+    from rest_mcts.loop.train import train_prm_model
 
     from .test_prm_training import countdown_rows
 
@@ -112,7 +113,8 @@ def test_train_prm_model_from_a_policy_then_from_its_own_output(compose_cfg, tmp
     ))
     cfg = compose_cfg("~logger", "trainer.enable_progress_bar=false", "prm.epochs=1",
                       "prm.lora={r:4,dropout:0.0}")
-    metrics = train_prm_model(cfg, [dv, *rows[100:]], tmp_path / "it1" / "prm", policy)
+    metrics = train_prm_model(Context.from_config(cfg), [dv, *rows[100:]], tmp_path / "it1" / "prm",
+                              policy)
     assert metrics["data/rows"] == len(rows)
     for key in ("val/mse", "val/acc@0.1", "val/oracle_acc", "val/oracle_mse",
                 "val/mse_mean_baseline"):
@@ -127,7 +129,7 @@ def test_train_prm_model_from_a_policy_then_from_its_own_output(compose_cfg, tmp
     saved_values = scorer.score(items)
     cfg2 = compose_cfg("~logger", "trainer.enable_progress_bar=false", "trainer.max_steps=1",
                        "prm.lr=1e-9", "prm.warmup_ratio=0.0")
-    train_prm_model(cfg2, rows, tmp_path / "it2" / "prm", folder)
+    train_prm_model(Context.from_config(cfg2), rows, tmp_path / "it2" / "prm", folder)
     again = HFValueScorer(str(tmp_path / "it2" / "prm")).score(items)
     assert again == pytest.approx(saved_values, abs=1e-4)
 
@@ -162,15 +164,17 @@ def test_training_reads_the_value_where_the_scorer_reads_it(padding_side):
 
 
 def test_stage_sft_settings_override_policy_without_changing_the_policy0_key(compose_cfg):
-    from rest_mcts.stages.common import policy0_dir
-    from rest_mcts.stages.train_policy import fine_tuning_config
+    from rest_mcts.loop.context import Context
 
-    base = compose_cfg("stage=train_policy")
+    base = Context.from_config(compose_cfg("stage=train_policy"))
     cfg = compose_cfg("stage=train_policy", "stage.sft.lr=1e-4", "stage.sft.epochs=3")
-    tuned = fine_tuning_config(cfg)
-    assert (tuned.policy.lr, tuned.policy.epochs) == (1e-4, 3)
-    assert tuned.policy.batch_size == base.policy.batch_size  # null: the policy's value
-    assert policy0_dir(cfg) == policy0_dir(base)
-    assert policy0_dir(compose_cfg("stage=train_policy", "policy.lr=1e-4")) != policy0_dir(base)
+    ctx = Context.from_config(cfg)
+    tuned = ctx.policy.overridden("stage.sft", cfg.stage.sft)
+    assert (tuned.lr, tuned.epochs) == (1e-4, 3)
+    assert tuned.batch_size == base.policy.batch_size  # null: the policy's value
+    assert ctx.policy0_dir() == base.policy0_dir()
+    other = Context.from_config(compose_cfg("stage=train_policy", "policy.lr=1e-4"))
+    assert other.policy0_dir() != base.policy0_dir()
+    bad = compose_cfg("stage=train_policy", "stage.sft.lr=0")
     with pytest.raises(ConfigError, match=r"^stage\.sft\.lr=0 is outside \(0, inf\]"):
-        fine_tuning_config(compose_cfg("stage=train_policy", "stage.sft.lr=0"))
+        Context.from_config(bad).policy.overridden("stage.sft", bad.stage.sft)
