@@ -132,7 +132,8 @@ class MCTSStarConfig(SearchConfig):
         if self.self_critic == "llm" and world is not None and prompt_format(world) is None:
             raise ConfigError(
                 "search.self_critic=llm needs a world with prompts (data=math, gsm8k, ...); "
-                "this world has none (Countdown decides the end itself: use search.self_critic=world)"
+                "this world has none (Countdown decides the end itself: use "
+                "search.self_critic=world)"
             )
 
 
