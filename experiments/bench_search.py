@@ -36,6 +36,7 @@ def main() -> None:
 
     import torch
 
+    from rest_mcts.search.configs import search_config_from
     from rest_mcts.search.engine import SearchEngine
     from rest_mcts.search.registry import make_search
     from rest_mcts.stages.common import (
@@ -57,7 +58,7 @@ def main() -> None:
         policy_path = resolve_policy_path(cfg)
         policy = build_policy_backend(cfg, policy_path)
         scorer = build_scorer(cfg, policy_path, world)
-        search_fn = make_search(cfg.search, world, cfg.data.max_solution_tokens)
+        search_fn = make_search(search_config_from(cfg.search), world, cfg.data.max_solution_tokens)
         base = None
         for conc in args.concurrency:
             if hasattr(scorer, "clear_cache"):  # each run starts with a cold prefix KV cache
