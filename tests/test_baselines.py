@@ -9,7 +9,16 @@ import pytest
 from omegaconf import OmegaConf
 
 from rest_mcts.prompts import first_line
+from rest_mcts.config import ConfigError
 from rest_mcts.search.baselines import bfs, best_of_n, cot, self_consistency, weighted_vote
+from rest_mcts.search.configs import (
+    SEARCH_CONFIGS,
+    BestOfNConfig,
+    BFSConfig,
+    CoTConfig,
+    SelfConsistencyConfig,
+    WeightedVoteConfig,
+)
 from rest_mcts.search.engine import SearchEngine
 from rest_mcts.search.registry import SEARCHES, make_search, needs_scorer
 from rest_mcts.search.tree import Tree
@@ -26,7 +35,7 @@ RIGHT_2 = "Step 1: 3 * 4 = 12 (left: 12 2)\nStep 2: 12 - 2 = 10 (left: 10)\n"
 WRONG_20 = "Step 1: 2 + 3 = 5 (left: 5 4)\nStep 2: 5 * 4 = 20 (left: 20)\n"
 WRONG_3 = "Step 1: 4 - 3 = 1 (left: 1 2)\nStep 2: 2 + 1 = 3 (left: 3)\n"
 HALF = "Step 1: 2 * 3 = 6 (left: 6 4)\nStep 2: 6 * 9 = 54 (left: 54)\n"
-STEP_KW = {"temperature": 1.0, "max_new_tokens": 64}
+STEP_KW = {"max_new_tokens": 64}
 
 
 def right_policy() -> FakePolicy:
@@ -77,15 +86,18 @@ def test_cot_reports_the_worlds_verdict_without_knowing_the_gold():
 
 
 def test_cot_accepts_only_a_zero_temperature():
-    cot(Q, WORLD, max_new_tokens=8, temperature=0.0)
-    with pytest.raises(ValueError, match="temperature"):
-        cot(Q, WORLD, max_new_tokens=8, temperature=0.7)
+    cot(Q, WORLD, CoTConfig(temperature=0.0), max_new_tokens=8)
+    with pytest.raises(ConfigError, match=r"^search\.temperature=0\.7 must be 0 \(cot is"):
+        CoTConfig(temperature=0.7)
+    with pytest.raises(TypeError, match="CoTConfig"):
+        cot(Q, WORLD, BFSConfig(), max_new_tokens=8)
 
 
 # ---------------------------------------------------------------------------- voting
 def test_self_consistency_majority_vote_returns_the_first_winning_path():
     texts = [WRONG_20, RIGHT, HALF, WRONG_20, RIGHT_2, RIGHT]
-    result = run_one(self_consistency(Q, WORLD, n=6, **STEP_KW), scripted(texts))
+    search = self_consistency(Q, WORLD, SelfConsistencyConfig(n=6), **STEP_KW)
+    result = run_one(search, scripted(texts))
     assert result.answer == "10" and result.finished
     assert result.steps == tuple(RIGHT.splitlines(keepends=True))
     assert result.value == pytest.approx(3 / 6)
@@ -94,10 +106,11 @@ def test_self_consistency_majority_vote_returns_the_first_winning_path():
 
 
 def test_self_consistency_ties_go_to_the_answer_seen_first_and_no_finished_path():
-    tie = run_one(self_consistency(Q, WORLD, n=4, **STEP_KW),
+    tie = run_one(self_consistency(Q, WORLD, SelfConsistencyConfig(n=4), **STEP_KW),
                   scripted([WRONG_3, RIGHT, RIGHT_2, WRONG_3]))
     assert tie.answer == "3"
-    none = run_one(self_consistency(Q, WORLD, n=2, **STEP_KW), scripted([HALF, "garbage\n"]))
+    none = run_one(self_consistency(Q, WORLD, SelfConsistencyConfig(n=2), **STEP_KW),
+                   scripted([HALF, "garbage\n"]))
     assert (none.answer, none.finished) == (None, False)
     assert none.steps == ("Step 1: 2 * 3 = 6 (left: 6 4)\n",)
 
@@ -106,7 +119,7 @@ def test_best_of_n_picks_the_highest_valued_finished_path_with_one_score_request
     texts = [RIGHT, WRONG_20, HALF, RIGHT_2]
     half_prefix = "Step 1: 2 * 3 = 6 (left: 6 4)\n"
     scorer = by_text({RIGHT: 0.6, WRONG_20: 0.7, half_prefix: 0.99, RIGHT_2: 0.65})
-    result = run_one(best_of_n(Q, WORLD, n=4, **STEP_KW), scripted(texts), scorer)
+    result = run_one(best_of_n(Q, WORLD, BestOfNConfig(n=4), **STEP_KW), scripted(texts), scorer)
     assert len(scorer.calls) == 1 and len(scorer.calls[0]) == 4
     assert scorer.calls[0][2] == (Q.text, (half_prefix,))  # the legal prefix is scored
     assert result.answer == "20" and result.value == pytest.approx(0.7)
@@ -116,7 +129,8 @@ def test_best_of_n_picks_the_highest_valued_finished_path_with_one_score_request
 def test_best_of_n_falls_back_to_the_best_unfinished_path():
     half_prefix = "Step 1: 2 * 3 = 6 (left: 6 4)\n"
     scorer = by_text({half_prefix: 0.4}, default=0.1)
-    result = run_one(best_of_n(Q, WORLD, n=2, **STEP_KW), scripted(["junk\n", HALF]), scorer)
+    search = best_of_n(Q, WORLD, BestOfNConfig(n=2), **STEP_KW)
+    result = run_one(search, scripted(["junk\n", HALF]), scorer)
     assert result.steps == (half_prefix,)
     assert (result.finished, result.answer, result.value) == (False, None, pytest.approx(0.4))
 
@@ -124,8 +138,10 @@ def test_best_of_n_falls_back_to_the_best_unfinished_path():
 def test_weighted_vote_can_differ_from_majority_vote():
     texts = [WRONG_20, WRONG_20, RIGHT, WRONG_20, RIGHT_2]
     scorer = by_text({WRONG_20: 0.1, RIGHT: 0.9, RIGHT_2: 0.95})
-    majority = run_one(self_consistency(Q, WORLD, n=5, **STEP_KW), scripted(texts))
-    weighted = run_one(weighted_vote(Q, WORLD, n=5, **STEP_KW), scripted(texts), scorer)
+    majority = run_one(self_consistency(Q, WORLD, SelfConsistencyConfig(n=5), **STEP_KW),
+                       scripted(texts))
+    weighted = run_one(weighted_vote(Q, WORLD, WeightedVoteConfig(n=5), **STEP_KW),
+                       scripted(texts), scorer)
     assert majority.answer == "20"
     assert weighted.answer == "10" and weighted.info["majority_answer"] == "20"
     assert weighted.info["vote_weight"] == pytest.approx(1.85)
@@ -166,8 +182,8 @@ def test_bfs_keeps_the_top_k_records_illegal_children_and_finds_the_correct_path
             "Step 2: 4 - 3 = 1 (left: 1 2)", ILLEGAL],
     }
     policy, scorer = bfs_policy(proposals), oracle_scorer()
-    search = bfs(Q, WORLD, branch=5, beam_width=2, max_depth=4, temperature=1.0,
-                 max_step_tokens=24)
+    config = BFSConfig(branch=5, beam_width=2, max_depth=4, temperature=1.0, max_step_tokens=24)
+    search = bfs(Q, WORLD, config)
     result = run_one(search, policy, scorer)
     tree = Tree.from_dict(result.tree)
     depth1 = tree.children(tree.root)
@@ -194,7 +210,7 @@ def test_bfs_keeps_the_top_k_records_illegal_children_and_finds_the_correct_path
 def test_bfs_stops_at_max_depth_and_falls_back_to_the_best_unfinished_node():
     proposals = {0: ["Step 1: 2 * 3 = 6 (left: 6 4)", "Step 1: 2 + 3 = 5 (left: 5 4)"]}
     result = run_one(
-        bfs(Q, WORLD, branch=2, beam_width=1, max_depth=1, temperature=1.0, max_step_tokens=24),
+        bfs(Q, WORLD, BFSConfig(branch=2, beam_width=1, max_depth=1, max_step_tokens=24)),
         bfs_policy(proposals),
         oracle_scorer(),
     )
@@ -207,7 +223,7 @@ def test_bfs_with_only_illegal_proposals_returns_the_empty_path():
     policy = bfs_policy({0: [ILLEGAL]})
     scorer = oracle_scorer()
     result = run_one(
-        bfs(Q, WORLD, branch=3, beam_width=2, max_depth=3, temperature=1.0, max_step_tokens=24),
+        bfs(Q, WORLD, BFSConfig(branch=3, beam_width=2, max_depth=3, max_step_tokens=24)),
         policy,
         scorer,
     )
@@ -219,11 +235,12 @@ def test_bfs_with_only_illegal_proposals_returns_the_empty_path():
 PROBLEM = Problem(question=Q, gold="10")
 CALLS = {
     "cot": lambda q: cot(q, WORLD, max_new_tokens=8),
-    "self_consistency": lambda q: self_consistency(q, WORLD, n=2, **STEP_KW),
-    "best_of_n": lambda q: best_of_n(q, WORLD, n=2, **STEP_KW),
-    "weighted_vote": lambda q: weighted_vote(q, WORLD, n=2, **STEP_KW),
-    "bfs": lambda q: bfs(q, WORLD, branch=2, beam_width=2, max_depth=2, temperature=1.0,
-                         max_step_tokens=8),
+    "self_consistency": lambda q: self_consistency(
+        q, WORLD, SelfConsistencyConfig(n=2), **STEP_KW),
+    "best_of_n": lambda q: best_of_n(q, WORLD, BestOfNConfig(n=2), **STEP_KW),
+    "weighted_vote": lambda q: weighted_vote(q, WORLD, WeightedVoteConfig(n=2), **STEP_KW),
+    "bfs": lambda q: bfs(q, WORLD, BFSConfig(branch=2, beam_width=2, max_depth=2, temperature=1.0,
+                         max_step_tokens=8)),
 }
 
 
@@ -251,21 +268,32 @@ def test_every_search_config_builds(name):
     assert needs_scorer(name) == (name in ("best_of_n", "weighted_vote", "bfs"))
 
 
-def test_make_search_rejects_unknown_and_missing_knobs():
-    with pytest.raises(ValueError, match=r"search\.beam_size.*allowed: .*beam_width"):
+def test_make_search_rejects_unknown_knobs_and_bad_values_before_any_question():
+    with pytest.raises(ValueError, match=r"^search\.beam_size is not a knob of search 'bfs'; "
+                       r"allowed: beam_width, branch, max_depth, max_step_tokens, temperature$"):
         make_search({"name": "bfs", "beam_size": 3}, WORLD, 64)
-    with pytest.raises(ValueError, match=r"search\.branch"):
-        make_search({"name": "bfs", "beam_width": 3}, WORLD, 64)
     with pytest.raises(ValueError, match="unknown search 'nope'"):
         make_search({"name": "nope"}, WORLD, 64)
-    start = make_search({"name": "cot", "temperature": 0.5}, WORLD, 64)
-    with pytest.raises(ValueError, match="temperature"):
-        start(Q)
+    with pytest.raises(ConfigError, match=r"^search\.temperature=0\.5 must be 0"):
+        make_search({"name": "cot", "temperature": 0.5}, WORLD, 64)  # not at the first question
+    with pytest.raises(ConfigError, match=r"^search\.max_new_tokens is not a knob"):
+        make_search({"name": "cot", "max_new_tokens": 8}, WORLD, 64)  # the run's cap, not a knob
+
+
+def test_make_search_takes_a_typed_config_and_fills_omitted_knobs_with_defaults():
+    policy = right_policy()
+    start = make_search(BFSConfig(branch=2, beam_width=1), WORLD, 64)
+    assert run_one(start(Q), policy, FakeScorer(lambda q, s: 0.5)).answer == "10"
+    assert policy.calls[0][1].n == 2 and policy.calls[0][1].max_new_tokens == 48
+    policy = right_policy()
+    start = make_search({"name": "bfs", "beam_width": 3}, WORLD, 64)  # branch: the default 3
+    run_one(start(Q), policy, FakeScorer(lambda q, s: 0.5))
+    assert policy.calls[0][1].n == BFSConfig().branch == 3
 
 
 def test_registry_names_and_scorer_needs():
     assert set(SEARCHES) == {"cot", "self_consistency", "best_of_n", "weighted_vote", "bfs",
-                             "mcts_star"}
+                             "mcts_star"} == set(SEARCH_CONFIGS)
     assert needs_scorer("mcts_star") and not needs_scorer("cot")
     with pytest.raises(ValueError):
         needs_scorer("x")

@@ -11,6 +11,7 @@ import pytest
 from rest_mcts.backends.base import Completion, GenerationOutput, SamplingParams
 from rest_mcts.prompts import policy_prompt
 from rest_mcts.search import baselines
+from rest_mcts.search.configs import BestOfNConfig, BFSConfig, SelfConsistencyConfig
 from rest_mcts.search.engine import SearchEngine, SearchError, derive_seed
 from rest_mcts.search.requests import Generate, Score, SearchResult
 from rest_mcts.worlds.countdown import CountdownWorld, apply_move, format_step, legal_moves
@@ -302,11 +303,11 @@ def test_concurrency_does_not_change_results_with_a_deterministic_policy():
         for q in questions:
             yield f"cot/{q.id}", baselines.cot(q, WORLD, max_new_tokens=64)
             yield f"bon/{q.id}", baselines.best_of_n(
-                q, WORLD, n=3, temperature=1.0, max_new_tokens=64
+                q, WORLD, BestOfNConfig(n=3, temperature=1.0), max_new_tokens=64
             )
             yield f"bfs/{q.id}", baselines.bfs(
-                q, WORLD, branch=3, beam_width=2, max_depth=3, temperature=1.0,
-                max_step_tokens=24,
+                q, WORLD, BFSConfig(branch=3, beam_width=2, max_depth=3, temperature=1.0,
+                                    max_step_tokens=24),
             )
 
     runs = {}
@@ -331,7 +332,7 @@ def test_engine_with_the_hf_backend_on_a_tiny_model():
         for q in questions:
             yield f"cot/{q.id}", baselines.cot(q, WORLD, max_new_tokens=12)
             yield f"sc/{q.id}", baselines.self_consistency(
-                q, WORLD, n=2, temperature=1.0, max_new_tokens=12
+                q, WORLD, SelfConsistencyConfig(n=2, temperature=1.0), max_new_tokens=12
             )
 
     def run_once():

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from rest_mcts.search.configs import MCTSStarConfig
 from rest_mcts.search.mcts_star import (
     backpropagate,
     choose_answer,
@@ -75,16 +76,16 @@ def test_selection_picks_the_uct_maximum(c):
 
 def test_progressive_widening_schedule():
     tree = hand_tree([(0.5, 1), (0.4, 1)])
-    tree.root.info["expansions"] = 1
+    tree.root.mcts.expansions = 1
     tree.root.visits = 2
     assert select(tree, 0.4, widen=True, branch=3) is not tree.root
     tree.root.visits = 3  # b * e^2 with b = 3, e = 1
     assert select(tree, 0.4, widen=True, branch=3) is tree.root
-    tree.root.info["expansions"] = 2
+    tree.root.mcts.expansions = 2
     assert select(tree, 0.4, widen=True, branch=3) is not tree.root  # next at 12 visits
     tree.root.visits = 12
     assert select(tree, 0.4, widen=True, branch=3) is tree.root
-    tree.root.info["saturated"] = True
+    tree.root.mcts.saturated = True
     assert select(tree, 0.4, widen=True, branch=3) is not tree.root
 
 
@@ -121,7 +122,7 @@ def test_backpropagation_gives_visit_weighted_means():
 
 # ---------------------------------------------------------------- whole search, scripted
 def run(policy, scorer, log=None, **knobs):
-    return drive(mcts_star(Q, WORLD, **knobs), policy, scorer, log)
+    return drive(mcts_star(Q, WORLD, MCTSStarConfig(**knobs)), policy, scorer, log)
 
 
 def test_expansion_scores_children_and_rollout_updates_with_alpha():
@@ -134,7 +135,7 @@ def test_expansion_scores_children_and_rollout_updates_with_alpha():
     bad = next(n for n in tree.nodes if n.step == BAD1)
     assert good.prm_score == 0.5 and bad.prm_score == 0.2
     # the rollout from the best child sampled GOOD2 (value 0.8): v <- alpha v + (1-alpha) v_max
-    assert good.info["rollout_v_max"] == pytest.approx(0.8)
+    assert good.mcts.rollout_v_max == pytest.approx(0.8)
     assert good.value == pytest.approx(0.25 * 0.5 + 0.75 * 0.8)
     assert good.visits == 1 and bad.visits == 0
     assert tree.root.value == pytest.approx(good.value) and tree.root.visits == 1

@@ -9,6 +9,7 @@ import pytest
 
 from rest_mcts.backends.base import Completion, GenerationOutput
 from rest_mcts.prompting import PromptFormat
+from rest_mcts.search.configs import MCTSStarConfig
 from rest_mcts.search.engine import SearchEngine
 from rest_mcts.search.mcts_star import mcts_star
 from rest_mcts.search.registry import make_search
@@ -55,7 +56,8 @@ def scripted(critic: dict[int, str], steps: dict[int, str]):
 def run(policy, world=None, log=None, **knobs):
     knobs = {"iterations": 4, "branch": 1, "rollout_steps": 0, "widen": False,
              "self_critic": "llm", **knobs}
-    result = drive(mcts_star(Q, world or text_world(), **knobs), policy, lambda q, s: 0.5, log)
+    config = MCTSStarConfig(**knobs)
+    result = drive(mcts_star(Q, world or text_world(), config), policy, lambda q, s: 0.5, log)
     return result, Tree.from_dict(result.tree)
 
 
@@ -65,7 +67,7 @@ def test_critic_says_solved_node_is_terminal_and_not_expanded():
     result, tree = run(policy, log=log)
     node = tree.nodes[1]
     assert node.step == "x = 2\n"
-    assert node.terminal and node.critic == "end" and node.info["critic_status"] == "solved"
+    assert node.terminal and node.critic == "end" and node.mcts.critic_status == "solved"
     assert not node.expanded and node.exhausted and not node.children
     expansions = [r for r in log if isinstance(r, Generate) and not is_critic(r.prompts[0])]
     assert len(expansions) == 1  # the root's only: the solved node was never expanded
@@ -80,7 +82,7 @@ def test_critic_on_the_world_finished_answer_reads_it():
     policy = scripted({}, {0: "The answer is $\\boxed{2}$\n"})
     result, tree = run(policy)
     # The world sees the boxed answer as finished: the critic is not asked about it.
-    assert tree.nodes[1].terminal and "critic_status" not in tree.nodes[1].info
+    assert tree.nodes[1].terminal and tree.nodes[1].mcts.critic_status is None
     assert result.answer == "2" and result.info["critic_calls"] == 1  # the root only
 
 
@@ -94,7 +96,7 @@ def test_critic_hint_goes_into_the_next_expansion_prompt(style):
     assert is_critic(critic.prompts[0]) and critic.params.temperature == 0
     assert critic.params.n == 1 and critic.params.max_new_tokens == 64
     assert hint in expansion.prompts[0] and not is_critic(expansion.prompts[0])
-    assert tree.root.critic == hint and tree.root.info["critic_status"] == "hint"
+    assert tree.root.critic == hint and tree.root.mcts.critic_status == "hint"
     assert result.info["critic_hints"] == 1
 
 
@@ -103,8 +105,8 @@ def test_unparseable_critic_answer_means_no_verdict_and_expansion_proceeds():
     policy = scripted({0: "I am not sure what you mean", 1: ""}, {0: "x = 2\n", 1: "x = 3\n"})
     result, tree = run(policy, log=log, iterations=2)
     assert tree.root.expanded and tree.nodes[1].expanded  # both expanded despite the critic
-    assert tree.root.critic is None and tree.root.info["critic_status"] == "unparsed"
-    assert tree.root.info["critic_raw"] == "I am not sure what you mean"
+    assert tree.root.critic is None and tree.root.mcts.critic_status == "unparsed"
+    assert tree.root.mcts.critic_raw == "I am not sure what you mean"
     assert result.info["critic_unparsed"] == 2 and result.info["critic_hints"] == 0
     expansions = [r for r in log if isinstance(r, Generate) and not is_critic(r.prompts[0])]
     assert len(expansions) == 2 and all("Analysis" not in r.prompts[0] for r in expansions)
@@ -115,8 +117,9 @@ def test_a_finished_path_with_an_answer_wins_over_a_critic_ended_one():
     critic = {0: "Analysis: divide", 1: "Problem solved"}
     policy = lambda p, params: ([critic.get(depth_of(p), "Analysis: go")] if is_critic(p)
                                 else steps.get(depth_of(p), ["more"]))
-    result = drive(mcts_star(Q, text_world(), iterations=4, branch=2, rollout_steps=0,
-                             widen=False, self_critic="llm"),
+    config = MCTSStarConfig(iterations=4, branch=2, rollout_steps=0, widen=False,
+                            self_critic="llm")
+    result = drive(mcts_star(Q, text_world(), config),
                    policy, lambda q, s: 0.8 if s == ("x = 2\n",) else 0.5)
     tree = Tree.from_dict(result.tree)
     assert {n.answer for n in tree.finished()} == {None, "2"}  # the critic ended "x = 2"

@@ -75,17 +75,6 @@ def _require(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _number(cfg: DictConfig, key: str) -> float | None:
-    value = _get(cfg, key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{key}={value!r} must be a number")
-    if isinstance(value, float) and math.isnan(value):
-        raise ConfigError(f"{key}=nan must be a number")
-    return value
-
-
 def check_range(
     cfg: DictConfig,
     key: str,
@@ -97,7 +86,10 @@ def check_range(
     what: str = "",
 ) -> None:
     """Raise ConfigError when cfg[key] (if present) lies outside [low, high] (or (low, high])."""
-    check_value(key, _get(cfg, key), low, high, low_open=low_open, integer=integer, what=what)
+    value = _get(cfg, key)
+    if value is None:
+        return
+    check_value(key, value, low, high, low_open=low_open, integer=integer, what=what)
 
 
 def check_value(
@@ -110,11 +102,9 @@ def check_value(
     integer: bool = False,
     what: str = "",
 ) -> None:
-    """Raise ConfigError when ``value`` (None: not set, accepted) is not a number in
-    [low, high] (or (low, high]); the message names the option ``key``."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """Raise ConfigError (one line naming `key`) unless `value` is a number in [low, high]
+    (or (low, high] with `low_open`), a whole one with `integer`; `what` says what it is."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{key}={value!r} must be a number")
     if isinstance(value, float) and math.isnan(value):
         raise ConfigError(f"{key}=nan must be a number")
@@ -130,10 +120,11 @@ def check_value(
 
 
 def check_choice(key: str, value: Any, allowed: Iterable[str]) -> None:
-    """Raise ConfigError when ``value`` is not one of ``allowed``."""
-    allowed = list(allowed)
+    """Raise ConfigError (one line naming `key` and the choices) unless `value` is one of
+    `allowed`."""
+    allowed = tuple(allowed)
     if value not in allowed:
-        raise ConfigError(f"{key}={value} is not one of {allowed}")
+        raise ConfigError(f"{key}={value!r} must be one of {', '.join(allowed)}")
 
 
 def check_model_path(key: str, path: Any) -> None:
@@ -160,31 +151,12 @@ def validate(cfg: DictConfig, stages: Iterable[str]) -> None:
         f"seed={seed!r} must be an integer >= 0",
     )
 
-    # MCTS* and the paper's hyperparameters (names from the paper).
-    check_range(cfg, "search.alpha", 0, 1, what="rollout mixing weight alpha")
-    check_range(cfg, "search.end_gate", 0, 1, low_open=True, what="threshold l")
-    check_range(cfg, "search.branch", 1, integer=True, what="branch b")
-    check_range(cfg, "search.iterations", 1, integer=True, what="iterations T")
-    check_range(cfg, "search.exploration_constant", 0, what="UCT constant c")
-    check_range(cfg, "search.rollout_steps", 0, integer=True, what="rollout depth")
-    check_range(cfg, "search.rollout_branch", 1, integer=True, what="samples per rollout step")
-    check_range(cfg, "search.max_depth", 1, integer=True, what="steps per solution")
-    check_range(cfg, "search.temperature", 0, what="sampling temperature")
-    critic = _get(cfg, "search.self_critic")
-    if critic is not None:
-        modes = ("world", "llm", "off")  # YAML reads a bare `off` as false: true/false allowed
-        _require(
-            isinstance(critic, bool) or critic in modes,
-            f"search.self_critic={critic!r} must be one of {', '.join(modes)}",
-        )
-    check_range(cfg, "search.critic_max_tokens", 1, integer=True, what="self-critic answer tokens")
-    selection = _get(cfg, "search.answer_selection")
-    if selection is not None:
-        allowed = ("best_leaf", "value_vote")
-        _require(
-            selection in allowed,
-            f"search.answer_selection='{selection}' must be one of {', '.join(allowed)}",
-        )
+    # The search method's knobs: its typed config checks them (rest_mcts.search.configs).
+    search = _get(cfg, "search")
+    if search is not None:
+        from rest_mcts.search.configs import search_config_from
+
+        search_config_from(search)
 
     # Models.
     check_model_path("model.path", _get(cfg, "model.path"))

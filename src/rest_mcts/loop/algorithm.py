@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rest_mcts.config import ConfigError, check_choice, check_value
+from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0, prm_eval_set
 from rest_mcts.loop.data import extract_data, mix
@@ -93,10 +93,12 @@ class LoopSettings:
         check_value(f"{o}.prm_train.init_epochs", self.prm_init_epochs, 1, integer=True)
         check_value(f"{o}.prm_train.epochs", self.prm_epochs, 1, integer=True)
         check_value(f"{o}.val_share", self.val_share, 0, 1)
-        check_value(f"{o}.d_g_min_value", self.d_g_min_value, 0, 1)
+        if self.d_g_min_value is not None:
+            check_value(f"{o}.d_g_min_value", self.d_g_min_value, 0, 1)
         for key, allowed in (("prm_data", PRM_DATA), ("prm_init", MODEL_INIT),
                              ("policy_init", MODEL_INIT), ("policy_data", POLICY_DATA)):
-            check_choice(f"{o}.{key}", getattr(self, key), allowed)
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"{o}.{key}={getattr(self, key)} is not one of {list(allowed)}")
 
     def search_run(self, split: str, num_problems: int, *, label_trees: bool) -> SearchRun:
         prefix = "search" if label_trees else "eval"

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from rest_mcts.config import check_choice, check_value
+from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.data import d_v_rows, extract_data, load_trees
 from rest_mcts.loop.search_run import SearchRun, run_search
@@ -65,7 +65,8 @@ class InitPRMSettings:
 
     def __post_init__(self) -> None:
         o = self.option
-        check_choice(f"{o}.method", self.method, METHODS)
+        if self.method not in METHODS:
+            raise ConfigError(f"{o}.method='{self.method}' is not one of {list(METHODS)}")
         check_value(f"{o}.num_problems", self.num_problems, 1, integer=True)
         check_value(f"{o}.branch", self.branch, 1, integer=True)
         check_value(f"{o}.max_depth", self.max_depth, 1, integer=True)

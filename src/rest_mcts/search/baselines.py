@@ -1,6 +1,7 @@
 """Baseline searches for one question: CoT, self-consistency, best-of-N, weighted vote, BFS.
 
-Each public function checks its arguments, then returns a generator (a
+Each public function takes its typed config (:mod:`rest_mcts.search.configs`, checked on
+construction; None means the defaults) and the run's token cap, then returns a generator (a
 :data:`~rest_mcts.search.requests.SearchGen`) that the engine drives: it ``yield``s
 :class:`Generate` / :class:`Score` requests and ``return``s a :class:`SearchResult`.
 
@@ -23,6 +24,14 @@ from typing import Any, Generator, Sequence
 
 from rest_mcts.backends.base import Completion, SamplingParams
 from rest_mcts.prompts import policy_prompt, prompt_format, split_steps
+from rest_mcts.search.configs import (
+    BestOfNConfig,
+    BFSConfig,
+    CoTConfig,
+    SearchConfig,
+    SelfConsistencyConfig,
+    WeightedVoteConfig,
+)
 from rest_mcts.search.requests import (
     Answer,
     Generate,
@@ -202,27 +211,27 @@ def _path_result(
 
 # ---------------------------------------------------------------------------- CoT
 def cot(
-    question: Question, world: World, *, max_new_tokens: int, temperature: float = 0.0
+    question: Question, world: World, config: CoTConfig | None = None, *, max_new_tokens: int
 ) -> SearchGen:
     """Chain of thought: one greedy full solution, cut at its first illegal step.
 
     Args:
         question: the question.
         world: the step parser.
+        config: the knobs (temperature 0: greedy); None: the defaults.
         max_new_tokens: token cap for the solution.
-        temperature: accepted for config compatibility; must be 0 (greedy).
 
     Returns:
         The search generator. Its result's ``value`` is 1.0 when the path is finished,
         else 0.0 (CoT has no value model).
 
     Raises:
-        TypeError: if ``question`` is not a Question (e.g. a Problem).
-        ValueError: if ``temperature`` is not 0 or ``max_new_tokens`` < 1.
+        TypeError: if ``question`` is not a Question (e.g. a Problem) or ``config`` not a
+            CoTConfig.
+        ValueError: if ``max_new_tokens`` < 1.
     """
     _require_question(question, "cot")
-    if temperature != 0:
-        raise ValueError(f"cot is greedy: temperature must be 0, got {temperature}")
+    _require_config(config, CoTConfig)
     _require_positive(max_new_tokens=max_new_tokens)
     return _cot(question, world, max_new_tokens)
 
@@ -236,7 +245,11 @@ def _cot(question: Question, world: World, max_new_tokens: int) -> SearchGen:
 
 # ---------------------------------------------------------------------------- self-consistency
 def self_consistency(
-    question: Question, world: World, *, n: int, temperature: float, max_new_tokens: int
+    question: Question,
+    world: World,
+    config: SelfConsistencyConfig | None = None,
+    *,
+    max_new_tokens: int,
 ) -> SearchGen:
     """Self-consistency: ``n`` sampled solutions, majority vote over their answers.
 
@@ -245,13 +258,13 @@ def self_consistency(
     None.
 
     Raises:
-        TypeError: if ``question`` is not a Question.
-        ValueError: on a bad knob.
+        TypeError: if ``question`` is not a Question or ``config`` of the wrong type.
+        ValueError: if ``max_new_tokens`` < 1.
     """
     _require_question(question, "self_consistency")
-    _require_positive(n=n, max_new_tokens=max_new_tokens)
-    _require_temperature(temperature)
-    return _self_consistency(question, world, n, temperature, max_new_tokens)
+    config = _require_config(config, SelfConsistencyConfig)
+    _require_positive(max_new_tokens=max_new_tokens)
+    return _self_consistency(question, world, config.n, config.temperature, max_new_tokens)
 
 
 def _self_consistency(
@@ -270,7 +283,11 @@ def _self_consistency(
 
 # ---------------------------------------------------------------------------- best-of-N
 def best_of_n(
-    question: Question, world: World, *, n: int, temperature: float, max_new_tokens: int
+    question: Question,
+    world: World,
+    config: BestOfNConfig | None = None,
+    *,
+    max_new_tokens: int,
 ) -> SearchGen:
     """Best-of-N: ``n`` sampled solutions scored by the value model in one request.
 
@@ -278,13 +295,13 @@ def best_of_n(
     path of all, which is then unfinished). Ties go to the first sample.
 
     Raises:
-        TypeError: if ``question`` is not a Question.
-        ValueError: on a bad knob.
+        TypeError: if ``question`` is not a Question or ``config`` of the wrong type.
+        ValueError: if ``max_new_tokens`` < 1.
     """
     _require_question(question, "best_of_n")
-    _require_positive(n=n, max_new_tokens=max_new_tokens)
-    _require_temperature(temperature)
-    return _best_of_n(question, world, n, temperature, max_new_tokens)
+    config = _require_config(config, BestOfNConfig)
+    _require_positive(max_new_tokens=max_new_tokens)
+    return _best_of_n(question, world, config.n, config.temperature, max_new_tokens)
 
 
 def _best_of_n(
@@ -301,7 +318,11 @@ def _best_of_n(
 
 # ---------------------------------------------------------------------------- weighted vote
 def weighted_vote(
-    question: Question, world: World, *, n: int, temperature: float, max_new_tokens: int
+    question: Question,
+    world: World,
+    config: WeightedVoteConfig | None = None,
+    *,
+    max_new_tokens: int,
 ) -> SearchGen:
     """Weighted vote: like self-consistency, but each finished path votes with its value.
 
@@ -310,13 +331,13 @@ def weighted_vote(
     highest-valued path, unfinished). Ties go to the answer / sample seen first.
 
     Raises:
-        TypeError: if ``question`` is not a Question.
-        ValueError: on a bad knob.
+        TypeError: if ``question`` is not a Question or ``config`` of the wrong type.
+        ValueError: if ``max_new_tokens`` < 1.
     """
     _require_question(question, "weighted_vote")
-    _require_positive(n=n, max_new_tokens=max_new_tokens)
-    _require_temperature(temperature)
-    return _weighted_vote(question, world, n, temperature, max_new_tokens)
+    config = _require_config(config, WeightedVoteConfig)
+    _require_positive(max_new_tokens=max_new_tokens)
+    return _weighted_vote(question, world, config.n, config.temperature, max_new_tokens)
 
 
 def _weighted_vote(
@@ -336,16 +357,7 @@ def _weighted_vote(
 
 
 # ---------------------------------------------------------------------------- BFS
-def bfs(
-    question: Question,
-    world: World,
-    *,
-    branch: int,
-    beam_width: int,
-    max_depth: int,
-    temperature: float,
-    max_step_tokens: int,
-) -> SearchGen:
+def bfs(question: Question, world: World, config: BFSConfig | None = None) -> SearchGen:
     """Breadth-first beam search over steps (Tree-of-Thoughts style), guided by the PRM.
 
     At each depth, ONE Generate request asks for ``branch`` next steps of every frontier
@@ -363,26 +375,20 @@ def bfs(
     Args:
         question: the question.
         world: the step parser.
-        branch: steps sampled per frontier node.
-        beam_width: frontier size kept per depth.
-        max_depth: most steps in a path.
-        temperature: sampling temperature of the step proposals.
-        max_step_tokens: token cap per step.
+        config: ``branch`` (steps sampled per frontier node), ``beam_width`` (frontier size
+            kept per depth), ``max_depth`` (most steps in a path), ``temperature`` and
+            ``max_step_tokens`` of the step proposals; None: the defaults.
 
     Returns:
         The search generator; its result's ``tree`` is ``Tree.to_dict()``.
 
     Raises:
-        TypeError: if ``question`` is not a Question.
-        ValueError: on a bad knob.
+        TypeError: if ``question`` is not a Question or ``config`` of the wrong type.
     """
     _require_question(question, "bfs")
-    _require_positive(
-        branch=branch, beam_width=beam_width, max_depth=max_depth, max_step_tokens=max_step_tokens
-    )
-    _require_temperature(temperature)
-    params = step_params(branch, temperature, max_step_tokens)
-    return _bfs(question, world, params, beam_width, max_depth)
+    config = _require_config(config, BFSConfig)
+    params = step_params(config.branch, config.temperature, config.max_step_tokens)
+    return _bfs(question, world, params, config.beam_width, config.max_depth)
 
 
 def _bfs(
@@ -450,12 +456,16 @@ def _require_question(question: object, method: str) -> None:
         )
 
 
+def _require_config(config: SearchConfig | None, cls: type[SearchConfig]) -> Any:
+    """The method's config (its defaults for None); TypeError for another method's."""
+    if config is None:
+        return cls()
+    if not isinstance(config, cls):
+        raise TypeError(f"{cls.name} takes a {cls.__name__}, got {type(config).__name__}")
+    return config
+
+
 def _require_positive(**knobs: int) -> None:
     for name, value in knobs.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
-def _require_temperature(temperature: float) -> None:
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")

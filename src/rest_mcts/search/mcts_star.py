@@ -45,13 +45,12 @@ from typing import Sequence
 from rest_mcts.backends.base import SamplingParams
 from rest_mcts.prompting.critic import CriticParseError, parse_critic
 from rest_mcts.prompts import first_line, policy_prompt, prompt_format
+from rest_mcts.search.configs import MCTSStarConfig
 from rest_mcts.search.requests import Generate, Score, SearchGen, SearchResult, step_params
 from rest_mcts.search.steps import expand_node
 from rest_mcts.search.tree import Node, Tree
 from rest_mcts.worlds.base import Question, World
 
-ANSWER_SELECTIONS = ("best_leaf", "value_vote")
-SELF_CRITIC_MODES = ("world", "llm", "off")
 # With widening, a node is taken as saturated after this many sampled expansions in a row
 # that brought no new legal step (one unlucky batch of samples is not enough to give up on
 # it); after one, when its steps are proposed greedily (the same ones would come again).
@@ -114,9 +113,10 @@ def select(
 
 def due_for_widening(node: Node, branch: int) -> bool:
     """Progressive widening schedule: expansion e + 1 once visits >= b * e^2 (never again
-    once the node is saturated: FRUITLESS_LIMIT expansions brought nothing new)."""
-    expansions = node.info.get("expansions", 1)
-    return not node.info.get("saturated") and node.visits >= branch * expansions**2
+    once the node is saturated: FRUITLESS_LIMIT expansions brought nothing new). An expanded
+    node counts at least one expansion (hand-built trees set `expanded` alone)."""
+    expansions = max(node.mcts.expansions, 1)
+    return not node.mcts.saturated and node.visits >= branch * expansions**2
 
 
 def mark_exhausted(tree: Tree, node: Node, propagate: bool = True) -> None:
@@ -128,27 +128,6 @@ def mark_exhausted(tree: Tree, node: Node, propagate: bool = True) -> None:
     while parent is not None and parent.expanded and all(c.exhausted for c in tree.children(parent)):
         parent.exhausted = True
         parent = tree.parent(parent)
-
-
-def critic_mode(self_critic: bool | str, world: World | None = None) -> str:
-    """The self-critic mode: `world`, `llm` or `off` (true/false mean `world`/`off`).
-
-    Raises:
-        ValueError: an unknown mode, or `llm` for a world without a prompt format (Countdown:
-            its plain format has no critic prompt, and its parser decides the end itself).
-    """
-    if isinstance(self_critic, bool):
-        return "world" if self_critic else "off"
-    if self_critic not in SELF_CRITIC_MODES:
-        raise ValueError(
-            f"search.self_critic={self_critic!r} must be one of {', '.join(SELF_CRITIC_MODES)}"
-        )
-    if self_critic == "llm" and world is not None and prompt_format(world) is None:
-        raise ValueError(
-            "search.self_critic=llm needs a world with prompts (data=math, gsm8k, ...); "
-            "this world has none (Countdown decides the end itself: use search.self_critic=world)"
-        )
-    return self_critic
 
 
 def critic_says_end(node: Node, mode: str) -> bool:
@@ -171,30 +150,30 @@ def ask_critic(
 ) -> SearchGen:
     """Self-critic by the policy (the paper's prompt): has `node`'s path solved the problem?
 
-    Asks once per node; the verdict stays on the node: `node.info["critic_status"]` is
+    Asks once per node; the verdict stays on the node: `node.mcts.critic_status` is
     `solved`, `hint` or `unparsed`, `node.critic` is `"end"` or the hint. A `solved` path
     becomes terminal (its answer, if any, read by the world's parser). At the root (no steps)
     `Problem solved` is not believed and counts as unparsed. Returns whether the path ends.
     """
-    if "critic_status" in node.info:  # asked before (a widened node comes back)
+    if node.mcts.critic_status is not None:  # asked before (a widened node comes back)
         return node.critic == "end"
     fmt = prompt_format(world)
     (out,) = yield Generate((fmt.critic_prompt(question.text, tree.steps(node)),), params)
     completion = out.completions[0]
-    node.info["critic_tokens"] = completion.num_tokens
+    node.mcts.critic_tokens = completion.num_tokens
     try:
         verdict = parse_critic(completion.text)
     except CriticParseError:
         verdict = None
     if verdict is None or (verdict.solved and node is tree.root):
-        node.info["critic_status"] = "unparsed"
-        node.info["critic_raw"] = completion.text[:200]
+        node.mcts.critic_status = "unparsed"
+        node.mcts.critic_raw = completion.text[:200]
         return False
     if verdict.hint is not None:
-        node.info["critic_status"] = "hint"
+        node.mcts.critic_status = "hint"
         node.critic = verdict.hint
         return False
-    node.info["critic_status"] = "solved"
+    node.mcts.critic_status = "solved"
     node.critic = "end"
     check = world.check_path(question, tree.steps(node))
     node.terminal = node.legal
@@ -204,19 +183,19 @@ def ask_critic(
 
 def critic_hint(node: Node) -> str | None:
     """The self-critic's hint stored on `node` (None when there is none)."""
-    return node.critic if node.info.get("critic_status") == "hint" else None
+    return node.critic if node.mcts.critic_status == "hint" else None
 
 
 def critic_stats(tree: Tree) -> dict[str, int]:
     """How often the policy was asked as critic, its verdicts and its tokens (per tree)."""
-    asked = [n for n in tree.nodes if "critic_status" in n.info]
-    status = [n.info["critic_status"] for n in asked]
+    asked = [n for n in tree.nodes if n.mcts.critic_status is not None]
+    status = [n.mcts.critic_status for n in asked]
     return {
         "critic_calls": len(asked),
         "critic_solved": status.count("solved"),
         "critic_hints": status.count("hint"),
         "critic_unparsed": status.count("unparsed"),
-        "critic_tokens": sum(n.info.get("critic_tokens", 0) for n in asked),
+        "critic_tokens": sum(n.mcts.critic_tokens for n in asked),
     }
 
 
@@ -226,29 +205,30 @@ def expand(
     world: World,
     question: Question,
     params: SamplingParams,
-    self_critic: bool | str = True,
+    self_critic: str = "world",
     widen: bool = True,
 ) -> SearchGen:
     """Thought expansion: ask the policy for next steps of `node`'s path (with the
     self-critic's hint for it, if any), add the new distinct ones as children
     (`steps.expand_node`), and score the new legal children with the value model in one
-    request. A node that yields nothing new and legal is exhausted."""
+    request. A node that yields nothing new and legal is exhausted. `self_critic` is the
+    critic mode (`world`, `llm`, `off`): unless off, the world's parser ends paths."""
     prompt = policy_prompt(question.text, tree.steps(node), prompt_format(world), critic_hint(node))
     (out,) = yield Generate((prompt,), params)
-    node.info["expansions"] = node.info.get("expansions", 0) + 1
-    ends = critic_mode(self_critic) != "off"
+    node.mcts.expansions += 1
+    ends = self_critic != "off"
     children = expand_node(tree, node, out.completions, world, question, ends)
     legal = [c for c in children if c.legal]
     if legal:
-        node.info["fruitless"] = 0
+        node.mcts.fruitless = 0
         values = yield Score(tuple((question.text, tree.steps(c)) for c in legal))
         for child, value in zip(legal, values):
             child.prm_score = child.value = float(value)
     else:  # nothing new and legal came out
-        node.info["fruitless"] = node.info.get("fruitless", 0) + 1
+        node.mcts.fruitless += 1
         limit = 1 if params.temperature == 0 else FRUITLESS_LIMIT
-        if not widen or node.info["fruitless"] >= limit:
-            node.info["saturated"] = True
+        if not widen or node.mcts.fruitless >= limit:
+            node.mcts.saturated = True
             if all(c.exhausted for c in tree.children(node)):
                 mark_exhausted(tree, node, propagate=not widen)  # nothing open below: spent
     return children
@@ -319,66 +299,40 @@ def choose_answer(tree: Tree, answer_selection: str) -> Node:
 
 # ---------------------------------------------------------------------------- search
 def mcts_star(
-    question: Question,
-    world: World,
-    *,
-    iterations: int = 50,
-    branch: int = 3,
-    end_gate: float = 0.9,
-    alpha: float = 0.5,
-    exploration_constant: float = 0.4,
-    rollout_steps: int = 2,
-    rollout_branch: int = 3,
-    max_depth: int = 8,
-    temperature: float = 1.0,
-    self_critic: bool | str = "world",
-    critic_max_tokens: int = 64,
-    answer_selection: str = "best_leaf",
-    max_step_tokens: int = 48,
-    widen: bool = True,
+    question: Question, world: World, config: MCTSStarConfig | None = None
 ) -> SearchGen:
     """MCTS* for one question (see the module docstring for the phases).
 
     Args:
         question: the question (no gold answer: test-time search cannot read it).
         world: step parser / answer format of the task.
-        iterations: T, the number of select-expand-rollout-backpropagate rounds.
-        branch: b, children per expansion.
-        end_gate: l, expansion threshold and stopping value.
-        alpha: weight of the node's own value in the rollout update.
-        exploration_constant: c in UCT.
-        rollout_steps: depth of the greedy MC rollout (0 disables it).
-        rollout_branch: samples per rollout step.
-        max_depth: nodes at this depth are not expanded.
-        temperature: policy sampling temperature for expansion and rollout.
-        self_critic: who decides end of inference before a node is expanded: `world` (the
-            step parser), `llm` (the policy with the paper's self-critic prompt, which also
-            gives a hint for the expansion) or `off` (true/false mean world/off).
-        critic_max_tokens: token cap of one self-critic answer (`llm`).
-        answer_selection: `best_leaf` or `value_vote`.
-        max_step_tokens: token cap for one step.
-        widen: progressive widening: expand a node again when all its children are spent or
-            its visits reach b * e^2 after e expansions (the paper expands each node once; a
-            node whose b samples were all poor then stays stuck, and small trees run out long
-            before T iterations).
+        config: the knobs (T, b, l, alpha, c, rollout, self-critic, widening, ...; see
+            :class:`~rest_mcts.search.configs.MCTSStarConfig`); None: the defaults.
+
+    Raises:
+        TypeError: if ``question`` is not a Question or ``config`` not an MCTSStarConfig.
+        ConfigError: if ``config`` does not suit ``world`` (``self_critic=llm`` without
+            prompts).
     """
     if not isinstance(question, Question):
         raise TypeError(f"mcts_star takes a Question, got {type(question).__name__}")
-    if answer_selection not in ANSWER_SELECTIONS:
-        raise ValueError(f"answer_selection must be one of {ANSWER_SELECTIONS}")
-    mode = critic_mode(self_critic, world)
+    config = MCTSStarConfig() if config is None else config
+    if not isinstance(config, MCTSStarConfig):
+        raise TypeError(f"mcts_star takes an MCTSStarConfig, got {type(config).__name__}")
+    config.check_world(world)
+    mode, widen, end_gate = config.self_critic, config.widen, config.end_gate
     tree = Tree(question.id, question.text)
-    expand_params = step_params(branch, temperature, max_step_tokens)
-    exploit_params = step_params(1, 0.0, max_step_tokens)
-    rollout_params = step_params(rollout_branch, temperature, max_step_tokens)
-    ask_params = critic_params(critic_max_tokens)
+    expand_params = step_params(config.branch, config.temperature, config.max_step_tokens)
+    exploit_params = step_params(1, 0.0, config.max_step_tokens)
+    rollout_params = step_params(config.rollout_branch, config.temperature, config.max_step_tokens)
+    ask_params = critic_params(config.critic_max_tokens)
     done = 0
     stopped = False
-    while done < iterations and not stopped:
-        leaf = select(tree, exploration_constant, widen, branch)
+    while done < config.iterations and not stopped:
+        leaf = select(tree, config.exploration_constant, widen, config.branch)
         if leaf is None:
             break  # every path explored
-        if critic_says_end(leaf, mode) or leaf.depth >= max_depth:
+        if critic_says_end(leaf, mode) or leaf.depth >= config.max_depth:
             mark_exhausted(tree, leaf, propagate=not widen)
             continue
         done += 1
@@ -390,17 +344,17 @@ def mcts_star(
         params = expand_params if leaf.value < end_gate or leaf is tree.root else exploit_params
         children = yield from expand(tree, leaf, world, question, params, mode, widen)
         open_children = [c for c in children if not c.exhausted]
-        if open_children and rollout_steps > 0:
+        if open_children and config.rollout_steps > 0:
             roll = max(open_children, key=lambda c: c.value)
             v_max = yield from greedy_rollout(
-                tree, roll, world, question, rollout_steps, rollout_params
+                tree, roll, world, question, config.rollout_steps, rollout_params
             )
-            roll.info["rollout_v_max"] = v_max
-            roll.value = rollout_update(roll.value, v_max, alpha)
+            roll.mcts.rollout_v_max = v_max
+            roll.value = rollout_update(roll.value, v_max, config.alpha)
             roll.visits += 1
         backpropagate(tree, leaf)
         stopped = any(c.terminal and c.legal and c.value >= end_gate for c in children)
-    best = choose_answer(tree, answer_selection)
+    best = choose_answer(tree, config.answer_selection)
     return SearchResult(
         steps=tree.steps(best),
         answer=best.answer if best.terminal else None,

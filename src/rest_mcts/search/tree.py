@@ -13,6 +13,35 @@ from typing import Any, Iterator
 
 
 @dataclass
+class MCTSState:
+    """MCTS*'s control state of one node (other searches leave it at its defaults).
+
+    Attributes:
+        expansions: e, thought expansions of this node so far (progressive widening expands
+            it again once its visits reach b * e^2).
+        fruitless: expansions in a row that brought no new legal step.
+        saturated: widening gave up on this node (too many fruitless expansions).
+        critic_status: the LLM self-critic's answer about this path: "solved", "hint" or
+            "unparsed" (None: not asked).
+        critic_tokens: policy tokens of that answer.
+        critic_raw: the start of an unparsed answer (None otherwise).
+        rollout_v_max: v_max of the greedy MC rollout from this node (None: no rollout).
+    """
+
+    expansions: int = 0
+    fruitless: int = 0
+    saturated: bool = False
+    critic_status: str | None = None
+    critic_tokens: int = 0
+    critic_raw: str | None = None
+    rollout_v_max: float | None = None
+
+
+# Trees written before MCTSState kept its fields in `Node.info`; `Tree.from_dict` moves them.
+_LEGACY_STATE_KEYS = tuple(f.name for f in fields(MCTSState))
+
+
+@dataclass
 class Node:
     """One partial solution in a search tree.
 
@@ -27,7 +56,7 @@ class Node:
             updates).
         prm_score: the value model's score when the node was created (None if unscored).
         critic: the self-critic's verdict: "end", the LLM critic's hint (MCTS* with
-            ``self_critic=llm``; ``info["critic_status"]`` says what it answered: solved,
+            ``self_critic=llm``; ``mcts.critic_status`` says what it answered: solved,
             hint or unparsed), or None when not asked or without a verdict.
         legal: whether the step parsed as legal.
         terminal: whether the path is finished (no further step).
@@ -36,7 +65,9 @@ class Node:
         exhausted: nothing left to explore below (dead end, or every child exhausted).
         tokens: policy tokens spent generating this step.
         correct: verifier's label of a finished path (training trees only; None otherwise).
-        info: free-form extras (e.g. the rollout's best value).
+        mcts: MCTS*'s control state (widening, self-critic, rollout); in JSON null when
+            it is untouched.
+        info: free-form extras (e.g. an illegal step's error, merged samples).
     """
 
     id: int
@@ -55,6 +86,7 @@ class Node:
     exhausted: bool = False
     tokens: int = 0
     correct: bool | None = None
+    mcts: MCTSState = field(default_factory=MCTSState)
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -106,7 +138,7 @@ class Tree:
         return {
             "question_id": self.question_id,
             "question": self.question_text,
-            "nodes": [asdict(n) for n in self.nodes],
+            "nodes": [_node_record(n) for n in self.nodes],
         }
 
     @classmethod
@@ -117,7 +149,7 @@ class Tree:
             unknown = set(raw) - names
             if unknown:
                 raise ValueError(f"tree node {i}: unknown fields {sorted(unknown)}")
-            nodes.append(Node(**raw))
+            nodes.append(_node_from_record(raw))
         return cls(data["question_id"], data["question"], nodes)
 
     def save(self, path: str | Path) -> None:
@@ -129,3 +161,19 @@ class Tree:
     def load(cls, path: str | Path) -> "Tree":
         with open(path) as fh:
             return cls.from_dict(json.load(fh))
+
+
+def _node_record(node: Node) -> dict[str, Any]:
+    record = asdict(node)
+    if node.mcts == MCTSState():
+        record["mcts"] = None  # untouched (BFS trees, unvisited MCTS* nodes): keep JSON small
+    return record
+
+
+def _node_from_record(raw: dict[str, Any]) -> Node:
+    raw = dict(raw)
+    state = raw.pop("mcts", None)
+    info = dict(raw.pop("info", None) or {})
+    if state is None:  # untouched, or a tree from before MCTSState: its keys were in info
+        state = {k: info.pop(k) for k in _LEGACY_STATE_KEYS if k in info}
+    return Node(**raw, mcts=MCTSState(**state), info=info)

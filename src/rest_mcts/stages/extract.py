@@ -17,7 +17,8 @@ from rest_mcts.training.loggers import log_and_finish
 def extract(cfg: DictConfig) -> dict[str, float]:
     if not cfg.stage.trees_dir:
         raise ConfigError("stage.trees_dir is required (a folder of verified search trees)")
-    check_value("stage.min_value", cfg.stage.min_value, 0, 1)
+    if cfg.stage.min_value is not None:
+        check_value("stage.min_value", cfg.stage.min_value, 0, 1)
     metrics = extract_data(cfg.stage.trees_dir, cfg.paths.output_dir, cfg.stage.min_value)
     log_and_finish(open_logger(cfg, hparams=False), metrics)
     return metrics

@@ -1,0 +1,260 @@
+"""Typed, frozen configs of the search methods, one per `search=<name>`, checked on
+construction.
+
+Each knob is declared once, here: its default, its check (range, integer, choices) and, in
+the line comment, the paper's symbol. The YAML files in ``conf/search/`` repeat the defaults
+so that ``python run.py --cfg job`` shows every knob; a test holds them equal to these.
+
+A bad value raises :class:`rest_mcts.config.ConfigError` with one line that names the
+option as the command line spells it (``search.alpha=1.5 is outside [0, 1] (rollout mixing
+weight alpha)``), so ``config.validate`` stops a run before any work, with that line.
+
+Build one with :func:`search_config_from` (from the composed ``cfg.search`` node or any
+mapping with a ``name``) or :func:`search_config` (a method's defaults with overrides).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+from rest_mcts.config import ConfigError, check_choice, check_value
+
+ANSWER_SELECTIONS = ("best_leaf", "value_vote")
+SELF_CRITIC_MODES = ("world", "llm", "off")
+
+
+def knob(
+    default: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    integer: bool = False,
+    what: str = "",
+    choices: tuple[str, ...] | None = None,
+    flag: bool = False,
+) -> Any:
+    """A config field with its default and its check: a number in [low, high] ((low, high]
+    with `low_open`; whole with `integer`; `what` names it in the error), one of `choices`,
+    or a true/false `flag`."""
+    check = {"low": low, "high": high, "low_open": low_open, "integer": integer, "what": what,
+             "choices": choices, "flag": flag}
+    return field(default=default, metadata={"check": check})
+
+
+class SearchConfig:
+    """Base of the typed search configs: checks every field on construction.
+
+    Attributes:
+        name: the method's name in the registry and in ``conf/search/<name>.yaml``.
+    """
+
+    name: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            check = f.metadata.get("check")
+            if check is None:
+                continue
+            key, value = f"search.{f.name}", getattr(self, f.name)
+            if check["choices"] is not None:
+                check_choice(key, value, check["choices"])
+            elif check["flag"]:
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{key}={value!r} must be true or false")
+            else:
+                check_value(key, value, check["low"], check["high"], low_open=check["low_open"],
+                            integer=check["integer"], what=check["what"])
+                if check["integer"]:
+                    object.__setattr__(self, f.name, int(value))
+
+    def check_world(self, world: Any) -> None:
+        """Check the knobs against the world the search will run in (before any question);
+        raises ConfigError. Most methods suit every world."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as the ``search`` group writes it: ``name`` and every knob."""
+        return {"name": self.name, **dataclasses.asdict(self)}  # type: ignore[call-overload]
+
+
+# ---------------------------------------------------------------------------- MCTS*
+@dataclass(frozen=True)
+class MCTSStarConfig(SearchConfig):
+    """MCTS* (paper, Section 3.2 and App. C.1; defaults from App. E.2 where it gives them)."""
+
+    name: ClassVar[str] = "mcts_star"
+
+    # T: select-expand-rollout-backpropagate rounds per question.
+    iterations: int = knob(50, low=1, integer=True, what="iterations T")
+    # b: children per thought expansion.
+    branch: int = knob(3, low=1, integer=True, what="branch b")
+    # l: a node is expanded with b samples only below it; a finished node reaching it stops
+    # the search.
+    end_gate: float = knob(0.9, low=0, high=1, low_open=True, what="threshold l")
+    # alpha: rollout update v_C <- alpha * v_C + (1 - alpha) * v_max (Eq. 34).
+    alpha: float = knob(0.5, low=0, high=1, what="rollout mixing weight alpha")
+    # c: UCT exploration constant, v_C + c * sqrt(ln n_parent / n_C) (Eq. 33).
+    exploration_constant: float = knob(0.4, low=0, what="UCT constant c")
+    # m: depth of the greedy MC rollout (0: no rollout).
+    rollout_steps: int = knob(2, low=0, integer=True, what="rollout depth")
+    # d: samples per rollout step, the best by value is kept.
+    rollout_branch: int = knob(3, low=1, integer=True, what="samples per rollout step")
+    # Most steps per solution: nodes at this depth are not expanded.
+    max_depth: int = knob(8, low=1, integer=True, what="steps per solution")
+    # Policy sampling temperature during expansion and rollout.
+    temperature: float = knob(1.0, low=0, what="sampling temperature")
+    # Who decides end of inference before a node is expanded: world (the step parser; no
+    # hint) | llm (the paper: the policy answers the self-critic prompt greedily, "Problem
+    # solved" or "Analysis: <hint>"; text worlds only) | off. true/false read as world/off.
+    self_critic: str = knob("world", choices=SELF_CRITIC_MODES)
+    # Token cap of one self-critic answer (self_critic=llm).
+    critic_max_tokens: int = knob(64, low=1, integer=True, what="self-critic answer tokens")
+    # The answer: best_leaf (best-valued finished node) | value_vote (summed values).
+    answer_selection: str = knob("best_leaf", choices=ANSWER_SELECTIONS)
+    # Token cap for one proposed step.
+    max_step_tokens: int = knob(48, low=1, integer=True, what="tokens per step")
+    # Progressive widening: expand a node again when its children are spent or its visits
+    # reach b * e^2 after e expansions (false: the paper's one-time expansion).
+    widen: bool = knob(True, flag=True)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.self_critic, bool):  # YAML reads a bare `off` as false
+            object.__setattr__(self, "self_critic", "world" if self.self_critic else "off")
+        super().__post_init__()
+
+    def check_world(self, world: Any) -> None:
+        """The LLM self-critic needs a world with prompts (Countdown's plain format has no
+        critic prompt, and its parser decides the end itself)."""
+        from rest_mcts.prompts import prompt_format
+
+        if self.self_critic == "llm" and world is not None and prompt_format(world) is None:
+            raise ConfigError(
+                "search.self_critic=llm needs a world with prompts (data=math, gsm8k, ...); "
+                "this world has none (Countdown decides the end itself: use "
+                "search.self_critic=world)"
+            )
+
+
+# ---------------------------------------------------------------------------- baselines
+@dataclass(frozen=True)
+class CoTConfig(SearchConfig):
+    """Chain of thought: one greedy full solution."""
+
+    name: ClassVar[str] = "cot"
+
+    # Greedy: must be 0 (kept as a knob so that configs can state it).
+    temperature: float = knob(0.0, low=0, what="sampling temperature")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.temperature != 0:
+            raise ConfigError(f"search.temperature={self.temperature} must be 0 (cot is greedy)")
+
+
+@dataclass(frozen=True)
+class SelfConsistencyConfig(SearchConfig):
+    """Self-consistency (Wang et al. 2023): n sampled solutions, majority vote."""
+
+    name: ClassVar[str] = "self_consistency"
+
+    n: int = knob(8, low=1, integer=True, what="sampled solutions per question")
+    temperature: float = knob(1.0, low=0, what="sampling temperature")
+
+
+@dataclass(frozen=True)
+class BestOfNConfig(SearchConfig):
+    """Best-of-N: n sampled solutions, the highest PRM value wins."""
+
+    name: ClassVar[str] = "best_of_n"
+
+    n: int = knob(8, low=1, integer=True, what="sampled solutions per question")
+    temperature: float = knob(1.0, low=0, what="sampling temperature")
+
+
+@dataclass(frozen=True)
+class WeightedVoteConfig(SearchConfig):
+    """PRM-weighted vote: n sampled solutions, each votes with its PRM value."""
+
+    name: ClassVar[str] = "weighted_vote"
+
+    n: int = knob(8, low=1, integer=True, what="sampled solutions per question")
+    temperature: float = knob(1.0, low=0, what="sampling temperature")
+
+
+@dataclass(frozen=True)
+class BFSConfig(SearchConfig):
+    """Breadth-first beam search over steps (Tree-of-Thoughts style), PRM-guided."""
+
+    name: ClassVar[str] = "bfs"
+
+    # b: steps sampled per frontier node.
+    branch: int = knob(3, low=1, integer=True, what="branch b")
+    # Frontier nodes kept per depth.
+    beam_width: int = knob(3, low=1, integer=True, what="frontier nodes kept per depth")
+    # Most steps per solution.
+    max_depth: int = knob(8, low=1, integer=True, what="steps per solution")
+    temperature: float = knob(1.0, low=0, what="sampling temperature")
+    # Token cap for one proposed step.
+    max_step_tokens: int = knob(48, low=1, integer=True, what="tokens per step")
+
+
+SEARCH_CONFIGS: dict[str, type[SearchConfig]] = {
+    cls.name: cls
+    for cls in (CoTConfig, SelfConsistencyConfig, BestOfNConfig, WeightedVoteConfig, BFSConfig,
+                MCTSStarConfig)
+}
+
+
+# ---------------------------------------------------------------------------- building
+def config_class(name: str) -> type[SearchConfig]:
+    """The config class of search method ``name``; ConfigError (one line) if unknown."""
+    if name not in SEARCH_CONFIGS:
+        raise ConfigError(
+            f"unknown search {name!r}; choose from {', '.join(sorted(SEARCH_CONFIGS))}"
+        )
+    return SEARCH_CONFIGS[name]
+
+
+def search_config(name: str, **overrides: Any) -> SearchConfig:
+    """The default config of search method ``name`` with ``overrides``.
+
+    Raises:
+        ConfigError: for an unknown method, an unknown knob (named ``search.<key>``, with
+            the allowed ones listed) or a bad value.
+    """
+    cls = config_class(name)
+    allowed = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    for key in overrides:
+        if key not in allowed:
+            raise ConfigError(
+                f"search.{key} is not a knob of search {name!r}; "
+                f"allowed: {', '.join(sorted(allowed))}"
+            )
+    return cls(**overrides)
+
+
+def search_config_from(mapping: Mapping[str, Any] | SearchConfig) -> SearchConfig:
+    """The typed config of a ``search`` node: ``name`` plus knobs (a plain mapping or an
+    OmegaConf node; knobs it omits take their defaults). A SearchConfig comes back as is.
+
+    Raises:
+        ConfigError: as :func:`search_config`, or when ``name`` is missing.
+    """
+    if isinstance(mapping, SearchConfig):
+        return mapping
+    knobs = _plain(mapping)
+    name = knobs.pop("name", None)
+    if name is None:
+        raise ConfigError("search config needs a 'name'")
+    return search_config(str(name), **knobs)
+
+
+def _plain(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain dict copy (OmegaConf nodes resolved)."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(mapping):
+        return dict(OmegaConf.to_container(mapping, resolve=True))  # type: ignore[arg-type]
+    return dict(mapping)
