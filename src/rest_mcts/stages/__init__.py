@@ -39,9 +39,19 @@ def get_stage(name: str) -> Callable[[DictConfig], dict]:
     return getattr(importlib.import_module(module), func)
 
 
+def check_config(cfg: DictConfig) -> None:
+    """Every option a run depends on, before any work: the plain checks
+    (:func:`rest_mcts.config.validate`) and the typed configs shared by all stages
+    (:class:`rest_mcts.loop.context.Context`); one-line ConfigError on the first bad one."""
+    from rest_mcts.loop.context import Context
+
+    validate(cfg, STAGES)
+    Context.from_config(cfg)
+
+
 def run_stage(cfg: DictConfig) -> float | None:
     """Validate, seed, run `cfg.stage.name`, write metrics.json; returns the main metric."""
-    validate(cfg, STAGES)
+    check_config(cfg)
     seed_everything(cfg.seed)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
