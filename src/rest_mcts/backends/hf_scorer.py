@@ -45,6 +45,7 @@ from typing import Sequence
 import torch
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
+from rest_mcts.backends.registry import Capabilities, register_scorer
 from rest_mcts.models.value_head import (
     head_at,
     last_token_positions,
@@ -172,6 +173,7 @@ def _cache_limit(model: PreTrainedModel) -> tuple[int | None, str | None]:
     return (int(window) if window else None), None
 
 
+@register_scorer("hf", Capabilities(trainable=True, needs_model=True))
 class HFValueScorer:
     """A :class:`~rest_mcts.backends.base.ValueScorer` on a local sequence-classification model.
 
