@@ -29,11 +29,12 @@ import lightning as L
 import torch
 from _common import ROOT  # noqa: F401  (puts src/ on the path)
 
-from rest_mcts.backends.hf_scorer import HFValueScorer, values_at_positions
-from rest_mcts.backends.oracle_scorer import OracleScorer
+from rest_mcts.backends.hf_scorer import HFValueScorer
 from rest_mcts.models import build_char_tokenizer, build_tiny_causal_lm, count_parameters
 from rest_mcts.models.factory import build_tiny_value_model
+from rest_mcts.models.value_head import values_at_positions
 from rest_mcts.prompts import prm_input
+from rest_mcts.search.oracle_scorer import OracleScorer
 from rest_mcts.training.policy_sft import PolicySFTModule
 from rest_mcts.training.prm import PRMRegressionModule
 from rest_mcts.training.prm_data import ValueDataModule, ValueRow

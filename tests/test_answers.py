@@ -11,7 +11,7 @@ from rest_mcts.answers.check import AnswerChecker, answers_equal, parse_number
 from rest_mcts.answers.extract import choice_letter, extract_final_answer, last_boxed
 from rest_mcts.answers.judge import LLMJudge, parse_judgement
 from rest_mcts.answers.rewrite import rewrite_equivalent
-from rest_mcts.backends.base import Completion, GenerationOutput
+from rest_mcts.backends.base import Completion, GenerationOutput, greedy_texts
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -107,12 +107,24 @@ def test_no_rewrite_for_words():
     assert rewrite_equivalent(r"\text{Monday}") is None
 
 
-class _FakeBackend:
+class _FakeGenerate:
+    """A plain generate callable: prompts -> the same reply for each."""
+
     def __init__(self, reply: str):
         self.reply, self.prompts = reply, []
 
+    def __call__(self, prompts):
+        self.prompts += list(prompts)
+        return [self.reply for _ in prompts]
+
+
+class _FakeBackend:
+    def __init__(self, reply: str):
+        self.reply, self.prompts, self.params = reply, [], []
+
     def generate(self, prompts, params):
         self.prompts += list(prompts)
+        self.params.append(params)
         return [GenerationOutput((Completion(self.reply, 1, "eos"),), 1) for _ in prompts]
 
 
@@ -128,15 +140,29 @@ def test_parse_judgement_is_strict(reply, verdict):
 
 
 def test_judge_is_asked_only_when_rules_say_unequal():
-    backend = _FakeBackend("1")
-    checker = AnswerChecker("math", judge=LLMJudge(backend, _FakePrompts()))
+    generate = _FakeGenerate("1")
+    checker = AnswerChecker("math", judge=LLMJudge(generate, _FakePrompts()))
     assert checker.equal("0.5", r"\frac12")
-    assert backend.prompts == []  # rules decided
+    assert generate.prompts == []  # rules decided
     assert checker.equal("one half", r"\frac12", solution_text="Step 1: one half")
-    assert backend.prompts == ["VERIFY Step 1: one half || \\frac12"]
-    assert not AnswerChecker("math", judge=LLMJudge(_FakeBackend("maybe"), _FakePrompts())).equal(
+    assert generate.prompts == ["VERIFY Step 1: one half || \\frac12"]
+    assert not AnswerChecker("math", judge=LLMJudge(_FakeGenerate("maybe"), _FakePrompts())).equal(
         "one half", r"\frac12"
     )
+
+
+def test_judge_takes_a_callable_not_a_backend():
+    with pytest.raises(TypeError, match="greedy_texts"):
+        LLMJudge(_FakeBackend("1"), _FakePrompts())
+
+
+def test_judge_on_a_backend_through_greedy_texts():
+    backend = _FakeBackend(" 0\n")
+    judge = LLMJudge(greedy_texts(backend, max_new_tokens=3), _FakePrompts())
+    assert judge.equal("x", "y") is False and judge.calls == 1
+    assert backend.prompts == ["VERIFY x || y"]
+    (params,) = backend.params
+    assert (params.n, params.greedy, params.max_new_tokens) == (1, True, 3)
 
 
 def test_experiment_script_on_the_fixture(tmp_path):

@@ -7,19 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from rest_mcts.backends import (
-    HFPolicyBackend,
-    HFValueScorer,
-    SamplingParams,
-    last_token_positions,
-    values_at_positions,
-)
+from rest_mcts.backends import HFPolicyBackend, HFValueScorer, SamplingParams
 from rest_mcts.models import (
     build_char_tokenizer,
     build_tiny_causal_lm,
     build_tiny_value_model,
     save_model,
 )
+from rest_mcts.models.value_head import last_token_positions, values_at_positions
 from rest_mcts.prompts import prm_input
 
 TINY = {"hidden_size": 48, "num_layers": 2, "num_heads": 4}

@@ -64,7 +64,7 @@ def countdown_rows(n=300):
     """Exact quality values of random Countdown paths (a learnable regression target)."""
     import random
 
-    from rest_mcts.backends.oracle_scorer import OracleScorer
+    from rest_mcts.search.oracle_scorer import OracleScorer
 
     world = CountdownWorld()
     scorer = OracleScorer(world)

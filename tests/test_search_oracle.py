@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 
 from rest_mcts.backends.base import Completion, GenerationOutput, SamplingParams
-from rest_mcts.backends.oracle_scorer import OracleScorer
 from rest_mcts.search.engine import SearchEngine
+from rest_mcts.search.oracle_scorer import OracleScorer
 from rest_mcts.search.registry import make_search
 from rest_mcts.worlds import CountdownWorld, apply_move, format_step, legal_moves
 

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import pytest
 
-from rest_mcts.backends.oracle_scorer import OracleScorer
+from rest_mcts.search.oracle_scorer import OracleScorer
 from rest_mcts.search.tree import Node, Tree
 from rest_mcts.search.value import (
     ValueSample,

@@ -1,17 +1,23 @@
 """An optional LLM judge of answer equivalence (the paper's verification prompt).
 
-Used only when ``verify.judge`` names a policy backend: the rule-based checker decides
-first, and the judge is asked only about pairs the rules call unequal. The judge must answer
-``1`` (equal) or ``0``; any other answer counts as "not equal" and is logged.
+Used only when ``verify.judge`` is configured: the rule-based checker decides first, and the
+judge is asked only about pairs the rules call unequal. The judge must answer ``1`` (equal)
+or ``0``; any other answer counts as "not equal" and is logged.
+
+The judge takes a plain ``generate`` callable (prompt texts -> one greedy answer text each),
+not a backend, so this module knows nothing of the backends;
+:func:`rest_mcts.backends.base.greedy_texts` turns a policy backend into one.
 """
 
 from __future__ import annotations
 
 import logging
-
-from rest_mcts.backends.base import SamplingParams
+from typing import Callable
 
 logger = logging.getLogger(__name__)
+
+#: prompt texts -> one answer text per prompt, in order (greedy decoding expected)
+GenerateTexts = Callable[[list[str]], list[str]]
 
 
 def parse_judgement(text: str) -> bool | None:
@@ -26,28 +32,31 @@ def parse_judgement(text: str) -> bool | None:
 
 
 class LLMJudge:
-    """Asks a policy backend whether a solution reaches the gold answer.
+    """Asks a language model whether a solution reaches the gold answer.
 
     Args:
-        backend: any :class:`~rest_mcts.backends.base.PolicyBackend`.
+        generate: prompt texts -> one answer text per prompt (e.g.
+            ``greedy_texts(backend, max_new_tokens=4)``; the answer is one character).
         prompts: a :class:`~rest_mcts.prompting.PromptFormat` for the judge model (renders
             the ``verify`` template with its chat template).
-        max_new_tokens: tokens the judge may write (the answer is one character).
     """
 
-    def __init__(self, backend, prompts, max_new_tokens: int = 4) -> None:
-        self.backend = backend
+    def __init__(self, generate: GenerateTexts, prompts) -> None:
+        if not callable(generate):
+            raise TypeError(
+                "LLMJudge takes a generate callable (prompts -> texts); wrap a policy backend "
+                "with rest_mcts.backends.base.greedy_texts"
+            )
+        self.generate = generate
         self.prompts = prompts
-        self.params = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
         self.calls = 0
 
     def equal(self, solution: str, gold: str) -> bool:
-        """The judge's verdict (greedy); an unparseable answer is False."""
-        (out,) = self.backend.generate([self.prompts.verify_prompt(solution, gold)], self.params)
+        """The judge's verdict; an unparseable answer is False."""
+        (text,) = self.generate([self.prompts.verify_prompt(solution, gold)])
         self.calls += 1
-        verdict = parse_judgement(out.completions[0].text)
+        verdict = parse_judgement(text)
         if verdict is None:
-            logger.warning("LLM judge answered %r (expected 0 or 1): counted as not equal",
-                           out.completions[0].text[:40])
+            logger.warning("LLM judge answered %r (expected 0 or 1): counted as not equal", text[:40])
             return False
         return verdict

@@ -21,8 +21,6 @@ from rest_mcts.backends.base import (
 _LAZY_EXPORTS = {
     "HFPolicyBackend": "hf_policy",
     "HFValueScorer": "hf_scorer",
-    "values_at_positions": "hf_scorer",
-    "last_token_positions": "hf_scorer",
 }
 
 __all__ = sorted(
@@ -39,11 +37,7 @@ __all__ = sorted(
 
 if TYPE_CHECKING:
     from rest_mcts.backends.hf_policy import HFPolicyBackend
-    from rest_mcts.backends.hf_scorer import (
-        HFValueScorer,
-        last_token_positions,
-        values_at_positions,
-    )
+    from rest_mcts.backends.hf_scorer import HFValueScorer
 
 
 def __getattr__(name: str) -> Any:

@@ -9,7 +9,7 @@ OpenAI-compatible server are interchangeable (`backend=hf|vllm|openai`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 FINISH_REASONS = ("stop", "eos", "length")
 
@@ -97,3 +97,19 @@ class ValueScorer(Protocol):
     def score(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[float]:
         """Values in [0, 1] for each (question text, steps so far) pair, in order."""
         ...
+
+
+def greedy_texts(backend: PolicyBackend, max_new_tokens: int = 4) -> Callable[[list[str]], list[str]]:
+    """A plain ``generate`` callable on ``backend``: prompt texts -> one greedy completion text
+    each (what :class:`~rest_mcts.answers.judge.LLMJudge` takes).
+
+    Args:
+        backend: any policy backend.
+        max_new_tokens: tokens each answer may have.
+    """
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
+
+    def generate(prompts: list[str]) -> list[str]:
+        return [out.completions[0].text for out in backend.generate(list(prompts), params)]
+
+    return generate

@@ -21,6 +21,7 @@ from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerB
 
 from rest_mcts.backends.base import Completion, GenerationOutput, SamplingParams
 from rest_mcts.backends.decode import compact_decode
+from rest_mcts.backends.registry import Capabilities, register_policy
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ _NEUTRAL_SETTINGS: dict[str, float | int] = {
 }
 
 
+@register_policy("hf", Capabilities(trainable=True, needs_model=True))
 class HFPolicyBackend:
     """A :class:`~rest_mcts.backends.base.PolicyBackend` on a local Hugging Face causal LM.
 

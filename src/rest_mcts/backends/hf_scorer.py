@@ -2,7 +2,8 @@
 
 The value of a partial solution is the model's scalar output at the last real token of
 ``prm_input(question, steps)``, clamped to [0, 1]. Positions are located with the attention
-mask, so left and right padding give the same values, and :func:`values_at_positions` can read
+mask, so left and right padding give the same values, and
+:func:`~rest_mcts.models.value_head.values_at_positions` can read
 several positions of one sequence in a single forward pass (e.g. the end of every step).
 
 Prefix KV cache
@@ -44,69 +45,16 @@ from typing import Sequence
 import torch
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
+from rest_mcts.backends.registry import Capabilities, register_scorer
+from rest_mcts.models.value_head import (
+    head_at,
+    last_token_positions,
+    position_ids_from_mask,
+    values_at_positions,
+)
 from rest_mcts.prompts import prm_input
 
 logger = logging.getLogger(__name__)
-
-
-def last_token_positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Index of the last real (mask 1) token of each row; works for left and right padding.
-
-    Args:
-        attention_mask: (batch, length) tensor of 0/1.
-
-    Returns:
-        (batch,) long tensor. Rows with no real token give 0.
-    """
-    length = attention_mask.shape[-1]
-    index = torch.arange(length, device=attention_mask.device).expand_as(attention_mask)
-    return torch.where(attention_mask.bool(), index, torch.zeros_like(index)).amax(dim=-1)
-
-
-def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that count real tokens only, so left padding does not shift positions."""
-    return (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
-
-
-def _head_at(model: PreTrainedModel, hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """``model.score`` applied to ``hidden`` (batch, length, width) at ``positions``
-    ((batch,) or (batch, k)); float32, shaped like ``positions``."""
-    index = positions.to(hidden.device).long()
-    flat = index if index.dim() == 2 else index.unsqueeze(-1)
-    rows = torch.arange(hidden.shape[0], device=hidden.device).unsqueeze(-1)
-    picked = hidden[rows, flat]  # (batch, k, hidden)
-    values = model.score(picked).squeeze(-1).float()  # (batch, k)
-    return values if index.dim() == 2 else values.squeeze(-1)
-
-
-def values_at_positions(
-    model: PreTrainedModel,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    positions: torch.Tensor,
-) -> torch.Tensor:
-    """Raw (unclamped) value-head outputs at chosen token positions, in one forward pass.
-
-    Runs the backbone (``model.<base_model_prefix>``) to get the hidden states and applies
-    ``model.score`` only at the requested positions.
-
-    Args:
-        model: a sequence-classification model with one output and a ``score`` head.
-        input_ids: (batch, length) token ids.
-        attention_mask: (batch, length) 0/1 mask; padding may be on either side.
-        positions: (batch,) or (batch, k) token indices to read (each a real token).
-
-    Returns:
-        float32 tensor shaped like ``positions``.
-    """
-    backbone = getattr(model, model.base_model_prefix)
-    outputs = backbone(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids_from_mask(attention_mask),
-        use_cache=False,
-    )
-    return _head_at(model, outputs[0], positions)
 
 
 @dataclass
@@ -225,6 +173,7 @@ def _cache_limit(model: PreTrainedModel) -> tuple[int | None, str | None]:
     return (int(window) if window else None), None
 
 
+@register_scorer("hf", Capabilities(trainable=True, needs_model=True))
 class HFValueScorer:
     """A :class:`~rest_mcts.backends.base.ValueScorer` on a local sequence-classification model.
 
@@ -485,7 +434,7 @@ class HFValueScorer:
             cache=kv_cache,
             use_cache=True,
         )
-        raw = _head_at(self.model, outputs[0], last_token_positions(mask)).clamp(0.0, 1.0).tolist()
+        raw = head_at(self.model, outputs[0], last_token_positions(mask)).clamp(0.0, 1.0).tolist()
         layers = [(layer.keys, layer.values) for layer in kv_cache.layers]
         starts = mask.argmax(dim=-1).tolist()  # first real token (masks are contiguous)
         for row, (item, value) in enumerate(zip(batch, raw)):
@@ -535,7 +484,7 @@ class HFValueScorer:
             use_cache=True,
         )
         last = torch.tensor([len(ids[item]) - keep - 1 for item, _, keep in jobs])
-        raw = _head_at(self.model, outputs[0], last).clamp(0.0, 1.0).tolist()
+        raw = head_at(self.model, outputs[0], last).clamp(0.0, 1.0).tolist()
         layers = [(layer.keys, layer.values) for layer in kv_cache.layers]
         for row, ((item, _, keep), value) in enumerate(zip(jobs, raw)):
             values[item] = value

@@ -1,4 +1,10 @@
-"""The one problem record every dataset is normalised to, and the error for bad rows."""
+"""The problem records: :class:`Question` (what search may see), :class:`Problem` (with the
+gold answer), :class:`ProblemRecord` (the one row every dataset is normalised to), and the
+error for bad rows.
+
+They sit here, at the bottom, so that both ``data`` and ``worlds`` use them without an import
+cycle (``rest_mcts.worlds.base`` re-exports ``Question`` and ``Problem``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,39 @@ from dataclasses import dataclass, field
 
 from rest_mcts.answers.check import ANSWER_TYPES
 from rest_mcts.config import ConfigError
-from rest_mcts.worlds.base import Problem, Question
+
+
+@dataclass(frozen=True)
+class Question:
+    """What a policy, a scorer or a test-time search may see of a problem."""
+
+    id: str
+    text: str
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise ValueError("Question.id must be a non-empty string")
+        if not self.text or not self.text.strip():
+            raise ValueError(f"Question {self.id!r}: text must be non-empty")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A question together with its gold answer (and an optional reference solution)."""
+
+    question: Question
+    gold: str
+    reference_steps: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.question, Question):
+            raise TypeError("Problem.question must be a Question")
+        if self.gold is None or str(self.gold) == "":
+            raise ValueError(f"Problem {self.question.id!r}: gold answer must be non-empty")
+
+    @property
+    def id(self) -> str:
+        return self.question.id
 
 
 class DatasetError(ConfigError):
@@ -54,7 +92,7 @@ class ProblemRecord:
             raise ValueError(f"{where}answer_type must be one of {ANSWER_TYPES}")
 
     def to_problem(self) -> Problem:
-        """The :class:`~rest_mcts.worlds.base.Problem` (gold kept out of the Question)."""
+        """The :class:`Problem` (gold kept out of the Question)."""
         return Problem(
             question=Question(id=self.id, text=self.question),
             gold=self.gold,

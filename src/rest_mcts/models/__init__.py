@@ -21,6 +21,8 @@ _EXPORTS = {
     "load_value_model": "factory",
     "save_model": "factory",
     "count_parameters": "factory",
+    "values_at_positions": "value_head",
+    "last_token_positions": "value_head",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     )
     from rest_mcts.models.tiny_chat import build_tiny_chat_model
     from rest_mcts.models.tokenizer import build_byte_tokenizer, build_char_tokenizer
+    from rest_mcts.models.value_head import last_token_positions, values_at_positions
 
 
 def __getattr__(name: str) -> Any:

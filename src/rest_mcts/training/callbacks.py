@@ -33,7 +33,7 @@ class GreedyAccuracyCallback(L.Callback):
         if trainer.sanity_checking or not self.problems:
             return
         from rest_mcts.backends import HFPolicyBackend, SamplingParams
-        from rest_mcts.evaluation import judge_solution
+        from rest_mcts.search.evaluation import judge_solution
         from rest_mcts.prompts import policy_prompt
 
         backend = HFPolicyBackend(model=hf_model(pl_module.model), tokenizer=self.tokenizer)

@@ -3,7 +3,7 @@ and the quality value target v_k (paper, Section 3.1), with AdamW and warmup.
 
 The backbone is an `AutoModelForSequenceClassification` with one regression output, so a
 trained PRM is a standard Hugging Face checkpoint. Values are read exactly as the scorer
-reads them at search time (`backends.hf_scorer.values_at_positions`).
+reads them at search time (`models.value_head.values_at_positions`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from rest_mcts.backends.hf_scorer import values_at_positions
+from rest_mcts.models.value_head import values_at_positions
 from rest_mcts.training.knobs import hf_model
 from rest_mcts.training.optim import WarmupAdamWModule
 from rest_mcts.training.prm_data import ValueRow

@@ -1,5 +1,7 @@
-"""Records and the protocol every reasoning world implements.
+"""The protocol every reasoning world implements, and the step-check record.
 
+:class:`Question` and :class:`Problem` are defined with the other records in
+:mod:`rest_mcts.data.records` (below the worlds, which load datasets) and re-exported here.
 The gold answer lives only in :class:`Problem`. Search for evaluation receives a
 :class:`Question`, which has no field for it, so a test-time search cannot read the gold
 answer by construction; only the training-time verifier receives the whole ``Problem``.
@@ -7,41 +9,12 @@ answer by construction; only the training-time verifier receives the whole ``Pro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, Sequence
 
+from rest_mcts.data.records import Problem, Question
 
-@dataclass(frozen=True)
-class Question:
-    """What a policy, a scorer or a test-time search may see of a problem."""
-
-    id: str
-    text: str
-
-    def __post_init__(self) -> None:
-        if not self.id:
-            raise ValueError("Question.id must be a non-empty string")
-        if not self.text or not self.text.strip():
-            raise ValueError(f"Question {self.id!r}: text must be non-empty")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A question together with its gold answer (and an optional reference solution)."""
-
-    question: Question
-    gold: str
-    reference_steps: tuple[str, ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.question, Question):
-            raise TypeError("Problem.question must be a Question")
-        if self.gold is None or str(self.gold) == "":
-            raise ValueError(f"Problem {self.question.id!r}: gold answer must be non-empty")
-
-    @property
-    def id(self) -> str:
-        return self.question.id
+__all__ = ["Problem", "Question", "StepCheck", "World"]
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ class TextReasoningWorld:
         prompts: the :class:`~rest_mcts.prompting.PromptFormat` of the policy model; search
             renders its prompts through it (``prompt_format``).
         rel_tol: relative tolerance of ``numeric`` answers.
-        judge: an optional policy backend used as LLM judge (``verify.judge``).
+        judge: an optional LLM judge's generate callable, prompt texts -> answer texts
+            (``verify.judge``; e.g. ``rest_mcts.backends.base.greedy_texts`` on a backend).
         judge_prompts: the judge model's PromptFormat (default: ``prompts``).
     """
 

@@ -1,5 +1,9 @@
 """Policy evaluation on held-out problems: greedy (CoT) accuracy, step legality, and
-accuracy of N sampled solutions (pass@N: best-of-N with the exact verifier)."""
+accuracy of N sampled solutions (pass@N: best-of-N with the exact verifier).
+
+It lives in ``search`` because it judges whole generated solutions with the same parser as
+the CoT and sampling baselines (:func:`~rest_mcts.search.baselines.judge_solution`).
+"""
 
 from __future__ import annotations
 

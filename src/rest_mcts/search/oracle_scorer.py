@@ -12,12 +12,14 @@ import logging
 import time
 from typing import Any, Sequence
 
+from rest_mcts.backends.registry import Capabilities, register_scorer
 from rest_mcts.search.value import oracle_path_values
 from rest_mcts.worlds.base import Question
 
 logger = logging.getLogger(__name__)
 
 
+@register_scorer("oracle", Capabilities(needs_world=True))
 class OracleScorer:
     """Exact quality values from a world's oracle (implements ``ValueScorer``).
 
