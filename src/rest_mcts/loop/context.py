@@ -186,6 +186,12 @@ class Context:
             seed=self.seed, world=self.world,
         )
 
+    def policy_needs_model(self) -> bool:
+        """Does the policy backend serve a model (not the scripted ``backend=mock``)?"""
+        from rest_mcts.backends.registry import policy_capabilities
+
+        return policy_capabilities(dict(self.policy_backend)).needs_model
+
     def scorer_is_trainable(self) -> bool:
         """Does ``prm=...`` name a neural value model the loop can train (not the oracle)?"""
         from rest_mcts.backends.registry import scorer_capabilities

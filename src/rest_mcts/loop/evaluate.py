@@ -27,7 +27,7 @@ def evaluate_policy_at(
     temperature: float, split: str = "test",
 ) -> dict[str, float]:
     """Greedy accuracy, step legality and pass@N of the policy at ``model_path``."""
-    from rest_mcts.evaluation import evaluate_policy
+    from rest_mcts.search.evaluation import evaluate_policy
 
     test = ctx.problems(split, num_problems, at_most=True)
     return evaluate_policy(

@@ -55,8 +55,8 @@ def ensure_policy0(ctx: Context, run_dir: str | Path, logger: Any = False) -> Pa
     """The base policy: ``model.path``, else the cached policy_0, bootstrapped first when it
     is missing (the one place where a path can cost a training run; its Lightning
     checkpoints go to ``run_dir/checkpoints/policy0``)."""
-    if ctx.model_path:
-        return ctx.model_path
+    if ctx.model_path or not ctx.policy_needs_model():
+        return ctx.model_path or ""
     path = ctx.policy0_dir()
     if not (path / "manifest.json").exists():
         log.info("no cached iteration-0 policy at %s: bootstrapping it first", path)
