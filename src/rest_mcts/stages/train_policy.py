@@ -21,7 +21,7 @@ from rest_mcts.loop.evaluate import evaluate_policy_at
 from rest_mcts.loop.train import ensure_policy0, train_policy_sft
 from rest_mcts.stages import open_logger
 from rest_mcts.training.loggers import log_and_finish
-from rest_mcts.utils.io import write_jsonl
+from rest_mcts.utils.io import read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,9 @@ def train_policy(cfg: DictConfig) -> dict[str, float]:
     s, out = cfg.stage, Path(cfg.paths.output_dir)
     sft = ctx.policy.overridden("stage.sft", s.get("sft"))
     files = [str(f) for f in s.data_files or []]
-    rows = d_g_rows(load_trees(s.trees_dir)) if s.trees_dir else []
-    if rows:
-        files.insert(0, str(write_jsonl(out / "d_g.jsonl", rows)))
-    if not files:
+    if s.trees_dir:
+        files.insert(0, str(write_jsonl(out / "d_g.jsonl", d_g_rows(load_trees(s.trees_dir)))))
+    if not any(read_jsonl(f) for f in files):
         raise ConfigError("stage=train_policy has no data: set stage.data_files and/or "
                           "stage.trees_dir (trees with correct leaves)")
     init = ensure_policy0(ctx, out)
