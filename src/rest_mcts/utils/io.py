@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 
-def write_json(path: str | Path, obj: Any) -> Path:
-    """Write JSON atomically (temp file + rename), so a reader never sees half a file."""
+def _write_atomic(path: str | Path, text: str) -> Path:
+    """Replace ``path`` with ``text`` atomically (temp file + fsync + rename): a reader or a
+    killed writer never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True, default=str)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -28,6 +28,11 @@ def write_json(path: str | Path, obj: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write JSON atomically (temp file + rename), so a reader never sees half a file."""
+    return _write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path: str | Path) -> Any:
@@ -106,20 +111,9 @@ def jsonl_objects(
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> Path:
     """Write a whole JSONL file atomically (temp file + rename): a kill leaves either the
     finished file or none, never a partial one (an empty ``rows`` gives an empty file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, sort_keys=True, default=str) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return _write_atomic(
+        path, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows)
+    )
 
 
 @contextlib.contextmanager
