@@ -113,3 +113,21 @@ def test_a_training_run_prints_each_line_once_without_library_noise(tmp_path):
     twice = [m for m, n in Counter(messages).items() if n > 1]
     assert not twice, out
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+def test_a_value_model_from_a_causal_lm_reports_only_unexpected_keys(tiny_policy, caplog):
+    from rest_mcts.models.factory import _DropScoreHeadReport, value_model_from_causal_lm
+
+    with caplog.at_level(logging.WARNING):
+        value_model_from_causal_lm(str(tiny_policy))
+    assert "LOAD REPORT" not in caplog.text  # the new score head is expected
+
+    def report(*keys: str) -> logging.LogRecord:
+        rows = "\n".join(f"{k} | MISSING | " for k in keys)
+        msg = f"X LOAD REPORT from: p\nKey | Status |\n----+----+-\n{rows}\n\nNotes: ..."
+        return logging.LogRecord("transformers", logging.WARNING, "", 0, msg, None, None)
+
+    drop = _DropScoreHeadReport()
+    assert not drop.filter(report("score.weight"))
+    assert drop.filter(report("score.weight", "model.layers.0.mlp.up_proj.weight"))
+    assert drop.filter(logging.LogRecord("t", logging.WARNING, "", 0, "other", None, None))
