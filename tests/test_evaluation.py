@@ -38,3 +38,15 @@ def test_generation_in_pieces_equals_one_call(tiny_policy, params):
         [c.text for c in o.completions] for o in whole
     ]
     assert backend.stats["calls"] > 1  # it really went in pieces
+
+
+@pytest.mark.gpu
+def test_generation_in_pieces_equals_one_call_on_cuda(tiny_policy):
+    """The CUDA generator is the one seeded and continued (`_seeded_torch` on a GPU)."""
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=6, seed=5)
+    backend = HFPolicyBackend(model_path=str(tiny_policy), max_batch_size=4, device="cuda")
+    whole = backend.generate(PROMPTS, params)
+    pieces = _generate(backend, PROMPTS, params, Counter())
+    assert [[c.text for c in o.completions] for o in pieces] == [
+        [c.text for c in o.completions] for o in whole
+    ]

@@ -33,8 +33,8 @@ def build_logger(cfg_logger: DictConfig | None, save_dir: str | Path) -> Any:
     node = OmegaConf.to_container(cfg_logger, resolve=True)
     node["save_dir"] = str(save_dir)
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    wandb = _is_wandb_class(node.get("_target_"))
-    if wandb:
+    wandb_logger = _is_wandb_class(node.get("_target_"))
+    if wandb_logger:
         if node.get("offline") is None:
             node["offline"] = not os.environ.get("WANDB_API_KEY")
         if node["offline"]:
@@ -42,9 +42,9 @@ def build_logger(cfg_logger: DictConfig | None, save_dir: str | Path) -> Any:
         os.environ.setdefault("WANDB_SILENT", "true")
         log.info("wandb logger (%s)", "offline" if node["offline"] else "online")
     logger = instantiate(node, "logger")
-    if wandb:
-        # Lightning always passes `anonymous=None` to wandb.init, which wandb >= 0.19 answers
-        # with "The anonymous setting has no effect" on every run; None means "not set".
+    if wandb_logger:
+        # Lightning always passes `anonymous=None` to wandb.init, which wandb (0.31 here)
+        # answers with "The anonymous setting has no effect" on every run; None means unset.
         init = getattr(logger, "_wandb_init", None)
         if isinstance(init, dict) and init.get("anonymous") is None:
             init.pop("anonymous", None)
