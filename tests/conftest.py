@@ -14,6 +14,19 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` are skipped on a machine without CUDA."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA device")
+        for item in gpu_tests:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def compose_cfg(tmp_path):
     """compose_cfg(*overrides) -> the real composed config, writing under tmp_path."""

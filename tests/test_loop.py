@@ -184,6 +184,7 @@ def run_loop(tmp_path: Path, policy: Path, loop_dir: Path, *extra: str):
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_one_iteration_loop_runs_and_resumes_without_searching_again(tmp_path, tiny_policy):
     loop_dir = tmp_path / "loop"
     out = run_loop(tmp_path, tiny_policy, loop_dir)

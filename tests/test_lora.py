@@ -40,6 +40,7 @@ def snapshot(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
+@pytest.mark.slow
 def test_policy_lora_trains_only_adapter_weights():
     tok = build_char_tokenizer()
     model = prepare_model(build_tiny_causal_lm(tok, **TINY), task="causal_lm", lora=LORA)
@@ -58,6 +59,7 @@ def test_policy_lora_trains_only_adapter_weights():
     assert any("lora_A" in n for n in changed) and any("lora_B" in n for n in changed)
 
 
+@pytest.mark.slow
 def test_prm_lora_trains_adapters_and_the_value_head():
     tok = build_char_tokenizer()
     model = prepare_model(build_tiny_value_model(tok, **TINY), task="value", lora=LORA)
@@ -91,6 +93,7 @@ def test_lora_policy_merges_into_a_plain_model_that_loads(tmp_path):
         torch.testing.assert_close(loaded(input_ids=ids).logits, expected, rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_lora_prm_saved_model_scores_like_the_trained_one(tmp_path):
     """save -> load -> score: the HF scorer on the saved folder gives the trained values."""
     tok = build_char_tokenizer()

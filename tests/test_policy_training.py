@@ -133,6 +133,7 @@ def test_prompt_tokens_carry_no_loss():
         assert logits.grad[row, real - 1 :].abs().sum() == 0  # eos predicts nothing; padding
 
 
+@pytest.mark.slow
 def test_a_few_optimisation_steps_lower_the_policy_loss():
     torch.manual_seed(0)
     tok = build_char_tokenizer()
@@ -153,6 +154,7 @@ def test_a_few_optimisation_steps_lower_the_policy_loss():
 
 
 # ---------------------------------------------------------- reusable training function, resume
+@pytest.mark.slow
 def test_train_policy_sft_saves_a_loadable_policy_and_resumes(
     compose_cfg, tiny_policy, tmp_path, monkeypatch
 ):
@@ -220,6 +222,7 @@ def test_train_policy_from_verified_trees(tmp_path):
 
 
 # ----------------------------------------------------------------- stage=train_policy (run.py)
+@pytest.mark.slow
 def test_stage_train_policy_end_to_end(tmp_path, tiny_policy):
     dg = write_jsonl(tmp_path / "dg.jsonl", correct_solutions(48))
     run_dir = tmp_path / "run"
@@ -250,6 +253,7 @@ def test_stage_train_policy_end_to_end(tmp_path, tiny_policy):
     assert out.completions[0].num_tokens > 0
 
 
+@pytest.mark.slow
 def test_stage_train_policy_without_data_is_a_one_line_error(tmp_path, tiny_policy):
     cmd = [sys.executable, str(ROOT / "run.py"), "stage=train_policy", f"model.path={tiny_policy}",
            "logger=null", f"hydra.run.dir={tmp_path / 'run'}"]

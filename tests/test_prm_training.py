@@ -78,6 +78,7 @@ def countdown_rows(n=300):
     return rows
 
 
+@pytest.mark.slow
 def test_a_few_optimisation_steps_lower_the_loss():
     torch.manual_seed(0)
     tok = build_char_tokenizer()

@@ -14,6 +14,8 @@ import pytest
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.slow
+
 
 def run_py(tmp_path: Path, *args: str, wait: bool = True, run_dir: Path | None = None):
     run_dir = run_dir or tmp_path / "run"

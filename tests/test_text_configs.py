@@ -42,6 +42,7 @@ def test_every_model_config_is_covered():
     assert shipped == set(PAPER)
 
 
+@pytest.mark.slow
 def test_cfg_job_prints_the_paper_checkpoints():
     """Without --resolve: the PRM's backbone is written literally, not as an interpolation."""
     out = subprocess.run(
@@ -69,14 +70,9 @@ def test_every_model_config_names_its_checkpoints_unresolved(compose_cfg, model)
     assert printed.backend.context_length == printed.model.context_length
 
 
-def test_tiny_model_has_no_prm_checkpoint(compose_cfg):
-    cfg = compose_cfg()
-    assert cfg.prm.backbone is None and cfg.prm.path is None and cfg.prm.context_length is None
-    assert cfg.backend.context_length is None and "prm" not in cfg.model
-
-
 @pytest.mark.parametrize("option, value", [("model.path", "./missing-model"),
                                            ("prm.backbone", "/no/such/backbone")])
+@pytest.mark.slow
 def test_missing_local_model_path_is_one_error_line(tmp_path, option, value):
     result = _run("stage=search", "data=math", f"{option}={value}", f"hydra.run.dir={tmp_path}",
                   "logger=null")
@@ -124,6 +120,7 @@ FAST = ["logger=null", "search.iterations=1", "search.branch=2", "search.rollout
 
 @pytest.mark.parametrize("data, critic, n", [("math", "world", 4), ("gsm8k", "world", 4),
                                              ("math", "llm", 2)])
+@pytest.mark.slow
 def test_search_runs_end_to_end_with_a_tiny_chat_model(tiny_chat_model, tmp_path, data, critic, n):
     out = tmp_path / "run"
     result = _run("stage=search", f"model.path={tiny_chat_model}", f"data={data}",
@@ -143,6 +140,7 @@ def test_search_runs_end_to_end_with_a_tiny_chat_model(tiny_chat_model, tmp_path
         assert all(r["costs"]["policy_tokens"] > r["info"]["critic_tokens"] for r in rows)
 
 
+@pytest.mark.slow
 def test_malformed_dataset_is_one_error_line_and_keeps_results(tiny_chat_model, tmp_path):
     out = tmp_path / "run"
     out.mkdir()

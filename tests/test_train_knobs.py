@@ -19,9 +19,6 @@ from .test_policy_training import TINY
 @pytest.mark.parametrize("name", ["ddp", "fsdp", "deepspeed"])
 def test_strategy_configs_compose_on_gpu(compose_cfg, name):
     cfg = compose_cfg(f"trainer={name}")
-    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
-    assert cfg.trainer.strategy
-    assert cfg.trainer.accumulate_grad_batches == 1
     check_training_config(cfg, "policy")
 
 
@@ -93,6 +90,7 @@ def test_gradient_checkpointing_is_switched_on_and_keeps_gradients():
     torch.testing.assert_close(grads[0], grads[1])
 
 
+@pytest.mark.slow
 def test_train_prm_model_from_a_policy_then_from_its_own_output(compose_cfg, tmp_path):
     """The reusable PRM trainer: D_V files and rows, a policy backbone or an earlier PRM as
     start, manifest and safetensors in out_dir, oracle metrics on Countdown; save -> load ->

@@ -9,10 +9,11 @@ policy).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from transformers import (
@@ -138,18 +139,44 @@ def value_model_from_causal_lm(
             )
             if resolved_pad is not None:
                 kwargs["pad_token_id"] = resolved_pad
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path,
-                num_labels=1,
-                problem_type="regression",
-                dtype=_dtype_arg(dtype),
-                trust_remote_code=trust_remote_code,
-                **kwargs,
-            )
+            # transformers reports the new `score` head as MISSING: expected here, so that
+            # report is dropped (any other key still shows).
+            with _without_score_head_report():
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    path,
+                    num_labels=1,
+                    problem_type="regression",
+                    dtype=_dtype_arg(dtype),
+                    trust_remote_code=trust_remote_code,
+                    **kwargs,
+                )
         _init_score_head(model, seed)
     model.to(device)
     model.eval()
     return model
+
+
+class _DropScoreHeadReport(logging.Filter):
+    """Drop transformers' state-dict LOAD REPORT when every key it lists is the `score` head."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        if "LOAD REPORT" not in text:
+            return True
+        keys = [line.split("|")[0].strip() for line in text.splitlines() if line.count("|") >= 2]
+        keys = [k for k in keys if k and k != "Key" and not set(k) <= set("-+ ")]
+        return not (keys and all(k.startswith("score.") for k in keys))
+
+
+@contextlib.contextmanager
+def _without_score_head_report() -> Iterator[None]:
+    hf_logger = logging.getLogger("transformers.modeling_utils")
+    drop = _DropScoreHeadReport()
+    hf_logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        hf_logger.removeFilter(drop)
 
 
 def load_tokenizer(path: PathLike, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:

@@ -7,11 +7,14 @@ the CoT and sampling baselines (:func:`~rest_mcts.search.baselines.judge_solutio
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import Iterator, Sequence
 
-from rest_mcts.backends.base import Completion, PolicyBackend, SamplingParams
+from tqdm import tqdm
+
+from rest_mcts.backends.base import Completion, GenerationOutput, PolicyBackend, SamplingParams
 from rest_mcts.prompts import policy_prompt, prompt_format
 from rest_mcts.search.baselines import judge_solution as judge_path
 from rest_mcts.worlds.base import Problem, World
@@ -55,11 +58,16 @@ def evaluate_policy(
     ``eval/pass@N`` (some sample correct), ``eval/greedy_tokens_per_question``.
     """
     prompts = [policy_prompt(p.question.text, (), prompt_format(world)) for p in problems]
-    greedy = backend.generate(prompts, SamplingParams(n=1, max_new_tokens=max_new_tokens))
-    sampled = backend.generate(
-        prompts,
-        SamplingParams(n=samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed),
-    )
+    with tqdm(total=2 * len(prompts), desc="evaluate", unit="prompt") as bar:
+        greedy = _generate(backend, prompts, SamplingParams(n=1, max_new_tokens=max_new_tokens), bar)
+        sampled = _generate(
+            backend,
+            prompts,
+            SamplingParams(
+                n=samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed
+            ),
+            bar,
+        )
     g_judged = [judge_solution(world, p, out.completions[0]) for p, out in zip(problems, greedy)]
     s_judged = [
         [judge_solution(world, p, c) for c in out.completions]
@@ -76,6 +84,49 @@ def evaluate_policy(
         f"eval/pass@{samples}": sum(any(j.correct for j in row) for row in s_judged) / n,
         "eval/greedy_tokens_per_question": sum(o.completions[0].num_tokens for o in greedy) / n,
     }
+
+
+def _generate(
+    backend: PolicyBackend, prompts: list[str], params: SamplingParams, bar: tqdm
+) -> list[GenerationOutput]:
+    """`backend.generate(prompts, params)`, advancing `bar` as prompts finish.
+
+    The HF backend is called once per batch it would have made anyway (`max_batch_size`
+    sequences), inside one seeded generator that the batches continue (`seed=None`), exactly
+    as its own loop does: the completions equal those of a single call. Other backends get
+    a single call."""
+    from rest_mcts.backends.hf_policy import HFPolicyBackend
+
+    if not isinstance(backend, HFPolicyBackend) or not prompts:
+        outputs = backend.generate(prompts, params)
+        bar.update(len(prompts))
+        return outputs
+    per_prompt = min(1 if params.greedy else params.n, backend.max_batch_size)
+    step = max(1, backend.max_batch_size // per_prompt)
+    outputs: list[GenerationOutput] = []
+    with _seeded_torch(backend, params.seed):
+        for first in range(0, len(prompts), step):
+            piece = prompts[first : first + step]
+            outputs += backend.generate(piece, replace(params, seed=None))
+            bar.update(len(piece))
+    return outputs
+
+
+@contextlib.contextmanager
+def _seeded_torch(backend, seed: int | None) -> Iterator[None]:
+    """Seed torch's generators of the backend's device for the block, restoring them after."""
+    if seed is None:
+        yield
+        return
+    import torch
+
+    devices: list[int] = []
+    if backend.device.type == "cuda":
+        index = backend.device.index
+        devices = [index if index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def _legal_rate(judged: Sequence[PathJudgement]) -> float:

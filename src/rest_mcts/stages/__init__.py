@@ -50,13 +50,25 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def run_stage(cfg: DictConfig) -> float | None:
-    """Validate, seed, run `cfg.stage.name`, write metrics.json; returns the main metric."""
+    """Validate, seed, run `cfg.stage.name`, write metrics.json; returns the main metric.
+
+    A wandb run the stage left open (it failed, or forgot) is closed on the way out, so the
+    next job of a serial multirun starts its own."""
+    from rest_mcts.training.loggers import close_wandb_run
+    from rest_mcts.utils.console import setup_console
+
     check_config(cfg)
+    setup_console()
     seed_everything(cfg.seed)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    metrics = get_stage(cfg.stage.name)(cfg)
+    failed = True
+    try:
+        metrics = get_stage(cfg.stage.name)(cfg)
+        failed = False
+    finally:
+        close_wandb_run(failed=failed)
     metrics = {k: float(v) for k, v in metrics.items()}
     metrics["time/stage_seconds"] = time.time() - start
     write_json(out / "metrics.json", metrics)

@@ -1,11 +1,19 @@
-"""Build the Lightning logger from the `logger` config group."""
+"""Build the Lightning logger from the `logger` config group, and close wandb runs.
+
+Serial multirun jobs (`python run.py -m ...`) share one process: a wandb run left open by one
+job (finished or failed) would swallow the next job's metrics, so every path closes it --
+`log_and_finish` at the end of a stage, `run_logger` as a context manager, and
+`close_wandb_run` in `rest_mcts.stages.run_stage`'s `finally`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -25,22 +33,82 @@ def build_logger(cfg_logger: DictConfig | None, save_dir: str | Path) -> Any:
     node = OmegaConf.to_container(cfg_logger, resolve=True)
     node["save_dir"] = str(save_dir)
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    if "WandbLogger" in str(node.get("_target_", "")):
+    wandb_logger = _is_wandb_class(node.get("_target_"))
+    if wandb_logger:
         if node.get("offline") is None:
             node["offline"] = not os.environ.get("WANDB_API_KEY")
         if node["offline"]:
             os.environ.setdefault("WANDB_MODE", "offline")
         os.environ.setdefault("WANDB_SILENT", "true")
         log.info("wandb logger (%s)", "offline" if node["offline"] else "online")
-    return instantiate(node, "logger")
+    logger = instantiate(node, "logger")
+    if wandb_logger:
+        # Lightning always passes `anonymous=None` to wandb.init, which wandb (0.31 here)
+        # answers with "The anonymous setting has no effect" on every run; None means unset.
+        init = getattr(logger, "_wandb_init", None)
+        if isinstance(init, dict) and init.get("anonymous") is None:
+            init.pop("anonymous", None)
+    return logger
+
+
+def _wandb_logger_class() -> type | None:
+    """Lightning's WandbLogger class (None when Lightning cannot provide it)."""
+    try:
+        from lightning.pytorch.loggers import WandbLogger
+    except ImportError:
+        return None
+    return WandbLogger
+
+
+def _is_wandb_class(target: Any) -> bool:
+    """Does the `_target_` path name Lightning's WandbLogger or a subclass of it?"""
+    if not target:
+        return False
+    from hydra.utils import get_class
+
+    wandb_logger = _wandb_logger_class()
+    try:
+        cls = get_class(str(target))
+    except Exception:  # instantiate reports a bad target with its own one-line error
+        return False
+    return wandb_logger is not None and isinstance(cls, type) and issubclass(cls, wandb_logger)
+
+
+def is_wandb(logger: Any) -> bool:
+    """Is `logger` a Lightning WandbLogger (whose run must be closed with wandb.finish)?"""
+    wandb_logger = _wandb_logger_class()
+    return bool(logger) and wandb_logger is not None and isinstance(logger, wandb_logger)
+
+
+def close_wandb_run(failed: bool = False) -> bool:
+    """Finish the process's open wandb run, if any (marked failed with `failed`).
+
+    Returns whether a run was open. Never imports wandb: no import, no run."""
+    wandb = sys.modules.get("wandb")
+    if wandb is None or getattr(wandb, "run", None) is None:
+        return False
+    wandb.finish(exit_code=1 if failed else 0)
+    return True
 
 
 def finish_logger(logger: Any) -> None:
     """Close the wandb run (serial multirun jobs share one process)."""
-    if logger and "Wandb" in type(logger).__name__:
-        import wandb
+    if is_wandb(logger):
+        close_wandb_run()
 
-        wandb.finish()
+
+@contextlib.contextmanager
+def run_logger(cfg_logger: DictConfig | None, save_dir: str | Path) -> Iterator[Any]:
+    """`with run_logger(cfg.logger, out) as logger:` -- the logger of `build_logger`, whose
+    wandb run is closed on leaving the block, also when the block raises (marked failed)."""
+    logger = build_logger(cfg_logger, save_dir)
+    try:
+        yield logger
+    except BaseException:
+        if is_wandb(logger):
+            close_wandb_run(failed=True)
+        raise
+    finish_logger(logger)
 
 
 def log_and_finish(logger: Any, metrics: dict[str, float]) -> None:

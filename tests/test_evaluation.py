@@ -1,0 +1,52 @@
+"""Policy evaluation: progress in pieces gives exactly the completions of one call."""
+
+from __future__ import annotations
+
+import pytest
+
+from rest_mcts.backends import HFPolicyBackend, SamplingParams
+from rest_mcts.evaluation import _generate
+
+class Counter:
+    """Stands in for the tqdm bar."""
+
+    n = 0
+
+    def update(self, k: int) -> None:
+        self.n += k
+
+
+PROMPTS = [f"Make {t} from 1 2 3\n" for t in range(5)]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        SamplingParams(n=1, max_new_tokens=6),
+        SamplingParams(n=2, temperature=1.0, max_new_tokens=6, seed=5),
+        SamplingParams(n=5, temperature=1.0, max_new_tokens=6, seed=5),  # n > max_batch_size
+    ],
+)
+def test_generation_in_pieces_equals_one_call(tiny_policy, params):
+    # pieces of 4 (greedy), 2 (n=2) and 1 (n=5: a prompt's samples over two calls) prompts
+    backend = HFPolicyBackend(model_path=str(tiny_policy), max_batch_size=4)
+    whole = backend.generate(PROMPTS, params)
+    bar = Counter()
+    pieces = _generate(backend, PROMPTS, params, bar)
+    assert bar.n == len(PROMPTS)
+    assert [[c.text for c in o.completions] for o in pieces] == [
+        [c.text for c in o.completions] for o in whole
+    ]
+    assert backend.stats["calls"] > 1  # it really went in pieces
+
+
+@pytest.mark.gpu
+def test_generation_in_pieces_equals_one_call_on_cuda(tiny_policy):
+    """The CUDA generator is the one seeded and continued (`_seeded_torch` on a GPU)."""
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=6, seed=5)
+    backend = HFPolicyBackend(model_path=str(tiny_policy), max_batch_size=4, device="cuda")
+    whole = backend.generate(PROMPTS, params)
+    pieces = _generate(backend, PROMPTS, params, Counter())
+    assert [[c.text for c in o.completions] for o in pieces] == [
+        [c.text for c in o.completions] for o in whole
+    ]
