@@ -134,7 +134,6 @@ def test_no_import_cycle_among_top_level_rooms():
             pytest.fail("import cycle among rooms: " + " -> ".join(cycle))
 
 
-@pytest.mark.xfail(strict=False, reason="stages rewrite in progress")
 def test_loop_imports_nothing_from_stages():
     violations = [
         f"{name}:{line} imports {target}"
@@ -144,7 +143,6 @@ def test_loop_imports_nothing_from_stages():
     assert not violations, "\n".join(violations)
 
 
-@pytest.mark.xfail(strict=False, reason="stages rewrite in progress")
 def test_stage_modules_do_not_import_each_other():
     """Only the dispatcher (``stages/__init__.py``) imports stage modules."""
     violations = [

@@ -11,9 +11,9 @@ import importlib
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rest_mcts.config import validate
 from rest_mcts.utils.io import write_json
@@ -74,14 +74,3 @@ def run_stage(cfg: DictConfig) -> float | None:
     write_json(out / "metrics.json", metrics)
     log.info("metrics written to %s", out / "metrics.json")
     return metrics.get("eval/acc", metrics.get("eval/greedy_acc"))
-
-
-def open_logger(cfg: DictConfig, save_dir: str | Path | None = None, hparams: bool = True) -> Any:
-    """The run's Lightning logger (`logger=...`, False when null), with the composed config
-    logged as hyperparameters."""
-    from rest_mcts.training.loggers import build_logger
-
-    logger = build_logger(cfg.get("logger"), save_dir or cfg.paths.output_dir)
-    if logger and hparams:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    return logger

@@ -15,8 +15,7 @@ from omegaconf import DictConfig
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.evaluate import evaluate_policy_at
 from rest_mcts.loop.train import policy0_metrics, train_policy0
-from rest_mcts.stages import open_logger
-from rest_mcts.training.loggers import log_and_finish
+from rest_mcts.training.loggers import log_and_finish, open_logger
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 def bootstrap(cfg: DictConfig) -> dict[str, float]:
     ctx = Context.from_config(cfg)
     s, out, path = cfg.stage, Path(cfg.paths.output_dir), ctx.policy0_dir()
-    logger = open_logger(cfg)
+    logger = open_logger(cfg.get("logger"), cfg.paths.output_dir, config=cfg)
     if s.use_cache and (path / "manifest.json").exists():
         log.info("reusing cached iteration-0 policy %s", path)
         metrics = policy0_metrics(path)

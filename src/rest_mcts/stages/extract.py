@@ -10,8 +10,7 @@ from omegaconf import DictConfig
 
 from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.data import extract_data
-from rest_mcts.stages import open_logger
-from rest_mcts.training.loggers import log_and_finish
+from rest_mcts.training.loggers import log_and_finish, open_logger
 
 
 def extract(cfg: DictConfig) -> dict[str, float]:
@@ -20,5 +19,5 @@ def extract(cfg: DictConfig) -> dict[str, float]:
     if cfg.stage.min_value is not None:
         check_value("stage.min_value", cfg.stage.min_value, 0, 1)
     metrics = extract_data(cfg.stage.trees_dir, cfg.paths.output_dir, cfg.stage.min_value)
-    log_and_finish(open_logger(cfg, hparams=False), metrics)
+    log_and_finish(open_logger(cfg.get("logger"), cfg.paths.output_dir), metrics)
     return metrics

@@ -18,8 +18,7 @@ from rest_mcts.config import from_node
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0
 from rest_mcts.loop.train import ensure_policy0, train_prm_model
-from rest_mcts.stages import open_logger
-from rest_mcts.training.loggers import log_and_finish
+from rest_mcts.training.loggers import log_and_finish, open_logger
 
 
 def init_prm(cfg: DictConfig) -> dict[str, float]:
@@ -28,7 +27,7 @@ def init_prm(cfg: DictConfig) -> dict[str, float]:
     out = Path(cfg.paths.output_dir)
     base = ensure_policy0(ctx, out)
     metrics = build_d_v0(ctx, init, out, base)
-    logger = open_logger(cfg, hparams=False)
+    logger = open_logger(cfg.get("logger"), cfg.paths.output_dir)
     metrics.update(train_prm_model(ctx, [out / "d_v.jsonl"], out / "prm", base, logger=logger,
                                    val_share=cfg.stage.val_share))
     log_and_finish(logger, metrics)

@@ -21,8 +21,7 @@ from rest_mcts.loop.d_v0 import InitPRMSettings
 from rest_mcts.loop.report import print_summary, write_report
 from rest_mcts.loop.train import ensure_policy0
 from rest_mcts.search.configs import search_config_from
-from rest_mcts.stages import open_logger
-from rest_mcts.training.loggers import finish_logger
+from rest_mcts.training.loggers import finish_logger, open_logger
 from rest_mcts.utils.hashing import fingerprint
 from rest_mcts.utils.io import read_json, write_json
 
@@ -44,7 +43,7 @@ def loop(cfg: DictConfig) -> dict[str, float]:
     claim_dir(cfg, root)
     log.info("self-training loop in %s", root)
     base = str(ensure_policy0(ctx, cfg.paths.output_dir))
-    logger = open_logger(cfg, root, hparams=False)
+    logger = open_logger(cfg.get("logger"), root)
     try:
         rows = run_loop(ctx, settings, mcts, root, base, logger)
     finally:

@@ -17,8 +17,7 @@ from rest_mcts.loop.context import Context
 from rest_mcts.loop.search_run import SearchRun, run_search
 from rest_mcts.loop.train import ensure_policy0
 from rest_mcts.search.configs import search_config_from
-from rest_mcts.stages import open_logger
-from rest_mcts.training.loggers import log_and_finish
+from rest_mcts.training.loggers import log_and_finish, open_logger
 
 
 def search(cfg: DictConfig) -> dict[str, float]:
@@ -28,5 +27,5 @@ def search(cfg: DictConfig) -> dict[str, float]:
     out = Path(cfg.paths.output_dir)
     policy = ensure_policy0(ctx, out)
     metrics = run_search(ctx, out, method, run, policy_path=policy, prm_path=ctx.prm_path)
-    log_and_finish(open_logger(cfg, hparams=False), metrics)
+    log_and_finish(open_logger(cfg.get("logger"), cfg.paths.output_dir), metrics)
     return metrics

@@ -19,8 +19,7 @@ from rest_mcts.loop.context import Context
 from rest_mcts.loop.data import d_g_rows, load_trees
 from rest_mcts.loop.evaluate import evaluate_policy_at
 from rest_mcts.loop.train import ensure_policy0, train_policy_sft
-from rest_mcts.stages import open_logger
-from rest_mcts.training.loggers import log_and_finish
+from rest_mcts.training.loggers import log_and_finish, open_logger
 from rest_mcts.utils.io import read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ def train_policy(cfg: DictConfig) -> dict[str, float]:
         raise ConfigError("stage=train_policy has no data: set stage.data_files and/or "
                           "stage.trees_dir (trees with correct leaves)")
     init = ensure_policy0(ctx, out)
-    logger = open_logger(cfg)
+    logger = open_logger(cfg.get("logger"), cfg.paths.output_dir, config=cfg)
 
     def evaluate(path) -> dict[str, float]:
         return evaluate_policy_at(ctx, path, num_problems=s.eval_problems,

@@ -16,8 +16,7 @@ from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.data import d_v_rows, load_trees
 from rest_mcts.loop.train import ensure_policy0, train_prm_model
-from rest_mcts.stages import open_logger
-from rest_mcts.training.loggers import log_and_finish
+from rest_mcts.training.loggers import log_and_finish, open_logger
 from rest_mcts.utils.io import read_jsonl, write_jsonl
 
 
@@ -32,7 +31,7 @@ def train_prm(cfg: DictConfig) -> dict[str, float]:
     if not any(read_jsonl(f) for f in files):
         raise ConfigError("stage=train_prm has no data: set stage.trees_dir and/or stage.data_files")
     init = ctx.prm_path or ensure_policy0(ctx, out)
-    logger = open_logger(cfg)
+    logger = open_logger(cfg.get("logger"), cfg.paths.output_dir, config=cfg)
     metrics = train_prm_model(ctx, files, out / "prm", init, logger=logger,
                               ckpt_path=s.get("ckpt_path"), val_share=s.val_share,
                               max_length=s.max_length)

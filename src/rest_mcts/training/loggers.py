@@ -51,6 +51,16 @@ def build_logger(cfg_logger: DictConfig | None, save_dir: str | Path) -> Any:
     return logger
 
 
+def open_logger(
+    cfg_logger: DictConfig | None, save_dir: str | Path, config: DictConfig | None = None
+) -> Any:
+    """`build_logger`, with the composed ``config`` (when given) logged as hyperparameters."""
+    logger = build_logger(cfg_logger, save_dir)
+    if logger and config is not None:
+        logger.log_hyperparams(OmegaConf.to_container(config, resolve=True))
+    return logger
+
+
 def _wandb_logger_class() -> type | None:
     """Lightning's WandbLogger class (None when Lightning cannot provide it)."""
     try:
