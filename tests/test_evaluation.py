@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rest_mcts.backends import HFPolicyBackend, SamplingParams
-from rest_mcts.evaluation import _generate
+from rest_mcts.search.evaluation import _generate
 
 class Counter:
     """Stands in for the tqdm bar."""

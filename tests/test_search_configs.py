@@ -21,7 +21,7 @@ from rest_mcts.search.configs import (
     search_config_from,
 )
 from rest_mcts.search.tree import MCTSState, Tree
-from rest_mcts.stages import STAGES
+from rest_mcts.stages import STAGES, check_config
 
 from .conftest import CONF, ROOT
 
@@ -166,7 +166,7 @@ def test_unknown_knob_and_unknown_method_are_one_line():
 )
 def test_validate_builds_the_typed_config(compose_cfg, overrides, message):
     with pytest.raises(ConfigError) as err:
-        validate(compose_cfg(*overrides), STAGES)
+        check_config(compose_cfg(*overrides))
     assert str(err.value) == message
 
 

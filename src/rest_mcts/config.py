@@ -151,12 +151,8 @@ def validate(cfg: DictConfig, stages: Iterable[str]) -> None:
         f"seed={seed!r} must be an integer >= 0",
     )
 
-    # The search method's knobs: its typed config checks them (rest_mcts.search.configs).
-    search = _get(cfg, "search")
-    if search is not None:
-        from rest_mcts.search.configs import search_config_from
-
-        search_config_from(search)
+    # The search method's knobs and the training settings are checked by their typed configs
+    # (rest_mcts.search.configs, rest_mcts.loop.context), built in rest_mcts.stages.check_config.
 
     # Models.
     check_model_path("model.path", _get(cfg, "model.path"))

@@ -41,11 +41,15 @@ def get_stage(name: str) -> Callable[[DictConfig], dict]:
 
 def check_config(cfg: DictConfig) -> None:
     """Every option a run depends on, before any work: the plain checks
-    (:func:`rest_mcts.config.validate`) and the typed configs shared by all stages
-    (:class:`rest_mcts.loop.context.Context`); one-line ConfigError on the first bad one."""
+    (:func:`rest_mcts.config.validate`), the search method's typed config and the typed
+    configs shared by all stages (:class:`rest_mcts.loop.context.Context`); one-line
+    ConfigError on the first bad one."""
     from rest_mcts.loop.context import Context
+    from rest_mcts.search.configs import search_config_from
 
     validate(cfg, STAGES)
+    if cfg.get("search") is not None:
+        search_config_from(cfg.search)
     Context.from_config(cfg)
 
 
