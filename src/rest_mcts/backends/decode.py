@@ -13,10 +13,11 @@ to the top-``top_p`` nucleus, as ``generate`` does with ``top_k=0``.
 
 Sampling randomness comes from per-row streams, not from torch's generator: output row
 ``i * n + j`` (sample ``j`` of prompt ``i``) draws its uniform at step ``t`` as a hash of
-(the prompt's row seed, the sample's index, t) (:func:`sample_keys`, :func:`stream_uniform`).
+(the prompt's row seed, the sample's index, t) (:func:`sample_keys`, :func:`stream_uniforms`).
 So a row's sample does not depend on which rows share its batch, how long their prompts are,
-how the backend chunks the call, or which rows have finished; it costs a few integer ops on a
-(rows,) tensor per step. The same streams drive ``model.generate`` through
+how the backend chunks the call, or which rows have finished. All draws of a call are hashed
+at once before decoding (a few integer ops on a (rows, max_new_tokens) tensor), so a step
+costs one gather, as ``torch.rand`` did. The same streams drive ``model.generate`` through
 :class:`StreamSampler`, so both decoders sample alike.
 """
 
@@ -91,14 +92,15 @@ def compact_decode(
     out = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=device)
     ends = torch.tensor(sorted(set(end_ids)), dtype=torch.long, device=device)
     alive = torch.arange(rows, device=device)  # batch row -> output row
-    keys = None
+    uniforms = None  # (rows, max_new_tokens): every draw of every row, made in one go
     if not greedy:
         keys = sample_keys(_seeds_or_draw(seeds, input_ids.shape[0]), n, first_sample, device)
+        uniforms = stream_uniforms(keys, 0, max_new_tokens)
     done = torch.zeros(rows, dtype=torch.bool, device=device)  # per batch row
     steps = 0
     for step in range(max_new_tokens):
         # each row's own stream: its draw does not depend on the other rows
-        uniform = None if keys is None else stream_uniform(keys[alive], step)
+        uniform = None if uniforms is None else uniforms[alive, step]
         token = _choose(logits, uniform, temperature, top_p)
         token = torch.where(done, torch.full_like(token, pad_id), token)
         out[alive, step] = token
@@ -253,10 +255,6 @@ def _mix32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 16)
 
 
-def _mix32_int(value: int) -> int:
-    return int(_mix32(torch.tensor([value & _MASK32], dtype=torch.long))[0])
-
-
 def _seeds_or_draw(seeds: Sequence[int] | None, rows: int) -> list[int]:
     if seeds is None:
         return torch.randint(0, 2**31, (rows,)).tolist()
@@ -278,9 +276,11 @@ def sample_keys(
     return _mix32(key ^ _mix32(sample & _MASK32)).to(device)
 
 
-def stream_uniform(keys: torch.Tensor, step: int) -> torch.Tensor:
-    """One float32 uniform in [0, 1) per key for decoding step ``step`` (24 random bits)."""
-    bits = _mix32(keys ^ _mix32_int(step + 0x632BE5AB))
+def stream_uniforms(keys: torch.Tensor, first_step: int, steps: int) -> torch.Tensor:
+    """(len(keys), steps) float32 uniforms in [0, 1) (24 random bits each): entry ``[r, t]``
+    is the draw of the stream ``keys[r]`` at decoding step ``first_step + t``."""
+    step = torch.arange(first_step, first_step + steps, dtype=torch.long, device=keys.device)
+    bits = _mix32(keys[:, None] ^ _mix32((step + 0x632BE5AB) & _MASK32)[None, :])
     return (bits >> 8).to(torch.float32) * (1.0 / (1 << 24))
 
 
@@ -298,7 +298,7 @@ class StreamSampler:
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         step = input_ids.shape[1] - self.width
-        uniform = stream_uniform(self.keys.to(scores.device), step)
+        uniform = stream_uniforms(self.keys.to(scores.device), step, 1)[:, 0]
         token = _choose(scores.float(), uniform, self.temperature, self.top_p)
         picked = torch.full_like(scores, float("-inf"))
         return picked.scatter(-1, token[:, None], 0.0)
