@@ -28,11 +28,15 @@ class FakePolicy:
         self.respond = respond
         self.delay = delay
         self.calls: list[tuple[list[str], SamplingParams]] = []
+        self.seeds: list[list[int] | None] = []
         self.generated_tokens = 0
         self.prompt_tokens = 0
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[GenerationOutput]:
+    def generate(
+        self, prompts: Sequence[str], params: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[GenerationOutput]:
         self.calls.append((list(prompts), params))
+        self.seeds.append(None if seeds is None else list(seeds))
         time.sleep(self.delay)
         outputs = []
         for prompt in prompts:
@@ -128,6 +132,10 @@ def test_answers_go_back_to_the_right_question_in_ragged_batches():
     assert [len(p) for p, _ in policy.calls] == [9, 6, 3]  # questions still generating
 
 
+def _row_seed(engine_seed: int, key: str, request: int, prompt: int = 0) -> int:
+    return derive_seed(derive_seed(engine_seed, key, request), prompt)
+
+
 def test_only_equal_params_merge_and_seeds_come_from_the_engine():
     greedy = SamplingParams(n=2, temperature=0.0, max_new_tokens=5)
     policy = FakePolicy(echo)
@@ -138,20 +146,37 @@ def test_only_equal_params_merge_and_seeds_come_from_the_engine():
         ("c", echo_search("c", 2, greedy)),
     ]
     results = eng.run_all(jobs)
-    batches = [sorted(prompts) for prompts, _ in policy.calls]
+    batches = [prompts for prompts, _ in policy.calls]
     assert batches == [["a|0", "b|0"], ["c|0"], ["a|1", "b|1"], ["c|1"]]
-    assert [params.seed for _, params in policy.calls] == [derive_seed(7, i) for i in range(4)]
+    # the search's own seed is dropped; each prompt row gets its question's seed
+    assert all(params.seed is None for _, params in policy.calls)
+    assert policy.seeds == [
+        [_row_seed(7, "a", 0), _row_seed(7, "b", 0)], [_row_seed(7, "c", 0)],
+        [_row_seed(7, "a", 1), _row_seed(7, "b", 1)], [_row_seed(7, "c", 1)],
+    ]
     assert results["c"].costs.policy_calls == 2
 
 
-def test_same_engine_seed_gives_same_call_seeds():
-    def seeds(seed: int) -> list[int]:
-        policy = FakePolicy(echo)
-        engine(policy, seed=seed).run_all((f"q{i}", echo_search(f"q{i}", 2)) for i in range(3))
-        return [params.seed for _, params in policy.calls]
+def test_row_seeds_depend_on_question_request_and_prompt_only():
+    def multi(key: str):
+        yield Score(())  # an empty request still counts: the Generate below is request 1
+        yield Generate((f"{key}/x", f"{key}/y", f"{key}/z"), SAMPLED)
+        yield Generate((f"{key}/w",), SAMPLED)
+        return SearchResult(answer=key)
 
-    assert seeds(3) == seeds(3)
-    assert seeds(3) != seeds(4)
+    def seeds(seed: int, concurrency: int, keys: list[str]) -> dict[str, int]:
+        policy = FakePolicy(echo)
+        eng = engine(policy, FakeScorer(lambda q, s: 0.0), seed=seed, concurrency=concurrency)
+        eng.run_all((key, multi(key)) for key in keys)
+        prompts = [p for call, _ in policy.calls for p in call]
+        return dict(zip(prompts, [s for call in policy.seeds for s in call]))
+
+    alone = seeds(3, 1, ["q0", "q1", "q2"])
+    assert alone == seeds(3, 16, ["q2", "q0", "q1"])  # order and concurrency: no matter
+    assert alone["q1/y"] == _row_seed(3, "q1", 1, 1)
+    assert alone["q1/w"] == _row_seed(3, "q1", 2, 0)
+    assert len(set(alone.values())) == len(alone)
+    assert alone != seeds(4, 16, ["q0", "q1", "q2"])
 
 
 # ---------------------------------------------------------------------------- scheduling

@@ -38,7 +38,7 @@ class RandomLegalPolicy:
                 break
         return "".join(out)
 
-    def generate(self, prompts, params: SamplingParams):
+    def generate(self, prompts, params: SamplingParams, seeds=None):
         one_step = "\n" in params.stop
         outs = []
         for prompt in prompts:

@@ -140,7 +140,7 @@ class CountingPolicy:
         self.respond = respond
         self.calls = []
 
-    def generate(self, prompts, params):
+    def generate(self, prompts, params, seeds=None):
         self.calls.append((list(prompts), params))
         return [
             GenerationOutput(

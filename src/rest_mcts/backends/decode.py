@@ -10,6 +10,15 @@ is in ``experiments/results/bench_search.md``.
 Greedy decoding gives the same tokens as ``model.generate`` (same position ids from the
 attention mask, same argmax); sampling draws from ``softmax(logits / temperature)`` restricted
 to the top-``top_p`` nucleus, as ``generate`` does with ``top_k=0``.
+
+Sampling randomness comes from per-row streams, not from torch's generator: output row
+``i * n + j`` (sample ``j`` of prompt ``i``) draws its uniform at step ``t`` as a hash of
+(the prompt's row seed, the sample's index, t) (:func:`sample_keys`, :func:`stream_uniforms`).
+So a row's sample does not depend on which rows share its batch, how long their prompts are,
+how the backend chunks the call, or which rows have finished. All draws of a call are hashed
+at once before decoding (a few integer ops on a (rows, max_new_tokens) tensor), so a step
+costs one gather, as ``torch.rand`` did. The same streams drive ``model.generate`` through
+:class:`StreamSampler`, so both decoders sample alike.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ def compact_decode(
     compact_share: float = 0.125,
     stop_strings: Sequence[str] = (),
     decode: Callable[[list[list[int]]], list[str]] | None = None,
+    seeds: Sequence[int] | None = None,
+    first_sample: int = 0,
 ) -> torch.Tensor:
     """Generate up to ``max_new_tokens`` tokens for each left-padded row.
 
@@ -57,6 +68,11 @@ def compact_decode(
         stop_strings: texts that also end a row (those that are not one token); checked
             each step on the decoded last few tokens of each row, with ``decode``
             (token id rows -> texts). The caller cuts the text at the stop afterwards.
+        seeds: one row seed per prompt row (sampling only; None: drawn from torch's
+            generator).
+        first_sample: index of this call's first sample among each prompt's samples (when
+            a prompt's samples are split over calls), so sample ``j`` here is stream
+            ``first_sample + j``.
 
     Returns:
         (rows * n, steps) generated tokens, ``steps <= max_new_tokens``, padded with ``pad_id``.
@@ -76,12 +92,15 @@ def compact_decode(
     out = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=device)
     ends = torch.tensor(sorted(set(end_ids)), dtype=torch.long, device=device)
     alive = torch.arange(rows, device=device)  # batch row -> output row
+    uniforms = None  # (rows, max_new_tokens): every draw of every row, made in one go
+    if not greedy:
+        keys = sample_keys(_seeds_or_draw(seeds, input_ids.shape[0]), n, first_sample, device)
+        uniforms = stream_uniforms(keys, 0, max_new_tokens)
     done = torch.zeros(rows, dtype=torch.bool, device=device)  # per batch row
     steps = 0
     for step in range(max_new_tokens):
-        # one uniform draw per original row and step, whoever is still in the batch, so a
-        # row's sample does not depend on which other rows have finished
-        uniform = None if greedy else torch.rand(rows, device=device)[alive]
+        # each row's own stream: its draw does not depend on the other rows
+        uniform = None if uniforms is None else uniforms[alive, step]
         token = _choose(logits, uniform, temperature, top_p)
         token = torch.where(done, torch.full_like(token, pad_id), token)
         out[alive, step] = token
@@ -214,3 +233,72 @@ def _choose(
     cdf = scores.softmax(dim=-1).cumsum(dim=-1)
     picked = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None], right=True).squeeze(-1)
     return picked.clamp(max=logits.shape[-1] - 1)
+
+
+# ---------------------------------------------------------------------------- row streams
+_MASK32 = 0xFFFFFFFF
+
+
+def _mul32(x: torch.Tensor, constant: int) -> torch.Tensor:
+    """``x * constant mod 2**32`` for int64 tensors holding 32-bit values, without ever
+    overflowing int64 (the constant is applied in two 16-bit halves)."""
+    low, high = constant & 0xFFFF, constant >> 16
+    return (x * low + (((x * high) & 0xFFFF) << 16)) & _MASK32
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash with full avalanche (Wellons' "lowbias32"), elementwise."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def _seeds_or_draw(seeds: Sequence[int] | None, rows: int) -> list[int]:
+    if seeds is None:
+        return torch.randint(0, 2**31, (rows,)).tolist()
+    if len(seeds) != rows:
+        raise ValueError(f"got {len(seeds)} seeds for {rows} prompt rows")
+    return [int(seed) for seed in seeds]
+
+
+def sample_keys(
+    seeds: Sequence[int], n: int, first_sample: int = 0, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Stream keys of the output rows ``i * n + j``: a hash of (``seeds[i]``,
+    ``first_sample + j``); any Python int seed is taken modulo 2**64."""
+    wide = [int(s) % 2**64 for s in seeds]
+    low = torch.tensor([s & _MASK32 for s in wide], dtype=torch.long)
+    high = torch.tensor([s >> 32 for s in wide], dtype=torch.long)
+    key = _mix32(_mix32(low ^ 0x9E3779B9) ^ high).repeat_interleave(n)
+    sample = torch.arange(n, dtype=torch.long).repeat(len(seeds)) + first_sample
+    return _mix32(key ^ _mix32(sample & _MASK32)).to(device)
+
+
+def stream_uniforms(keys: torch.Tensor, first_step: int, steps: int) -> torch.Tensor:
+    """(len(keys), steps) float32 uniforms in [0, 1) (24 random bits each): entry ``[r, t]``
+    is the draw of the stream ``keys[r]`` at decoding step ``first_step + t``."""
+    step = torch.arange(first_step, first_step + steps, dtype=torch.long, device=keys.device)
+    bits = _mix32(keys[:, None] ^ _mix32((step + 0x632BE5AB) & _MASK32)[None, :])
+    return (bits >> 8).to(torch.float32) * (1.0 / (1 << 24))
+
+
+class StreamSampler:
+    """A ``model.generate`` logits processor that samples each row from its own stream.
+
+    Run with greedy decoding (``do_sample=False``) over prompts already repeated ``n``
+    times: it picks the token exactly as :func:`compact_decode` does (same tempered top-p
+    distribution, same uniform) and leaves only that token's score finite, so argmax takes it.
+    """
+
+    def __init__(self, keys: torch.Tensor, width: int, temperature: float, top_p: float) -> None:
+        self.keys, self.width = keys, width
+        self.temperature, self.top_p = temperature, top_p
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        step = input_ids.shape[1] - self.width
+        uniform = stream_uniforms(self.keys.to(scores.device), step, 1)[:, 0]
+        token = _choose(scores.float(), uniform, self.temperature, self.top_p)
+        picked = torch.full_like(scores, float("-inf"))
+        return picked.scatter(-1, token[:, None], 0.0)

@@ -7,20 +7,30 @@ extra end-of-sequence ids; then each chunk is decoded by :func:`~rest_mcts.backe
 ``model.generate`` call (``decoder="generate"``, and always when a stop string spans several
 tokens, which goes through transformers' ``stop_strings``). The outputs are cut afterwards in one pass
 that does no per-token Python work.
+
+Sampling is seeded per prompt row (see :mod:`rest_mcts.backends.base`): sample ``j`` of a
+prompt with row seed ``s`` draws from the stream keyed by ``(s, j)`` in both decoders (for
+``model.generate`` through :class:`~rest_mcts.backends.decode.StreamSampler`, with the prompt
+rows repeated ``n`` times), so it is the same whatever else the call holds and however it is
+chunked; torch's global generator is never touched when seeds are given.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from typing import Iterator, Sequence
 
 import torch
-from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    GenerationConfig,
+    LogitsProcessorList,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
-from rest_mcts.backends.base import Completion, GenerationOutput, SamplingParams
-from rest_mcts.backends.decode import compact_decode
+from rest_mcts.backends.base import Completion, GenerationOutput, SamplingParams, row_seeds
+from rest_mcts.backends.decode import StreamSampler, compact_decode, sample_keys
 from rest_mcts.backends.registry import Capabilities, register_policy
 
 logger = logging.getLogger(__name__)
@@ -119,7 +129,12 @@ class HFPolicyBackend:
             "seconds": 0.0,
         }
 
-    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[GenerationOutput]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        seeds: Sequence[int] | None = None,
+    ) -> list[GenerationOutput]:
         """Return ``params.n`` completions for each prompt, in prompt order.
 
         Greedy decoding (``temperature == 0``) generates one completion per prompt and repeats
@@ -127,7 +142,10 @@ class HFPolicyBackend:
 
         Args:
             prompts: prompt texts (the tokenizer adds its special tokens, e.g. bos).
-            params: sampling settings; ``seed`` makes sampling reproducible.
+            params: sampling settings; ``seed`` seeds the call (prompt ``i`` gets
+                ``derive_seed(seed, i)``) when ``seeds`` is None.
+            seeds: one row seed per prompt: the samples of prompt ``i`` depend on
+                ``seeds[i]`` only (None and no ``params.seed``: drawn from torch's generator).
 
         Returns:
             One :class:`GenerationOutput` per prompt, with ``prompt_tokens`` counted without
@@ -143,12 +161,20 @@ class HFPolicyBackend:
         completions: list[list[Completion]] = [[] for _ in prompts]
         # Greedy samples are all alike: generate one per prompt and repeat it.
         samples = 1 if params.greedy else params.n
+        seeded = None
+        if not params.greedy:
+            seeded = row_seeds(len(prompts), params, seeds)
+            if seeded is None:
+                seeded = torch.randint(0, 2**31, (len(prompts),)).tolist()
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.inference_mode(), self._seeded(params.seed):
-                for indices, n in _chunks(len(prompts), samples, self.max_batch_size):
-                    rows = self._generate_chunk([prompt_ids[i] for i in indices], n, config, params)
+            with torch.inference_mode():
+                for indices, first, n in _chunks(len(prompts), samples, self.max_batch_size):
+                    rows = self._generate_chunk(
+                        [prompt_ids[i] for i in indices], n, config, params,
+                        None if seeded is None else [seeded[i] for i in indices], first,
+                    )
                     finished = self._finish(rows, params, stop_ids, bool(slow_stops))
                     for offset, index in enumerate(indices):
                         completions[index].extend(finished[offset * n : (offset + 1) * n])
@@ -191,9 +217,17 @@ class HFPolicyBackend:
         return [ids[-room:] if len(ids) > room else ids for ids in prompt_ids]
 
     def _generate_chunk(
-        self, prompt_ids: list[list[int]], n: int, config: GenerationConfig, params: SamplingParams
+        self,
+        prompt_ids: list[list[int]],
+        n: int,
+        config: GenerationConfig,
+        params: SamplingParams,
+        seeds: list[int] | None,
+        first_sample: int,
     ) -> torch.Tensor:
-        """Decode one chunk; returns the generated tokens only, shape (prompts * n, T)."""
+        """Decode samples ``first_sample .. first_sample + n - 1`` of each prompt of one
+        chunk (row seeds ``seeds``; None when greedy); returns the generated tokens only,
+        shape (prompts * n, T)."""
         width = max(len(ids) for ids in prompt_ids)
         input_ids = torch.full((len(prompt_ids), width), self._pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
@@ -214,9 +248,19 @@ class HFPolicyBackend:
                 top_p=params.top_p,
                 stop_strings=config.stop_strings or (),
                 decode=self._decode_rows,
+                seeds=seeds,
+                first_sample=first_sample,
             )
-        config.num_return_sequences = n
-        extra = {"tokenizer": self.tokenizer} if config.stop_strings else {}
+        extra: dict[str, object] = {"tokenizer": self.tokenizer} if config.stop_strings else {}
+        if seeds is not None:
+            # each row samples from its own stream: repeat the prompts n times and let the
+            # StreamSampler pick every token (generate itself then decodes greedily)
+            input_ids = input_ids.repeat_interleave(n, dim=0)
+            attention_mask = attention_mask.repeat_interleave(n, dim=0)
+            keys = sample_keys(seeds, n, first_sample, self.device)
+            extra["logits_processor"] = LogitsProcessorList(
+                [StreamSampler(keys, width, params.temperature, params.top_p)]
+            )
         sequences = self.model.generate(
             input_ids=input_ids.to(self.device),
             attention_mask=attention_mask.to(self.device),
@@ -318,10 +362,12 @@ class HFPolicyBackend:
     def _generation_config(
         self, params: SamplingParams, stop_ids: list[int], slow_stops: list[str]
     ) -> GenerationConfig:
+        """Settings for ``model.generate``: always greedy search; sampling is done by a
+        :class:`StreamSampler` logits processor (see :meth:`_generate_chunk`)."""
         end_ids = sorted(set(self._eos_ids) | set(stop_ids))
         settings: dict[str, object] = {
             "max_new_tokens": params.max_new_tokens,
-            "do_sample": not params.greedy,
+            "do_sample": False,
             "pad_token_id": self._pad_id,
             "eos_token_id": end_ids or None,
             "use_cache": True,
@@ -331,25 +377,9 @@ class HFPolicyBackend:
             value = getattr(model_defaults, name, None)
             if value is not None and value != neutral:
                 settings[name] = neutral
-        if not params.greedy:
-            settings.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
         if slow_stops:
             settings["stop_strings"] = list(slow_stops)
         return GenerationConfig(**settings)
-
-    @contextlib.contextmanager
-    def _seeded(self, seed: int | None) -> Iterator[None]:
-        """Seed torch's RNG for the block without disturbing the global generator."""
-        if seed is None:
-            yield
-            return
-        devices: list[int] = []
-        if self.device.type == "cuda":
-            index = self.device.index
-            devices = [index if index is not None else torch.cuda.current_device()]
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            yield
 
     def _count(self, outputs: list[GenerationOutput], seconds: float) -> None:
         self.stats["calls"] += 1
@@ -361,8 +391,11 @@ class HFPolicyBackend:
         logger.debug("generated %d prompts in %.3fs", len(outputs), seconds)
 
 
-def _chunks(num_prompts: int, n: int, max_batch_size: int) -> Iterator[tuple[list[int], int]]:
-    """Yield (prompt indices, samples per prompt) with at most ``max_batch_size`` sequences each.
+def _chunks(
+    num_prompts: int, n: int, max_batch_size: int
+) -> Iterator[tuple[list[int], int, int]]:
+    """Yield (prompt indices, first sample index, samples per prompt) with at most
+    ``max_batch_size`` sequences each.
 
     When ``n`` alone exceeds ``max_batch_size``, each prompt's samples are split over calls.
     """
@@ -370,10 +403,8 @@ def _chunks(num_prompts: int, n: int, max_batch_size: int) -> Iterator[tuple[lis
     prompts_per_chunk = max(1, max_batch_size // per_call)
     for first in range(0, num_prompts, prompts_per_chunk):
         indices = list(range(first, min(first + prompts_per_chunk, num_prompts)))
-        remaining = n
-        while remaining > 0:
-            yield indices, min(per_call, remaining)
-            remaining -= per_call
+        for sample in range(0, n, per_call):
+            yield indices, sample, min(per_call, n - sample)
 
 
 def _first_stop_end(text: str, stops: Sequence[str]) -> int | None:

@@ -16,8 +16,9 @@ Like a real backend it stops at the first stop string (kept), cuts at ``max_new_
 (``finish_reason="length"``) and ends otherwise with ``"eos"``; one token is one character.
 Greedy decoding (``temperature == 0``) depends on the prompt only and repeats one completion
 ``n`` times. Sampling draws completion ``j`` of a prompt from a generator seeded by
-(row seed, ``j``, prompt): the row seed is ``seeds[i]`` when given (one per prompt), else
-``params.seed``, else the next draw of the backend's own generator (seeded by ``seed``).
+(row seed, ``j``, prompt): the row seed of prompt ``i`` follows
+:func:`rest_mcts.backends.base.row_seeds` (``seeds[i]``, else one derived from
+``params.seed`` and ``i``), else the next draw of the backend's own generator (``seed``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import re
 import time
 from typing import Sequence
 
-from rest_mcts.backends.base import Completion, GenerationOutput, SamplingParams
+from rest_mcts.backends.base import Completion, GenerationOutput, SamplingParams, row_seeds
 from rest_mcts.backends.registry import Capabilities, register_policy
 from rest_mcts.worlds.countdown import apply_move, format_step, legal_moves, parse_question
 
@@ -95,8 +96,7 @@ class MockPolicyBackend:
             params: sampling settings (``n``, ``temperature``, ``max_new_tokens``, ``stop``).
             seeds: one seed per prompt (sampling only), or None.
         """
-        if seeds is not None and len(seeds) != len(prompts):
-            raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
+        rows = row_seeds(len(prompts), params, seeds)
         start = time.perf_counter()
         outputs = []
         for i, prompt in enumerate(prompts):
@@ -104,9 +104,7 @@ class MockPolicyBackend:
                 one = self._complete(prompt, random.Random(f"greedy|{prompt}"), params)
                 completions = (one,) * params.n
             else:
-                row = seeds[i] if seeds is not None else params.seed
-                if row is None:
-                    row = self._rng.getrandbits(64)
+                row = rows[i] if rows is not None else self._rng.getrandbits(64)
                 completions = tuple(
                     self._complete(prompt, random.Random(f"{row}|{j}|{prompt}"), params)
                     for j in range(params.n)

@@ -6,9 +6,8 @@ and in each *round* it
 
 1. collects the one pending request of every active search;
 2. merges all :class:`Generate` requests whose :class:`SamplingParams` are equal (ignoring
-   ``seed``) into ONE ``policy.generate`` call, with a seed derived from the engine's seed and
-   a call counter (so a run is reproducible), and all :class:`Score` requests into ONE
-   ``scorer.score`` call;
+   ``seed``) into ONE ``policy.generate`` call, passing one row seed per prompt (below), and
+   all :class:`Score` requests into ONE ``scorer.score`` call;
 3. splits the answers back in order and ``send``s each search its own;
 4. yields the :class:`SearchResult` of every search that returned, and pulls new jobs from
    the (lazily consumed) job iterable into the freed slots.
@@ -17,6 +16,14 @@ A value model is a deterministic function of (question, partial solution), so wi
 ``cache_values`` (default) each question keeps a memo of the values it has been given and a
 repeated item (the same step sampled twice, a rollout retracing a path) is not scored again;
 ``prm_calls`` counts the items actually scored.
+
+Seeding: a question's samples depend only on (engine seed, question key, position in its own
+search), never on which questions share its calls, the concurrency, the backend's batch size
+or the order of rounds. Every request a search yields (Generate or Score, empty ones too)
+gets the next index ``k`` of that search; a Generate's request seed is
+``derive_seed(engine seed, key, k)`` and its prompt ``j`` samples with the row seed
+``derive_seed(request seed, j)`` (the ``seeds`` argument of ``policy.generate``, see
+:mod:`rest_mcts.backends.base`). A search's own ``SamplingParams.seed`` is ignored.
 
 The costs of each question (tokens, calls, wall time) are counted here, where the calls are
 made, and written into ``result.costs``; a search method never counts anything itself.
@@ -28,7 +35,6 @@ between two results; ``engine.stats["total_seconds"]`` excludes the caller's tim
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -36,7 +42,13 @@ from typing import Any, Iterable, Iterator, cast
 
 from tqdm import tqdm
 
-from rest_mcts.backends.base import GenerationOutput, PolicyBackend, SamplingParams, ValueScorer
+from rest_mcts.backends.base import (
+    GenerationOutput,
+    PolicyBackend,
+    SamplingParams,
+    ValueScorer,
+    derive_seed,
+)
 from rest_mcts.search.requests import Costs, Generate, Request, Score, SearchGen, SearchResult
 
 logger = logging.getLogger(__name__)
@@ -55,6 +67,8 @@ class _Active:
     started: float
     costs: Costs = field(default_factory=Costs)
     pending: Request | None = None
+    # index of ``pending`` among the requests this search has yielded (seeds its samples)
+    request_index: int = -1
     answer: Any = None
     result: SearchResult | None = None
     # value memo of this question: (question, steps) -> value, when the engine caches values
@@ -108,7 +122,7 @@ class SearchEngine:
         policy: the policy backend every ``Generate`` goes to.
         scorer: the value scorer every ``Score`` goes to (None: searches must not score).
         concurrency: most searches active at once.
-        seed: base of the per-call sampling seeds.
+        seed: the run seed that every question's sampling seeds derive from.
         progress: show a tqdm bar counting finished questions.
         cache_values: memoise values per question (items scored once per question).
         stats: running totals over all runs of this engine: ``total_seconds`` (engine
@@ -137,7 +151,6 @@ class SearchEngine:
         self.seed = int(seed)
         self.progress = progress
         self.cache_values = cache_values
-        self._policy_call_index = 0
         self.stats: dict[str, float] = {
             "total_seconds": 0.0,
             "policy_seconds": 0.0,
@@ -260,6 +273,7 @@ class SearchEngine:
                 "expected a Generate or Score request"
             )
         active.pending = request
+        active.request_index += 1
 
     def _finish(self, active: _Active, result: Any) -> None:
         if not isinstance(result, SearchResult):
@@ -315,9 +329,9 @@ class SearchEngine:
     def _generate(self, params: SamplingParams, group: list[_Active]) -> None:
         """One ``policy.generate`` call for the prompts of ``group``; hand the outputs back."""
         prompts = [prompt for search in group for prompt in _prompts(search)]
-        seeded = dataclasses.replace(params, seed=self._next_seed())
+        seeds = [seed for search in group for seed in self._row_seeds(search)]
         start = time.perf_counter()
-        outputs = self.policy.generate(prompts, seeded)
+        outputs = self.policy.generate(prompts, params, seeds=seeds)
         self.stats["policy_seconds"] += time.perf_counter() - start
         self.stats["policy_calls"] += 1
         self.stats["policy_prompts"] += len(prompts)
@@ -382,11 +396,11 @@ class SearchEngine:
                 search.costs.prm_calls += scored[search.key]
 
     # ------------------------------------------------------------------ helpers
-    def _next_seed(self) -> int:
-        """Seed of the next policy call: a hash of (engine seed, call index)."""
-        index = self._policy_call_index
-        self._policy_call_index += 1
-        return derive_seed(self.seed, index)
+    def _row_seeds(self, search: _Active) -> list[int]:
+        """Row seeds of the pending Generate's prompts: ``derive_seed(request seed, j)``
+        for prompt ``j``, the request seed being ``derive_seed(engine seed, key, index)``."""
+        request_seed = derive_seed(self.seed, search.key, search.request_index)
+        return [derive_seed(request_seed, j) for j in range(len(_prompts(search)))]
 
     def _update_overhead(self, watch: _Stopwatch) -> None:
         """Fold the stopwatch into ``total_seconds`` and recompute ``overhead_share``."""
@@ -411,12 +425,6 @@ def _prompts(search: _Active) -> tuple[str, ...]:
 
 def _items(search: _Active) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return cast(Score, search.pending).items
-
-
-def derive_seed(seed: int, index: int) -> int:
-    """A reproducible 31-bit seed for call ``index`` of an engine seeded with ``seed``."""
-    digest = hashlib.sha256(f"rest-mcts-engine|{seed}|{index}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def _check_outputs(
