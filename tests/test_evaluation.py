@@ -7,6 +7,7 @@ import pytest
 from rest_mcts.backends import HFPolicyBackend, SamplingParams
 from rest_mcts.search.evaluation import _generate
 
+
 class Counter:
     """Stands in for the tqdm bar."""
 
@@ -28,11 +29,10 @@ PROMPTS = [f"Make {t} from 1 2 3\n" for t in range(5)]
     ],
 )
 def test_generation_in_pieces_equals_one_call(tiny_policy, params):
-    # pieces of 4 (greedy), 2 (n=2) and 1 (n=5: a prompt's samples over two calls) prompts
     backend = HFPolicyBackend(model_path=str(tiny_policy), max_batch_size=4)
     whole = backend.generate(PROMPTS, params)
     bar = Counter()
-    pieces = _generate(backend, PROMPTS, params, bar)
+    pieces = _generate(backend, PROMPTS, params, bar, piece_size=2)
     assert bar.n == len(PROMPTS)
     assert [[c.text for c in o.completions] for o in pieces] == [
         [c.text for c in o.completions] for o in whole
@@ -40,13 +40,11 @@ def test_generation_in_pieces_equals_one_call(tiny_policy, params):
     assert backend.stats["calls"] > 1  # it really went in pieces
 
 
-@pytest.mark.gpu
-def test_generation_in_pieces_equals_one_call_on_cuda(tiny_policy):
-    """The CUDA generator is the one seeded and continued (`_seeded_torch` on a GPU)."""
-    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=6, seed=5)
-    backend = HFPolicyBackend(model_path=str(tiny_policy), max_batch_size=4, device="cuda")
-    whole = backend.generate(PROMPTS, params)
-    pieces = _generate(backend, PROMPTS, params, Counter())
-    assert [[c.text for c in o.completions] for o in pieces] == [
-        [c.text for c in o.completions] for o in whole
+def test_sampled_evaluation_differs_by_seed(tiny_policy):
+    backend = HFPolicyBackend(model_path=str(tiny_policy), max_batch_size=4)
+    texts = [
+        [c.text for o in _generate(backend, PROMPTS, SamplingParams(
+            n=2, temperature=1.0, max_new_tokens=6, seed=seed), Counter()) for c in o.completions]
+        for seed in (5, 6)
     ]
+    assert texts[0] != texts[1]

@@ -14,7 +14,7 @@ import torch
 
 from rest_mcts.backends import HFPolicyBackend, SamplingParams
 from rest_mcts.backends.base import derive_seed
-from rest_mcts.backends.oracle_scorer import OracleScorer
+from rest_mcts.search.oracle_scorer import OracleScorer
 from rest_mcts.models.factory import load_causal_lm, load_tokenizer
 from rest_mcts.search.engine import SearchEngine
 from rest_mcts.search.registry import make_search

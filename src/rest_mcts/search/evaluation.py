@@ -7,19 +7,27 @@ the CoT and sampling baselines (:func:`~rest_mcts.search.baselines.judge_solutio
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from dataclasses import dataclass, replace
-from typing import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 from tqdm import tqdm
 
-from rest_mcts.backends.base import Completion, GenerationOutput, PolicyBackend, SamplingParams
+from rest_mcts.backends.base import (
+    Completion,
+    GenerationOutput,
+    PolicyBackend,
+    SamplingParams,
+    row_seeds,
+)
 from rest_mcts.prompts import policy_prompt, prompt_format
 from rest_mcts.search.baselines import judge_solution as judge_path
 from rest_mcts.worlds.base import Problem, World
 
 log = logging.getLogger(__name__)
+
+# Prompts per backend call in evaluation (progress shows between calls).
+EVAL_PIECE = 64
 
 
 @dataclass(frozen=True)
@@ -87,46 +95,21 @@ def evaluate_policy(
 
 
 def _generate(
-    backend: PolicyBackend, prompts: list[str], params: SamplingParams, bar: tqdm
+    backend: PolicyBackend, prompts: list[str], params: SamplingParams, bar: tqdm,
+    piece_size: int = EVAL_PIECE,
 ) -> list[GenerationOutput]:
-    """`backend.generate(prompts, params)`, advancing `bar` as prompts finish.
-
-    The HF backend is called once per batch it would have made anyway (`max_batch_size`
-    sequences), inside one seeded generator that the batches continue (`seed=None`), exactly
-    as its own loop does: the completions equal those of a single call. Other backends get
-    a single call."""
-    from rest_mcts.backends.hf_policy import HFPolicyBackend
-
-    if not isinstance(backend, HFPolicyBackend) or not prompts:
-        outputs = backend.generate(prompts, params)
-        bar.update(len(prompts))
-        return outputs
-    per_prompt = min(1 if params.greedy else params.n, backend.max_batch_size)
-    step = max(1, backend.max_batch_size // per_prompt)
+    """``backend.generate(prompts, params)`` in pieces of ``piece_size`` prompts, advancing
+    ``bar`` as each piece finishes. Prompt i keeps the row seed it has in one whole call
+    (:func:`rest_mcts.backends.base.row_seeds`), so the completions equal those of one call
+    on every backend."""
+    seeds = row_seeds(len(prompts), params, None)
     outputs: list[GenerationOutput] = []
-    with _seeded_torch(backend, params.seed):
-        for first in range(0, len(prompts), step):
-            piece = prompts[first : first + step]
-            outputs += backend.generate(piece, replace(params, seed=None))
-            bar.update(len(piece))
+    for first in range(0, len(prompts), piece_size):
+        piece = prompts[first : first + piece_size]
+        mine = None if seeds is None else seeds[first : first + piece_size]
+        outputs += backend.generate(piece, params, seeds=mine)
+        bar.update(len(piece))
     return outputs
-
-
-@contextlib.contextmanager
-def _seeded_torch(backend, seed: int | None) -> Iterator[None]:
-    """Seed torch's generators of the backend's device for the block, restoring them after."""
-    if seed is None:
-        yield
-        return
-    import torch
-
-    devices: list[int] = []
-    if backend.device.type == "cuda":
-        index = backend.device.index
-        devices = [index if index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 def _legal_rate(judged: Sequence[PathJudgement]) -> float:
