@@ -32,8 +32,12 @@ def test_same_row_seed_same_completions_whatever_the_batch():
     reversed_ = texts(other.generate(prompts[::-1], STEP, seeds=list(range(6))[::-1]))
     assert reversed_[::-1] == first
     assert texts(backend.generate(prompts, STEP, seeds=[s + 100 for s in range(6)])) != first
-    # params.seed stands in for per-row seeds; no seed at all: the backend's own generator
-    assert texts(backend.generate(prompts[:1], dataclasses.replace(STEP, seed=0))) == first[:1]
+    # params.seed stands in for row seeds derived from it and the prompt index
+    from rest_mcts.backends.base import derive_seed
+
+    assert texts(backend.generate(prompts[:1], dataclasses.replace(STEP, seed=7))) == texts(
+        backend.generate(prompts[:1], STEP, seeds=[derive_seed(7, 0)]))
+    # no seed at all: the backend's own generator
     a = texts(MockPolicyBackend(seed=5).generate(prompts, STEP))
     assert a == texts(MockPolicyBackend(seed=5).generate(prompts, STEP))
 
