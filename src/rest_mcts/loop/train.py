@@ -19,16 +19,18 @@ import random
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from rest_mcts.config import ConfigError
 from rest_mcts.loop.context import Context
 from rest_mcts.prompts import policy_prompt
-from rest_mcts.training.prm_data import ValueRow
 from rest_mcts.training.settings import TrainSettings
-from rest_mcts.training.sft_data import SFTExample
 from rest_mcts.utils.io import read_json
 from rest_mcts.worlds.base import Question
+
+if TYPE_CHECKING:  # Lightning-backed modules, imported where they are used
+    from rest_mcts.training.prm_data import ValueRow
+    from rest_mcts.training.sft_data import SFTExample
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,8 @@ def policy0_metrics(path: Path) -> dict[str, float]:
 def make_traces(world, problem_list, n: int, correct_share: float, seed: int) -> list[SFTExample]:
     """``n`` SFT examples: with probability ``correct_share`` a correct solution of a random
     problem, otherwise a uniformly random legal path (mostly wrong)."""
+    from rest_mcts.training.sft_data import SFTExample
+
     rng = random.Random(seed)
     out = []
     for _ in range(n):
@@ -202,7 +206,7 @@ def train_prm_model(
     from rest_mcts.training.artifacts import fit_and_save
     from rest_mcts.training.knobs import prepare_model
     from rest_mcts.training.prm import PRMRegressionModule, value_metrics
-    from rest_mcts.training.prm_data import ValueDataModule, read_value_rows
+    from rest_mcts.training.prm_data import ValueDataModule, ValueRow, read_value_rows
 
     s = settings or ctx.prm
     ctx.trainer.check_lora(s)

@@ -45,6 +45,9 @@ def fit(
     a run from one (optimizer, scheduler and global step included)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    from rest_mcts.utils.console import setup_console
+
+    setup_console()  # Lightning is loaded now: its lines print once, without its adverts
     if ckpt_path and not Path(ckpt_path).is_file():
         raise ConfigError(f"stage.ckpt_path='{ckpt_path}' is not a checkpoint file")
     trainer = trainer_spec.build(

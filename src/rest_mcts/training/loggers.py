@@ -86,8 +86,10 @@ def _is_wandb_class(target: Any) -> bool:
 
 def is_wandb(logger: Any) -> bool:
     """Is `logger` a Lightning WandbLogger (whose run must be closed with wandb.finish)?"""
+    if not logger:
+        return False
     wandb_logger = _wandb_logger_class()
-    return bool(logger) and wandb_logger is not None and isinstance(logger, wandb_logger)
+    return wandb_logger is not None and isinstance(logger, wandb_logger)
 
 
 def close_wandb_run(failed: bool = False) -> bool:

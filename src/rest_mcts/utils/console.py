@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 
 # Lightning loggers that may carry their own console handler.
@@ -47,9 +48,15 @@ _NOISE_FILTER = _DropNoise(LIGHTNING_NOISE)
 
 
 def setup_console() -> None:
-    """Make every log line of the job print once and drop known library noise (idempotent)."""
-    import lightning.pytorch  # noqa: F401  (its import adds the handlers this removes)
+    """Make every log line of the job print once and drop known library noise (idempotent).
 
+    Lightning adds its handlers when it is imported: a job that has not imported it yet
+    (a search needs no Lightning, and its import costs seconds) gets only the warning
+    filters here, and the training code calls this again once Lightning is loaded."""
+    for message, category in WARNING_NOISE:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    if "lightning" not in sys.modules and "pytorch_lightning" not in sys.modules:
+        return
     root_has_handlers = logging.getLogger().hasHandlers()
     for name in LIGHTNING_LOGGERS:
         logger = logging.getLogger(name)
@@ -64,5 +71,3 @@ def setup_console() -> None:
         logger = logging.getLogger(name)
         if _NOISE_FILTER not in logger.filters:
             logger.addFilter(_NOISE_FILTER)
-    for message, category in WARNING_NOISE:
-        warnings.filterwarnings("ignore", message=message, category=category)
