@@ -67,7 +67,7 @@ def test_stage_train_policy_and_the_loop_train_on_the_same_d_g(tmp_path, tiny_po
     tree = hand_built_tree()
     tree.save(trees / "p24.json")
     duplicate = hand_built_tree()  # the same correct trace twice in one tree: one D_G row
-    node = duplicate.add_child(duplicate.nodes[1], tree.nodes[2].text, terminal=True, answer="24")
+    node = duplicate.add_child(duplicate.nodes[1], tree.nodes[2].step, terminal=True, answer="24")
     node.correct = True
     duplicate.question_id = "p24b"
     duplicate.save(trees / "p24b.json")
