@@ -1,8 +1,8 @@
 """Fit a module with resumable Lightning checkpoints, then save the trained model as a
 Hugging Face folder (safetensors) that the backends load.
 
-One place for what both training stages share: the Trainer built from `cfg.trainer` with a
-`ModelCheckpoint` (``last.ckpt`` resumes with ``ckpt_path=...``), and an atomic
+One place for what every model's training shares (`fit_and_save`: policy_0, PRM, policy SFT):
+the Trainer built from a `TrainerSpec` with a `ModelCheckpoint` (``last.ckpt`` resumes with ``ckpt_path=...``), and an atomic
 ``save_pretrained`` of the final weights (LoRA adapters merged) plus a ``manifest.json``.
 """
 
@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 
 def _sharded(trainer: Any) -> bool:
     """Do the ranks hold only shards of the weights (FSDP, DeepSpeed ZeRO-3)?"""
-    name = type(trainer.strategy).__name__
-    return name == "FSDPStrategy" or (
-        name == "DeepSpeedStrategy" and getattr(trainer.strategy, "zero_stage_3", False)
+    from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
+
+    strategy = trainer.strategy
+    return isinstance(strategy, FSDPStrategy) or (
+        isinstance(strategy, DeepSpeedStrategy) and getattr(strategy, "zero_stage_3", False)
     )
 
 
