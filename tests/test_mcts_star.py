@@ -54,12 +54,17 @@ def test_world_steps_used_here_are_what_we_think():
 
 
 # ---------------------------------------------------------------- formulas and phases
-def test_uct_formula_and_unvisited_first():
+def test_uct_formulas_and_unvisited_children():
     tree = hand_tree([(0.5, 4), (0.2, 1), (0.9, 0)])
     a, b, c = tree.children(tree.root)
-    assert uct(a, 5, 0.4) == pytest.approx(0.5 + 0.4 * math.sqrt(math.log(5) / 4))
-    assert uct(c, 5, 0.4) == math.inf
-    assert select(tree, 0.4, widen=False) is c
+    # the authors' getBestChild: factor 2, a finite bonus for an unvisited child
+    assert uct(a, 5, 0.4) == pytest.approx(0.5 + 0.4 * math.sqrt(2 * math.log(5) / 4))
+    assert uct(c, 5, 0.4) == pytest.approx(0.9 + 0.8)
+    assert uct(c, 5, 0.4, "authors", unvisited_bonus=1.0) == pytest.approx(1.9)
+    # Eq. 33 as printed: no factor 2, an unvisited child first
+    assert uct(a, 5, 0.4, "plain") == pytest.approx(0.5 + 0.4 * math.sqrt(math.log(5) / 4))
+    assert uct(c, 5, 0.4, "plain") == math.inf
+    assert select(tree, 0.4) is c and select(tree, 0.4, form="plain") is c
 
 
 @pytest.mark.parametrize("c", [0.0, 0.4, 2.0])
@@ -141,15 +146,17 @@ def test_expansion_scores_children_and_rollout_updates_with_alpha():
     assert tree.root.value == pytest.approx(good.value) and tree.root.visits == 1
     kinds = [type(r).__name__ for r in log]
     assert kinds == ["Generate", "Score", "Generate", "Score"]
-    assert log[0].params.n == 2 and log[2].params.n == 3  # branch, rollout_branch
+    assert log[0].params.n == 2 and log[2].params.n == 1  # branch, rollout_branch
+    assert log[0].params.temperature == log[2].params.temperature == 0.7
 
 
-def test_expansion_only_below_end_gate():
+def test_stop_rule_finished_continues_an_unfinished_leaf_above_l_greedily():
     # The first step already scores above l: it is continued greedily, not with b samples.
     policy = table_policy({0: [GOOD1], 1: [GOOD2]})
     scorer = value_table({(GOOD1,): 0.95, (GOOD1, GOOD2): 0.5})
     log = []
-    run(policy, scorer, log, iterations=2, branch=3, end_gate=0.9, rollout_steps=0)
+    run(policy, scorer, log, iterations=2, branch=3, end_gate=0.9, rollout_steps=0,
+        stop_rule="finished")
     expansions = [r for r in log if isinstance(r, Generate)]
     assert len(expansions) == 2
     assert expansions[0].params.n == 3 and expansions[0].params.temperature > 0
@@ -159,26 +166,41 @@ def test_expansion_only_below_end_gate():
 def test_search_stops_when_a_finished_node_reaches_end_gate():
     policy = table_policy({0: [GOOD1, BAD1], 1: [GOOD2, BAD2]})
     scorer = value_table({(GOOD1,): 0.5, (BAD1,): 0.3, (GOOD1, GOOD2): 0.95, (BAD1, BAD2): 0.0})
+    # The paper: GOOD2 (0.95) stops the search when selection reaches it. Rounds: expand
+    # the root, GOOD1, BAD1 (its unvisited bonus wins over GOOD1's visited score), then
+    # select GOOD2 (the authors count the stopping round).
     res = run(policy, scorer, iterations=50, rollout_steps=0)
     assert res.info["stopped_at_end_gate"]
-    assert res.info["iterations"] == 2
+    assert res.info["iterations"] == 4
+    assert res.steps == (GOOD1, GOOD2) and res.finished and res.answer == "29"
+    # stop_rule=finished stops as soon as the finished node is created.
+    res = run(policy, scorer, iterations=50, rollout_steps=0, stop_rule="finished")
+    assert res.info["stopped_at_end_gate"] and res.info["iterations"] == 2
     assert res.steps == (GOOD1, GOOD2) and res.finished and res.answer == "29"
 
 
 def test_search_runs_all_iterations_below_end_gate():
     policy = table_policy({0: [GOOD1, BAD1], 1: [GOOD2, BAD2]})
     scorer = value_table({(GOOD1,): 0.5, (BAD1,): 0.3, (GOOD1, GOOD2): 0.85})
-    res = run(policy, scorer, iterations=50, rollout_steps=0, widen=False)
-    # both first steps expanded, then nothing left: the search ends early, tree exhausted
+    log = []
+    res = run(policy, scorer, log, iterations=50, rollout_steps=0, widen=False)
+    # both first steps expanded once (three policy calls); then the finished leaves are
+    # selected again, visited and backpropagated (the authors) until T
     assert not res.info["stopped_at_end_gate"]
-    assert res.info["iterations"] == 3
+    assert res.info["iterations"] == 50
+    assert sum(isinstance(r, Generate) for r in log) == 3
     assert res.steps == (GOOD1, GOOD2) and res.value == pytest.approx(0.85)
+    tree = Tree.from_dict(res.tree)
+    assert sum(n.visits for n in tree.finished()) > 40
     # widening asks spent nodes for more (GOOD1, BAD1, the root) until several sampled
-    # batches in a row bring nothing new; then the tree is spent before T
-    widened = run(policy, scorer, iterations=50, rollout_steps=0, widen=True)
-    assert 3 < widened.info["iterations"] < 50 and widened.steps == (GOOD1, GOOD2)
-    greedy = run(policy, scorer, iterations=50, rollout_steps=0, widen=True, temperature=0.0)
-    assert greedy.info["iterations"] < widened.info["iterations"]  # greedy: one retry is enough
+    # batches in a row bring nothing new
+    log = []
+    widened = run(policy, scorer, log, iterations=50, rollout_steps=0, widen=True)
+    asked = sum(isinstance(r, Generate) for r in log)
+    assert 3 < asked < 50 and widened.steps == (GOOD1, GOOD2)
+    log = []
+    run(policy, scorer, log, iterations=50, rollout_steps=0, widen=True, temperature=0.0)
+    assert sum(isinstance(r, Generate) for r in log) < asked  # greedy: one retry is enough
 
 
 def test_widening_finds_steps_a_single_expansion_missed():
@@ -207,12 +229,12 @@ def test_dead_ends_are_not_selected_again():
 
     res = run(policy, value_table({}), iterations=50, rollout_steps=0, branch=2, widen=False)
     tree = Tree.from_dict(res.tree)
-    assert res.info["iterations"] == 2  # root, then BAD1; then everything is exhausted
-    assert calls == [0, 1]
+    assert calls == [0, 1]  # root, then BAD1; then only the finished BAD2 is left to visit
+    assert res.info["iterations"] == 50
     calls.clear()
-    widened = run(policy, value_table({}), iterations=50, rollout_steps=0, branch=2)
+    widened = run(policy, value_table({}), iterations=50, rollout_steps=0, branch=2, widen=True)
     assert set(calls) == {0, 1}  # the root and BAD1 asked again; the illegal step never
-    assert widened.info["iterations"] == len(calls) < 50
+    assert 2 < len(calls) < 50 and widened.info["iterations"] == 50
     tree = Tree.from_dict(widened.tree)
     assert not next(n for n in tree.nodes if n.step == ILLEGAL1).expanded
     illegal = next(n for n in tree.nodes if n.step == ILLEGAL1)
@@ -223,10 +245,14 @@ def test_dead_ends_are_not_selected_again():
 def test_without_self_critic_finished_paths_get_expanded_in_vain():
     policy = table_policy({0: [GOOD1], 1: [GOOD2], 2: ["Step 3: 29 + 1 = 30 (left: 30)\n"]})
     scorer = value_table({(GOOD1,): 0.5, (GOOD1, GOOD2): 0.6})
-    with_critic = run(policy, scorer, iterations=10, rollout_steps=0, widen=False)
-    without = run(policy, scorer, iterations=10, rollout_steps=0, self_critic=False, widen=False)
-    assert with_critic.info["iterations"] == 2
-    assert without.info["iterations"] == 3  # it expanded the finished node too
+    log_with, log_without = [], []
+    with_critic = run(policy, scorer, log_with, iterations=10, rollout_steps=0, widen=False)
+    without = run(policy, scorer, log_without, iterations=10, rollout_steps=0,
+                  self_critic=False, widen=False)
+    assert sum(isinstance(r, Generate) for r in log_with) == 2
+    assert sum(isinstance(r, Generate) for r in log_without) == 3  # the finished node too
+    assert with_critic.info["iterations"] == 10  # the finished leaf is visited again
+    assert without.info["iterations"] == 3  # after its vain expansion it is a dead end
     assert with_critic.steps == without.steps == (GOOD1, GOOD2)
 
 
@@ -255,3 +281,37 @@ def test_requests_carry_no_gold_answer():
         texts = request.prompts if isinstance(request, Generate) else [q for q, _ in request.items]
         assert all(t.startswith(Q.text) for t in texts)
     assert all(isinstance(r, (Generate, Score)) for r in log)
+
+
+# ---------------------------------------------------------------- bugs of issue 12
+OTHER2 = "Step 2: 24 - 5 = 19 (left: 19)\n"  # a finished wrong second step after GOOD1
+
+
+def test_a_finished_child_chosen_for_the_rollout_is_visited_and_reaches_its_parent():
+    """Issue 12 item 5: the authors' greedyPolicy returns a finished node's own value and
+    counts its visit, so its value reaches the parent in backpropagation. Before the fix a
+    finished child was never chosen (nor visited) and its parent kept a stale value."""
+    policy = table_policy({0: [GOOD1], 1: [GOOD2, OTHER2]})
+    scorer = value_table({(GOOD1,): 0.5, (GOOD1, GOOD2): 0.8, (GOOD1, OTHER2): 0.0})
+    res = run(policy, scorer, iterations=2, branch=2)
+    tree = Tree.from_dict(res.tree)
+    good1 = next(n for n in tree.nodes if n.step == GOOD1)
+    good2 = next(n for n in tree.nodes if n.step == GOOD2)
+    other = next(n for n in tree.nodes if n.step == OTHER2)
+    assert good2.terminal and good2.visits == 1 and other.visits == 0
+    assert good2.value == pytest.approx(0.8)  # not simulated: v_max is its own value
+    assert good1.value == pytest.approx(0.8)  # the visit-weighted mean of its children
+
+
+def test_self_critic_off_does_not_halve_a_finished_child_in_the_rollout():
+    """Issue 12 item 6: with self_critic=off a finished child chosen for the rollout found
+    no legal step (v_max = 0), and 0.95 became 0.475 below l, so the search never stopped
+    at it. A rollout that cannot take a first step from a finished path leaves its value."""
+    policy = table_policy({0: [GOOD1], 1: [GOOD2]})
+    scorer = value_table({(GOOD1,): 0.5, (GOOD1, GOOD2): 0.95})
+    res = run(policy, scorer, iterations=10, self_critic="off")
+    tree = Tree.from_dict(res.tree)
+    good2 = next(n for n in tree.nodes if n.step == GOOD2)
+    assert good2.value == pytest.approx(0.95) and good2.visits >= 1
+    assert res.info["stopped_at_end_gate"]
+    assert res.steps == (GOOD1, GOOD2) and res.finished and res.answer == "29"

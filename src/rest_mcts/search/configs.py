@@ -11,6 +11,8 @@ weight alpha)``), so ``config.validate`` stops a run before any work, with that 
 
 Build one with :func:`search_config_from` (from the composed ``cfg.search`` node or any
 mapping with a ``name``) or :func:`search_config` (a method's defaults with overrides).
+A named variant (``SEARCH_VARIANTS``: ``search=mcts_star_widen``) has its own YAML file with
+``name: <variant>``; it builds its method's config with the variant's settings.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from rest_mcts.config import ConfigError, check_choice, check_value
 
 ANSWER_SELECTIONS = ("best_leaf", "value_vote")
 SELF_CRITIC_MODES = ("world", "llm", "off")
+UCT_FORMS = ("authors", "plain")
+STOP_RULES = ("selected", "finished")
 
 
 def knob(
@@ -82,42 +86,68 @@ class SearchConfig:
 # ---------------------------------------------------------------------------- MCTS*
 @dataclass(frozen=True)
 class MCTSStarConfig(SearchConfig):
-    """MCTS* (paper, Section 3.2 and App. C.1; defaults from App. E.2 where it gives them)."""
+    """MCTS* (paper, Section 3.2 and App. C.1; defaults from App. E.2 where it gives them,
+    else from the authors' code)."""
 
     name: ClassVar[str] = "mcts_star"
 
-    # T: select-expand-rollout-backpropagate rounds per question.
+    # Each knob that differs between the paper, the authors' code (THUDM/ReST-MCTS 2d5f488,
+    # MCTS/mcts.py, evaluate.py) and this repo defaults to the paper's setting, or to the
+    # authors' where the paper is silent; the comment says which (README, "MCTS* as in the
+    # paper"). /work/shared/PAPER.md sections 2 and 5 give the sources.
+
+    # T: select-expand-rollout-backpropagate rounds per question (paper App. E.2: 50).
     iterations: int = knob(50, low=1, integer=True, what="iterations T")
-    # b: children per thought expansion.
+    # b: children per thought expansion (paper App. E.2: 3).
     branch: int = knob(3, low=1, integer=True, what="branch b")
-    # l: a node is expanded with b samples only below it; a finished node reaching it stops
-    # the search.
+    # l: the stop threshold (paper App. E.2: 0.9); see stop_rule.
     end_gate: float = knob(0.9, low=0, high=1, low_open=True, what="threshold l")
-    # alpha: rollout update v_C <- alpha * v_C + (1 - alpha) * v_max (Eq. 34).
+    # alpha: rollout update v_C <- alpha * v_C + (1 - alpha) * v_max (Eq. 34; App. E.2: 0.5).
     alpha: float = knob(0.5, low=0, high=1, what="rollout mixing weight alpha")
-    # c: UCT exploration constant, v_C + c * sqrt(ln n_parent / n_C) (Eq. 33).
+    # c: UCT exploration constant (paper: no value; authors' evaluate.py: 0.4).
     exploration_constant: float = knob(0.4, low=0, what="UCT constant c")
-    # m: depth of the greedy MC rollout (0: no rollout).
+    # UCT form: authors (v + c * sqrt(2 ln n_parent / n_C), an unvisited child v +
+    # unvisited_bonus; MCTS/mcts.py getBestChild: Eq. 33 has no factor 2 and no rule for
+    # unvisited children, and its constant is known only as the authors' c) | plain
+    # (v + c * sqrt(ln n_parent / n_C), an unvisited child +inf).
+    uct: str = knob("authors", choices=UCT_FORMS)
+    # The authors' finite bonus of an unvisited child (uct=authors; evaluate.py --inf 0.8).
+    unvisited_bonus: float = knob(0.8, low=0, what="UCT bonus of an unvisited child")
+    # m: depth of the greedy MC rollout (paper App. E.2: 2; 0: no rollout).
     rollout_steps: int = knob(2, low=0, integer=True, what="rollout depth")
-    # d: samples per rollout step, the best by value is kept.
-    rollout_branch: int = knob(3, low=1, integer=True, what="samples per rollout step")
-    # Most steps per solution: nodes at this depth are not expanded.
+    # d: samples per rollout step, the best by value is kept (paper: no value; authors: 1).
+    rollout_branch: int = knob(1, low=1, integer=True, what="samples per rollout step")
+    # Policy sampling temperature in the rollout (paper: no value; authors: 0.7).
+    rollout_temperature: float = knob(0.7, low=0, what="rollout sampling temperature")
+    # Most steps per solution: nodes at this depth are not expanded (this repo's cap; the
+    # paper and the authors' MCTS have none).
     max_depth: int = knob(8, low=1, integer=True, what="steps per solution")
-    # Policy sampling temperature during expansion and rollout.
-    temperature: float = knob(1.0, low=0, what="sampling temperature")
+    # Policy sampling temperature of thought expansion (paper: no value; authors: 0.7).
+    temperature: float = knob(0.7, low=0, what="sampling temperature")
     # Who decides end of inference before a node is expanded: world (the step parser; no
     # hint) | llm (the paper: the policy answers the self-critic prompt greedily, "Problem
     # solved" or "Analysis: <hint>"; text worlds only) | off. true/false read as world/off.
     self_critic: str = knob("world", choices=SELF_CRITIC_MODES)
     # Token cap of one self-critic answer (self_critic=llm).
     critic_max_tokens: int = knob(64, low=1, integer=True, what="self-critic answer tokens")
-    # The answer: best_leaf (best-valued finished node) | value_vote (summed values).
+    # The answer when the search did not stop at l: best_leaf (best-valued finished node) |
+    # value_vote (summed values).
     answer_selection: str = knob("best_leaf", choices=ANSWER_SELECTIONS)
     # Token cap for one proposed step.
     max_step_tokens: int = knob(48, low=1, integer=True, what="tokens per step")
     # Progressive widening: expand a node again when its children are spent or its visits
-    # reach b * e^2 after e expansions (false: the paper's one-time expansion).
-    widen: bool = knob(True, flag=True)
+    # reach b * e^2 after e expansions (this repo's variant, search=mcts_star_widen); false:
+    # each node is expanded once (the paper's Alg. 2 and the authors' code).
+    widen: bool = knob(False, flag=True)
+    # When the search stops: selected (the paper, Alg. 2 lines 9-11, and the authors'
+    # selectNode: a selected leaf with v >= l ends the search and is the answer, finished
+    # or not) | finished (this repo's earlier rule: only a finished node with v >= l stops
+    # it; an unfinished leaf at or above l is continued by one greedy step).
+    stop_rule: str = knob("selected", choices=STOP_RULES)
+    # Stop when the stop rule fires (evaluation); false: run all T iterations, a leaf the
+    # stop rule picks is visited but not expanded (the authors' data generation,
+    # sample_value='full'; the self-training loop's training search).
+    early_stop: bool = knob(True, flag=True)
 
     def __post_init__(self) -> None:
         if isinstance(self.self_critic, bool):  # YAML reads a bare `off` as false
@@ -207,18 +237,38 @@ SEARCH_CONFIGS: dict[str, type[SearchConfig]] = {
 }
 
 
+# Named variants: `search=<variant>` loads conf/search/<variant>.yaml, the method's knobs with
+# these overrides (and `name: <variant>`); the typed config is the method's, so the variant
+# runs wherever the method does (the loop's MCTS*, make_search).
+SEARCH_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    # MCTS* with this repo's progressive widening (the paper expands each node once).
+    "mcts_star_widen": ("mcts_star", {"widen": True}),
+}
+
+
 # ---------------------------------------------------------------------------- building
+def search_names() -> list[str]:
+    """Every name `search=` accepts: the methods and their named variants, sorted."""
+    return sorted([*SEARCH_CONFIGS, *SEARCH_VARIANTS])
+
+
+def method_of(name: str) -> str:
+    """The method a search name runs (a variant's method, or the name itself)."""
+    return SEARCH_VARIANTS[name][0] if name in SEARCH_VARIANTS else name
+
+
 def config_class(name: str) -> type[SearchConfig]:
-    """The config class of search method ``name``; ConfigError (one line) if unknown."""
-    if name not in SEARCH_CONFIGS:
-        raise ConfigError(
-            f"unknown search {name!r}; choose from {', '.join(sorted(SEARCH_CONFIGS))}"
-        )
-    return SEARCH_CONFIGS[name]
+    """The config class of search method (or variant) ``name``; ConfigError (one line) if
+    unknown."""
+    method = method_of(name)
+    if method not in SEARCH_CONFIGS:
+        raise ConfigError(f"unknown search {name!r}; choose from {', '.join(search_names())}")
+    return SEARCH_CONFIGS[method]
 
 
 def search_config(name: str, **overrides: Any) -> SearchConfig:
-    """The default config of search method ``name`` with ``overrides``.
+    """The default config of search method ``name`` with ``overrides``; a variant's name
+    gives its method's config with the variant's settings under ``overrides``.
 
     Raises:
         ConfigError: for an unknown method, an unknown knob (named ``search.<key>``, with
@@ -232,7 +282,8 @@ def search_config(name: str, **overrides: Any) -> SearchConfig:
                 f"search.{key} is not a knob of search {name!r}; "
                 f"allowed: {', '.join(sorted(allowed))}"
             )
-    return cls(**overrides)
+    variant = SEARCH_VARIANTS[name][1] if name in SEARCH_VARIANTS else {}
+    return cls(**{**variant, **overrides})
 
 
 def search_config_from(mapping: Mapping[str, Any] | SearchConfig) -> SearchConfig:

@@ -1,10 +1,21 @@
-"""MCTS* (Zhang et al. 2024, Section 3.2) for one question, as plain sequential logic.
+"""MCTS* (Zhang et al. 2024, Section 3.2, App. C.1 Alg. 2) for one question, as plain
+sequential logic.
 
 Each iteration runs the paper's phases, each a short function below:
 
-1. **selection**: descend from the root by UCT, v_C + c * sqrt(ln n_parent / n_C), to a
-   leaf, skipping exhausted subtrees (dead ends are never selected twice);
-2. **self-critic**: is the leaf's path finished (end of inference), and if not, what should
+1. **selection**: descend from the root by UCT to a leaf, skipping dead ends (illegal steps,
+   nodes with nothing left below); a finished leaf can be selected again (it is visited and
+   backpropagated, never expanded: the authors' code). `uct=authors` (default):
+   v_C + c * sqrt(2 ln n_parent / n_C), an unvisited child v_C + `unvisited_bonus` (the
+   authors' getBestChild; Eq. 33 has no factor 2, no rule for unvisited children and no
+   value of its constant); `uct=plain`: Eq. 33 as printed, an unvisited child +inf;
+2. **stop test** (`stop_rule=selected`, default: the paper, Alg. 2 lines 9-11): a selected
+   leaf with v_C >= l (`end_gate`) ends the search and is its answer, finished or not;
+   `stop_rule=finished` (this repo's earlier rule): only a finished node with v >= l stops
+   it, and an unfinished leaf at or above l is continued by one greedy step instead of b
+   samples. With `early_stop=false` (the authors' data generation) the search runs all T
+   iterations; a leaf the stop test picks is visited, not expanded;
+3. **self-critic**: is the leaf's path finished (end of inference), and if not, what should
    the next step do? `self_critic` chooses who answers:
    * `world` (default): the world's step parser gives the verdict when a step is created
      (Countdown's final equation, a text step stating `\boxed{...}`); no hint;
@@ -15,21 +26,21 @@ Each iteration runs the paper's phases, each a short function below:
      finished are not asked (no legal step can follow them). An answer in neither form
      counts as "no verdict, no hint" (`critic_unparsed` in the result's info);
    * `off`: no critic; a path is known to be finished only when nothing legal follows it;
-3. **thought expansion**: if the leaf's value v_C < l (`end_gate`), ask the policy for b
-   (`branch`) next steps and score each new child with the value model (PRM);
-4. **greedy MC rollout** from the best new child: at each of `rollout_steps` steps sample
-   `rollout_branch` continuations, score them, keep the best; then
-   v_C <- alpha * v_C + (1 - alpha) * v_max;
-5. **backpropagation**: every ancestor's value becomes the visit-weighted mean of its
+4. **thought expansion**: ask the policy for b (`branch`) next steps (at `temperature`) and
+   score each new child with the value model (PRM); each node is expanded once (the paper),
+   or again by progressive widening (`widen=true`, search=mcts_star_widen);
+5. **greedy MC rollout** from the best new child (finished ones included: the authors'):
+   at each of m (`rollout_steps`) steps sample d (`rollout_branch`) continuations at
+   `rollout_temperature`, score them, keep the best; then
+   v_C <- alpha * v_C + (1 - alpha) * v_max, and the child counts one visit. A finished
+   child is not simulated (v_max is its own value: the authors' code); nor is one after
+   which nothing legal can be sampled at all (`self_critic=off` on a finished path): a
+   rollout that took no step leaves the value as it is;
+6. **backpropagation**: every ancestor's value becomes the visit-weighted mean of its
    children's values, and its visit count grows by one.
 
-The search stops when a finished node reaches v >= l, or after T (`iterations`) iterations;
-the answer is the best-valued finished path (`answer_selection=best_leaf`) or the answer
-with the largest summed value over finished paths (`value_vote`).
-
-A leaf whose value already reaches l but whose path is not finished is not expanded with b
-samples; it is continued by one greedy step (the paper stops the search at such a node and
-returns it, which in a world with a structural end would return an unfinished answer).
+Without a stop, the answer is the best-valued finished path (`answer_selection=best_leaf`)
+or the answer with the largest summed value over finished paths (`value_vote`).
 
 The function is a generator: it ``yield``s requests (:class:`Generate`, :class:`Score`)
 and receives the answers, so the engine can batch many questions' calls together. It sees
@@ -57,15 +68,26 @@ from rest_mcts.worlds.base import Question, World
 FRUITLESS_LIMIT = 4
 
 
-def uct(child: Node, parent_visits: int, exploration_constant: float) -> float:
-    """UCT score of a child: v_C + c * sqrt(ln n_parent / n_C) (paper, Section 3.2).
+def uct(
+    child: Node,
+    parent_visits: int,
+    exploration_constant: float,
+    form: str = "authors",
+    unvisited_bonus: float = 0.8,
+) -> float:
+    """UCT score of a child.
 
-    An unvisited child scores +inf (ties among those broken by value in `select`).
+    `form="authors"` (the authors' getBestChild, the default): v_C + c * sqrt(2 ln n_parent
+    / n_C), and an unvisited child scores v_C + `unvisited_bonus` (finite: a well-valued
+    visited child can still win). `form="plain"` (Eq. 33 as printed): v_C + c * sqrt(ln
+    n_parent / n_C), and an unvisited child scores +inf. Ties are broken by value in
+    `select` (the authors draw at random).
     """
     if child.visits == 0:
-        return math.inf
+        return child.value + unvisited_bonus if form == "authors" else math.inf
+    factor = 2.0 if form == "authors" else 1.0
     return child.value + exploration_constant * math.sqrt(
-        math.log(max(parent_visits, 1)) / child.visits
+        factor * math.log(max(parent_visits, 1)) / child.visits
     )
 
 
@@ -83,31 +105,55 @@ def visit_weighted_value(children: Sequence[Node]) -> float | None:
 
 
 # ---------------------------------------------------------------------------- phases
-def select(
-    tree: Tree, exploration_constant: float, widen: bool = True, branch: int = 3
-) -> Node | None:
-    """Selection: from the root, follow the UCT-best non-exhausted child until a node that
-    has not been expanded, or (with `widen`) a node due for another expansion.
+def ended(node: Node) -> bool:
+    """A finished path the search knows as finished (the self-critic's "end"): a leaf that is
+    never expanded but can be selected again (visited and backpropagated)."""
+    return node.legal and node.critic == "end"
 
-    Progressive widening: an expanded node is expanded again (b more samples, kept only
-    where new) when all its children are spent, or when its visits reach b * e^2 after e
-    expansions, so that a node whose first b samples were all poor gets more chances as the
-    search keeps coming back to it. Without `widen` each node is expanded once (the paper);
-    a node whose children are all spent is then exhausted and selection restarts. Returns
-    None when the whole tree is exhausted.
+
+def spent(node: Node) -> bool:
+    """Nothing to select below `node`: exhausted, and not a finished leaf."""
+    return node.exhausted and not ended(node)
+
+
+def select(
+    tree: Tree,
+    exploration_constant: float,
+    widen: bool = False,
+    branch: int = 3,
+    form: str = "authors",
+    unvisited_bonus: float = 0.8,
+) -> Node | None:
+    """Selection: from the root, follow the UCT-best child that is not spent until a node
+    that has not been expanded (a finished leaf included), or (with `widen`) a node due for
+    another expansion.
+
+    Progressive widening (this repo's variant): an expanded node is expanded again (b more
+    samples, kept only where new) when none of its children is open (all spent or
+    finished), or when its visits reach b * e^2 after e expansions, so that a node whose
+    first b samples were all poor gets more chances as the search keeps coming back to it.
+    Without `widen` each node is expanded once (the paper); a node none of whose children
+    can be selected is then exhausted and selection restarts. Returns None when nothing in
+    the tree can be selected.
     """
     while not tree.root.exhausted:
         node = tree.root
         while node.expanded:
-            options = [c for c in tree.children(node) if not c.exhausted]
-            if widen and (not options or due_for_widening(node, branch)):
+            options = [c for c in tree.children(node) if not spent(c)]
+            if widen and not node.mcts.saturated and (
+                all(ended(c) for c in options) or due_for_widening(node, branch)
+            ):
                 return node
             if not options:
                 break
-            node = max(options, key=lambda c: (uct(c, node.visits, exploration_constant), c.value))
+            node = max(
+                options,
+                key=lambda c: (uct(c, node.visits, exploration_constant, form, unvisited_bonus),
+                               c.value),
+            )
         if not node.expanded:
             return node
-        mark_exhausted(tree, node)
+        mark_exhausted(tree, node, propagate=not widen)
     return None
 
 
@@ -121,11 +167,11 @@ def due_for_widening(node: Node, branch: int) -> bool:
 
 def mark_exhausted(tree: Tree, node: Node, propagate: bool = True) -> None:
     """A node is exhausted when nothing is left to explore below it; with `propagate`, so
-    is every ancestor all of whose children are exhausted (without widening nothing new can
-    come from them)."""
+    is every ancestor none of whose children can be selected (without widening nothing new
+    can come from them; a finished child can still be selected)."""
     node.exhausted = True
     parent = tree.parent(node) if propagate else None
-    while parent is not None and parent.expanded and all(c.exhausted for c in tree.children(parent)):
+    while parent is not None and parent.expanded and all(spent(c) for c in tree.children(parent)):
         parent.exhausted = True
         parent = tree.parent(parent)
 
@@ -206,7 +252,7 @@ def expand(
     question: Question,
     params: SamplingParams,
     self_critic: str = "world",
-    widen: bool = True,
+    widen: bool = False,
 ) -> SearchGen:
     """Thought expansion: ask the policy for next steps of `node`'s path (with the
     self-critic's hint for it, if any), add the new distinct ones as children
@@ -229,7 +275,7 @@ def expand(
         limit = 1 if params.temperature == 0 else FRUITLESS_LIMIT
         if not widen or node.mcts.fruitless >= limit:
             node.mcts.saturated = True
-            if all(c.exhausted for c in tree.children(node)):
+            if all(spent(c) for c in tree.children(node)):
                 mark_exhausted(tree, node, propagate=not widen)  # nothing open below: spent
     return children
 
@@ -243,10 +289,12 @@ def greedy_rollout(
     params: SamplingParams,
 ) -> SearchGen:
     """Greedy MC rollout from `node`: at each step sample `params.n` continuations, score
-    the legal ones, keep the best; returns v_max, the best value seen (0 if none)."""
+    the legal ones, keep the best; returns v_max, the best value seen (0 if a step found
+    nothing legal), or None when not even a first step could be taken from a finished path
+    (nothing can follow it: the rollout learnt nothing, the value stays as it is)."""
     steps = list(tree.steps(node))
     v_max = 0.0
-    for _ in range(rollout_steps):
+    for k in range(rollout_steps):
         (out,) = yield Generate((policy_prompt(question.text, steps, prompt_format(world)),), params)
         legal = []
         for completion in out.completions:
@@ -255,6 +303,8 @@ def greedy_rollout(
             if check.legal:
                 legal.append((step, check))
         if not legal:
+            if k == 0 and node.terminal:
+                return None
             break
         values = yield Score(tuple((question.text, (*steps, s)) for s, _ in legal))
         best = max(range(len(legal)), key=lambda i: values[i])
@@ -263,6 +313,27 @@ def greedy_rollout(
         if legal[best][1].finished:
             break
     return v_max
+
+
+def rollout(
+    tree: Tree,
+    node: Node,
+    world: World,
+    question: Question,
+    rollout_steps: int,
+    params: SamplingParams,
+    alpha: float,
+) -> SearchGen:
+    """The rollout phase on the chosen child `node`: simulate (unless its path is known to
+    be finished: then v_max is its own value, the authors' greedyPolicy), blend with alpha,
+    and count the visit (the authors' roll_node.numVisits += 1)."""
+    v_max: float | None = node.value
+    if not ended(node):
+        v_max = yield from greedy_rollout(tree, node, world, question, rollout_steps, params)
+    if v_max is not None:
+        node.mcts.rollout_v_max = v_max
+        node.value = rollout_update(node.value, v_max, alpha)
+    node.visits += 1
 
 
 def backpropagate(tree: Tree, node: Node) -> None:
@@ -321,40 +392,60 @@ def mcts_star(
         raise TypeError(f"mcts_star takes an MCTSStarConfig, got {type(config).__name__}")
     config.check_world(world)
     mode, widen, end_gate = config.self_critic, config.widen, config.end_gate
+    paper_stop = config.stop_rule == "selected"
     tree = Tree(question.id, question.text)
     expand_params = step_params(config.branch, config.temperature, config.max_step_tokens)
     exploit_params = step_params(1, 0.0, config.max_step_tokens)
-    rollout_params = step_params(config.rollout_branch, config.temperature, config.max_step_tokens)
+    rollout_params = step_params(
+        config.rollout_branch, config.rollout_temperature, config.max_step_tokens
+    )
     ask_params = critic_params(config.critic_max_tokens)
     done = 0
     stopped = False
+    stop_node: Node | None = None
     while done < config.iterations and not stopped:
-        leaf = select(tree, config.exploration_constant, widen, config.branch)
+        leaf = select(tree, config.exploration_constant, widen, config.branch, config.uct,
+                      config.unvisited_bonus)
         if leaf is None:
-            break  # every path explored
-        if critic_says_end(leaf, mode) or leaf.depth >= config.max_depth:
+            break  # nothing left to select: every path explored, no finished leaf
+        if paper_stop and leaf is not tree.root and leaf.legal and leaf.value >= end_gate:
+            done += 1  # the stop test (Alg. 2 lines 9-11; the authors count this round)
+            stop_node = leaf
+            if config.early_stop:
+                stopped = True
+                break
+            backpropagate(tree, leaf)  # data generation: visited, not expanded (the authors)
+            continue
+        if critic_says_end(leaf, mode):  # a finished leaf selected (again): the authors
+            done += 1  # visit it and backpropagate, nothing is expanded or simulated
+            backpropagate(tree, leaf)
+            stopped = config.early_stop and not paper_stop and leaf.value >= end_gate
+            continue
+        if leaf.depth >= config.max_depth:  # this repo's depth cap: a dead end, no round
             mark_exhausted(tree, leaf, propagate=not widen)
             continue
         done += 1
         if mode == "llm" and (yield from ask_critic(tree, leaf, world, question, ask_params)):
             mark_exhausted(tree, leaf, propagate=not widen)  # solved: end of inference here
             backpropagate(tree, leaf)
-            stopped = leaf.legal and leaf.value >= end_gate
+            stopped = (config.early_stop and not paper_stop and leaf.legal
+                       and leaf.value >= end_gate)
             continue
-        params = expand_params if leaf.value < end_gate or leaf is tree.root else exploit_params
+        greedy = not paper_stop and leaf.value >= end_gate and leaf is not tree.root
+        params = exploit_params if greedy else expand_params
         children = yield from expand(tree, leaf, world, question, params, mode, widen)
-        open_children = [c for c in children if not c.exhausted]
-        if open_children and config.rollout_steps > 0:
-            roll = max(open_children, key=lambda c: c.value)
-            v_max = yield from greedy_rollout(
-                tree, roll, world, question, config.rollout_steps, rollout_params
-            )
-            roll.mcts.rollout_v_max = v_max
-            roll.value = rollout_update(roll.value, v_max, config.alpha)
-            roll.visits += 1
+        candidates = [c for c in children if not spent(c)]  # legal, finished ones included
+        if candidates and config.rollout_steps > 0:
+            roll = max(candidates, key=lambda c: c.value)
+            yield from rollout(tree, roll, world, question, config.rollout_steps,
+                               rollout_params, config.alpha)
         backpropagate(tree, leaf)
-        stopped = any(c.terminal and c.legal and c.value >= end_gate for c in children)
-    best = choose_answer(tree, config.answer_selection)
+        stopped = config.early_stop and not paper_stop and any(
+            c.terminal and c.legal and c.value >= end_gate for c in children
+        )
+    best = stop_node if stopped and stop_node is not None else choose_answer(
+        tree, config.answer_selection
+    )
     return SearchResult(
         steps=tree.steps(best),
         answer=best.answer if best.terminal else None,

@@ -12,7 +12,7 @@ import inspect
 from typing import Any, Callable, Mapping
 
 from rest_mcts.search import baselines
-from rest_mcts.search.configs import SearchConfig, search_config_from
+from rest_mcts.search.configs import SearchConfig, method_of, search_config_from, search_names
 from rest_mcts.search.requests import SearchGen
 from rest_mcts.worlds.base import Question, World
 
@@ -47,18 +47,22 @@ SEARCHES: dict[str, SearchFn] = {
 _LAZY: dict[str, Callable[[], SearchFn]] = {"mcts_star": _load_mcts_star}
 
 
-def _check_name(name: str) -> None:
-    if name not in SEARCHES:
-        raise ValueError(f"unknown search {name!r}; choose from {', '.join(sorted(SEARCHES))}")
+def _check_name(name: str) -> str:
+    """The registered method of ``name`` (a named variant runs its method's function)."""
+    method = method_of(name)
+    if method not in SEARCHES:
+        raise ValueError(f"unknown search {name!r}; choose from {', '.join(search_names())}")
+    return method
 
 
 def search_function(name: str) -> SearchFn:
-    """The search function registered as ``name`` (lazy ones are imported here).
+    """The search function registered as ``name`` (lazy ones are imported here); a named
+    variant (``search=mcts_star_widen``) gives its method's function.
 
     Raises:
         ValueError: if ``name`` is not registered.
     """
-    _check_name(name)
+    name = _check_name(name)
     return _LAZY[name]() if name in _LAZY else SEARCHES[name]
 
 
@@ -68,8 +72,7 @@ def needs_scorer(name: str) -> bool:
     Raises:
         ValueError: if ``name`` is not registered.
     """
-    _check_name(name)
-    return name in _NEEDS_SCORER
+    return _check_name(name) in _NEEDS_SCORER
 
 
 def make_search(
