@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from rest_mcts.config import ConfigError, validate
 from rest_mcts.search.configs import (
     SEARCH_CONFIGS,
+    SEARCH_VARIANTS,
     BFSConfig,
     MCTSStarConfig,
     search_config,
@@ -45,6 +46,34 @@ def test_composed_search_group_is_the_typed_default(compose_cfg):
     for name in NAMES:
         cfg = compose_cfg(f"search={name}")
         assert search_config_from(cfg.search) == SEARCH_CONFIGS[name]()
+
+
+@pytest.mark.parametrize("variant", sorted(SEARCH_VARIANTS))
+def test_variant_yaml_states_its_method_defaults_with_its_overrides(variant, compose_cfg):
+    """conf/search/<variant>.yaml is its method's YAML with the variant's settings and
+    `name: <variant>`; it composes, builds and runs as its method (the loop's MCTS*)."""
+    from rest_mcts.search.registry import make_search, needs_scorer, search_function
+    from rest_mcts.worlds import CountdownWorld
+
+    method, overrides = SEARCH_VARIANTS[variant]
+    yaml = OmegaConf.to_container(OmegaConf.load(CONF / "search" / f"{variant}.yaml"))
+    expected = SEARCH_CONFIGS[method](**overrides)
+    assert yaml == {**expected.to_dict(), "name": variant}
+    assert list(yaml) == list(expected.to_dict())
+    for key, value in yaml.items():
+        assert type(value) is type(expected.to_dict()[key]), key
+    assert search_config(variant) == expected != SEARCH_CONFIGS[method]()
+    assert search_config_from(compose_cfg(f"search={variant}").search) == expected
+    assert search_config_from({"name": variant, "iterations": 7}) == SEARCH_CONFIGS[method](
+        **overrides, iterations=7)
+    assert search_function(variant) is search_function(method)
+    assert needs_scorer(variant) == needs_scorer(method)
+    assert make_search({"name": variant}, CountdownWorld(), 64).__name__ == f"{method}_search"
+
+
+def test_mcts_star_widen_is_the_paper_config_with_widening():
+    assert search_config("mcts_star_widen") == MCTSStarConfig(widen=True)
+    assert MCTSStarConfig().widen is False
 
 
 def test_configs_are_frozen_and_overrides_make_new_ones():
@@ -97,6 +126,14 @@ BAD = [
     ("mcts_star", "max_step_tokens", 0,
      "search.max_step_tokens=0 is outside [1, inf] (tokens per step)"),
     ("mcts_star", "widen", "yes", "search.widen='yes' must be true or false"),
+    ("mcts_star", "uct", "ucb1", "search.uct='ucb1' must be one of authors, plain"),
+    ("mcts_star", "unvisited_bonus", -1,
+     "search.unvisited_bonus=-1 is outside [0, inf] (UCT bonus of an unvisited child)"),
+    ("mcts_star", "rollout_temperature", -0.1,
+     "search.rollout_temperature=-0.1 is outside [0, inf] (rollout sampling temperature)"),
+    ("mcts_star", "stop_rule", "never",
+     "search.stop_rule='never' must be one of selected, finished"),
+    ("mcts_star", "early_stop", "no", "search.early_stop='no' must be true or false"),
     ("cot", "temperature", 0.7, "search.temperature=0.7 must be 0 (cot is greedy)"),
     ("cot", "temperature", -1, "search.temperature=-1 is outside [0, inf] (sampling temperature)"),
     ("self_consistency", "n", 0, "search.n=0 is outside [1, inf] (sampled solutions per question)"),
@@ -137,14 +174,15 @@ def test_unknown_knob_and_unknown_method_are_one_line():
         search_config("mcts_star", beta=0.5)
     assert str(err.value) == (
         "search.beta is not a knob of search 'mcts_star'; allowed: alpha, answer_selection, "
-        "branch, critic_max_tokens, end_gate, exploration_constant, iterations, max_depth, "
-        "max_step_tokens, rollout_branch, rollout_steps, self_critic, temperature, widen"
+        "branch, critic_max_tokens, early_stop, end_gate, exploration_constant, iterations, "
+        "max_depth, max_step_tokens, rollout_branch, rollout_steps, rollout_temperature, "
+        "self_critic, stop_rule, temperature, uct, unvisited_bonus, widen"
     )
     with pytest.raises(ConfigError) as err:
         search_config("mcts")
     assert str(err.value) == (
-        "unknown search 'mcts'; choose from best_of_n, bfs, cot, mcts_star, self_consistency, "
-        "weighted_vote"
+        "unknown search 'mcts'; choose from best_of_n, bfs, cot, mcts_star, mcts_star_widen, "
+        "self_consistency, weighted_vote"
     )
     with pytest.raises(ConfigError, match="needs a 'name'"):
         search_config_from({"n": 3})
@@ -159,9 +197,10 @@ def test_unknown_knob_and_unknown_method_are_one_line():
          "search.temperature=0.3 must be 0 (cot is greedy)"),
         (["search.widen=maybe"], "search.widen='maybe' must be true or false"),
         (["+search.beta=1"], "search.beta is not a knob of search 'mcts_star'; allowed: alpha, "
-         "answer_selection, branch, critic_max_tokens, end_gate, exploration_constant, iterations, "
-         "max_depth, max_step_tokens, rollout_branch, rollout_steps, self_critic, temperature, "
-         "widen"),
+         "answer_selection, branch, critic_max_tokens, early_stop, end_gate, "
+         "exploration_constant, iterations, max_depth, max_step_tokens, rollout_branch, "
+         "rollout_steps, rollout_temperature, self_critic, stop_rule, temperature, uct, "
+         "unvisited_bonus, widen"),
     ],
 )
 def test_validate_builds_the_typed_config(compose_cfg, overrides, message):

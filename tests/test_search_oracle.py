@@ -50,8 +50,8 @@ class RandomLegalPolicy:
         return outs
 
 
-def run_method(world, problems, search_cfg, scorer=None):
-    engine = SearchEngine(RandomLegalPolicy(world), scorer, concurrency=16, progress=False)
+def run_method(world, problems, search_cfg, scorer=None, seed=0):
+    engine = SearchEngine(RandomLegalPolicy(world, seed), scorer, concurrency=16, progress=False)
     fn = make_search(search_cfg, world, max_solution_tokens=128)
     results = engine.run_all((p.id, fn(p.question)) for p in problems)
     by_id = {p.id: p for p in problems}
@@ -62,26 +62,31 @@ def run_method(world, problems, search_cfg, scorer=None):
     return acc, tokens
 
 
-MCTS_STAR = {
-    "name": "mcts_star", "iterations": 50, "branch": 3, "end_gate": 0.9, "alpha": 0.5,
-    "exploration_constant": 0.4, "rollout_steps": 2, "rollout_branch": 3, "max_depth": 8,
-    "temperature": 1.0, "self_critic": True, "answer_selection": "best_leaf", "widen": True,
-}
+# MCTS* with this repo's progressive widening at its defaults (search=mcts_star_widen): with a
+# policy of uniformly random steps, expanding each node once (the paper, search=mcts_star)
+# leaves most trees without the solution (test_without_widening_...).
+MCTS_STAR = {"name": "mcts_star_widen", "iterations": 50}
 
 
-def compare_at_equal_tokens(world, problems, iterations):
-    cfg = {**MCTS_STAR, "iterations": iterations}
-    mcts_acc, mcts_tokens = run_method(world, problems, cfg, OracleScorer(world))
-    # Self-consistency with as many policy tokens per question.
-    _, sc1_tokens = run_method(
-        world, problems, {"name": "self_consistency", "n": 1, "temperature": 1.0}
-    )
-    n = max(1, round(mcts_tokens / sc1_tokens))
-    sc_acc, sc_tokens = run_method(
-        world, problems, {"name": "self_consistency", "n": n, "temperature": 1.0}
-    )
-    assert sc_tokens >= 0.8 * mcts_tokens
-    return mcts_acc, sc_acc
+def compare_at_equal_tokens(world, problems, iterations, seeds=(0, 1, 2)):
+    """Mean accuracy of MCTS* and of self-consistency at as many policy tokens, over a few
+    seeds of the random policy (one seed of 40 problems varies by about +-0.1)."""
+    mcts, sc = [], []
+    for seed in seeds:
+        cfg = {**MCTS_STAR, "iterations": iterations}
+        mcts_acc, mcts_tokens = run_method(world, problems, cfg, OracleScorer(world), seed)
+        # Self-consistency with as many policy tokens per question.
+        _, sc1_tokens = run_method(
+            world, problems, {"name": "self_consistency", "n": 1, "temperature": 1.0}, None, seed
+        )
+        n = max(1, round(mcts_tokens / sc1_tokens))
+        sc_acc, sc_tokens = run_method(
+            world, problems, {"name": "self_consistency", "n": n, "temperature": 1.0}, None, seed
+        )
+        assert sc_tokens >= 0.8 * mcts_tokens
+        mcts.append(mcts_acc)
+        sc.append(sc_acc)
+    return sum(mcts) / len(mcts), sum(sc) / len(sc)
 
 
 def test_mcts_star_with_oracle_solves_what_the_policy_can_reach():
@@ -94,13 +99,15 @@ def test_mcts_star_with_oracle_solves_what_the_policy_can_reach():
 def test_mcts_star_with_oracle_on_four_numbers():
     world = CountdownWorld(num_numbers=4, max_target=200, min_steps=2)
     mcts_acc, sc_acc = compare_at_equal_tokens(world, world.generate(40, 3, "test"), 100)
-    assert mcts_acc >= 0.7, mcts_acc
+    # About 0.66-0.72 (means over seeds): finished leaves are selected again and visited, as
+    # in the authors' code, and each such round counts against T (0.76 when they were free).
+    assert mcts_acc >= 0.6, mcts_acc
     assert mcts_acc >= sc_acc + 0.5, (mcts_acc, sc_acc)
 
 
 def test_without_widening_a_poor_first_expansion_is_final():
     world = CountdownWorld(num_numbers=4, max_target=200, min_steps=2)
     problems = world.generate(40, 3, "test")
-    once, _ = run_method(world, problems, {**MCTS_STAR, "widen": False}, OracleScorer(world))
+    once, _ = run_method(world, problems, {"name": "mcts_star"}, OracleScorer(world))
     widened, _ = run_method(world, problems, MCTS_STAR, OracleScorer(world))
     assert widened > once

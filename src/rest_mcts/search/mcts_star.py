@@ -157,6 +157,12 @@ def select(
     return None
 
 
+def at_end_gate(tree: Tree, node: Node, end_gate: float) -> bool:
+    """The stop test of a selected node: a leaf (not the root, not a node that selection
+    returned to widen it: its value is a mean over its children) with v >= l."""
+    return node is not tree.root and not node.expanded and node.legal and node.value >= end_gate
+
+
 def due_for_widening(node: Node, branch: int) -> bool:
     """Progressive widening schedule: expansion e + 1 once visits >= b * e^2 (never again
     once the node is saturated: FRUITLESS_LIMIT expansions brought nothing new). An expanded
@@ -408,7 +414,7 @@ def mcts_star(
                       config.unvisited_bonus)
         if leaf is None:
             break  # nothing left to select: every path explored, no finished leaf
-        if paper_stop and leaf is not tree.root and leaf.legal and leaf.value >= end_gate:
+        if paper_stop and at_end_gate(tree, leaf, end_gate):
             done += 1  # the stop test (Alg. 2 lines 9-11; the authors count this round)
             stop_node = leaf
             if config.early_stop:
@@ -431,7 +437,7 @@ def mcts_star(
             stopped = (config.early_stop and not paper_stop and leaf.legal
                        and leaf.value >= end_gate)
             continue
-        greedy = not paper_stop and leaf.value >= end_gate and leaf is not tree.root
+        greedy = not paper_stop and at_end_gate(tree, leaf, end_gate)
         params = exploit_params if greedy else expand_params
         children = yield from expand(tree, leaf, world, question, params, mode, widen)
         candidates = [c for c in children if not spent(c)]  # legal, finished ones included
