@@ -315,3 +315,133 @@ def test_self_critic_off_does_not_halve_a_finished_child_in_the_rollout():
     assert good2.value == pytest.approx(0.95) and good2.visits >= 1
     assert res.info["stopped_at_end_gate"]
     assert res.steps == (GOOD1, GOOD2) and res.finished and res.answer == "29"
+
+
+# ---------------------------------------------------------------- the paper's defaults
+# Where the paper (Alg. 2, App. C.1, E.2) is explicit its setting is the default; where it is
+# silent, the authors' code (THUDM/ReST-MCTS 2d5f488, MCTS/mcts.py, MCTS/task.py,
+# evaluate.py). /work/shared/PAPER.md sections 2 and 5; README "MCTS* as in the paper".
+PAPER_ITERATIONS = 50  # T, App. E.2
+PAPER_BRANCH = 3  # b, App. E.2
+PAPER_END_GATE = 0.9  # l, App. E.2
+PAPER_ALPHA = 0.5  # alpha, App. E.2 (Eq. 34 puts it on the old value)
+PAPER_ROLLOUT_STEPS = 2  # m, App. E.2
+PAPER_WIDEN = False  # Alg. 2 lines 15-19: a node is expanded once
+PAPER_UCT = "authors"  # Eq. 33 gives no constant nor an unvisited rule: getBestChild
+PAPER_EXPLORATION_CONSTANT = 0.4  # authors' evaluate.py --exploration_constant
+PAPER_UNVISITED_BONUS = 0.8  # authors' evaluate.py --inf
+PAPER_ROLLOUT_BRANCH = 1  # paper silent; authors' --roll_branch 1
+PAPER_ROLLOUT_TEMPERATURE = 0.7  # paper silent; authors' --temperature 0.7
+PAPER_TEMPERATURE = 0.7  # paper silent; authors' --temperature 0.7 (expansion too)
+PAPER_STOP_RULE = "selected"  # Alg. 2 lines 9-11: a selected leaf with v >= l stops
+PAPER_EARLY_STOP = True  # evaluation stops there (MCTS_search returns at once)
+
+
+def test_defaults_are_the_papers_or_the_authors():
+    config = MCTSStarConfig()
+    assert (config.iterations, config.branch, config.end_gate, config.alpha,
+            config.rollout_steps) == (PAPER_ITERATIONS, PAPER_BRANCH, PAPER_END_GATE,
+                                      PAPER_ALPHA, PAPER_ROLLOUT_STEPS)
+    assert config.widen is PAPER_WIDEN and config.uct == PAPER_UCT
+    assert config.exploration_constant == PAPER_EXPLORATION_CONSTANT
+    assert config.unvisited_bonus == PAPER_UNVISITED_BONUS
+    assert config.rollout_branch == PAPER_ROLLOUT_BRANCH
+    assert config.rollout_temperature == PAPER_ROLLOUT_TEMPERATURE
+    assert config.temperature == PAPER_TEMPERATURE
+    assert config.stop_rule == PAPER_STOP_RULE and config.early_stop is PAPER_EARLY_STOP
+
+
+def test_default_expands_each_node_once():
+    # Nothing but wrong steps: the default search never asks the policy twice for a node.
+    log = []
+    policy = table_policy({0: [BAD1], 1: [BAD2]})
+    res = drive(mcts_star(Q, WORLD), policy, value_table({}), log)
+    prompts = [r.prompts[0] for r in log if isinstance(r, Generate) and r.params.n == PAPER_BRANCH]
+    assert prompts and len(prompts) == len(set(prompts))
+    assert res.info["iterations"] == PAPER_ITERATIONS  # the finished leaf is visited until T
+    log = []
+    drive(mcts_star(Q, WORLD, MCTSStarConfig(widen=True)), policy, value_table({}), log)
+    again = [r.prompts[0] for r in log if isinstance(r, Generate) and r.params.n == PAPER_BRANCH]
+    assert len(again) > len(set(again))  # widening asks the same nodes again
+
+
+def test_default_uct_lets_a_good_visited_child_beat_an_unvisited_one():
+    # The authors' finite bonus: 0.9 (visited once) against 0.0 + 0.8 (unvisited).
+    tree = hand_tree([(0.9, 1), (0.0, 0)])
+    good, fresh = tree.children(tree.root)
+    assert select(tree, PAPER_EXPLORATION_CONSTANT) is good
+    assert select(tree, PAPER_EXPLORATION_CONSTANT, form="plain") is fresh  # Eq. 33: +inf
+
+
+def test_default_rollout_samples_one_step_at_the_authors_temperature():
+    log = []
+    policy = table_policy({0: [GOOD1], 1: [GOOD2]})
+    drive(mcts_star(Q, WORLD, MCTSStarConfig(iterations=1)), policy, value_table({}), log)
+    expand, roll = [r for r in log if isinstance(r, Generate)]
+    assert (expand.params.n, expand.params.temperature) == (PAPER_BRANCH, PAPER_TEMPERATURE)
+    assert (roll.params.n, roll.params.temperature) == (
+        PAPER_ROLLOUT_BRANCH, PAPER_ROLLOUT_TEMPERATURE)
+    log = []
+    config = MCTSStarConfig(iterations=1, rollout_branch=3, rollout_temperature=1.0)
+    drive(mcts_star(Q, WORLD, config), policy, value_table({}), log)
+    roll = [r for r in log if isinstance(r, Generate)][1]
+    assert (roll.params.n, roll.params.temperature) == (3, 1.0)
+
+
+def test_default_stop_rule_stops_at_a_selected_unfinished_leaf_above_l():
+    # GOOD1 scores 0.95 >= l: the paper stops when selection reaches it and returns it,
+    # though its path is not finished; stop_rule=finished continues it greedily instead.
+    policy = table_policy({0: [GOOD1], 1: [GOOD2]})
+    scorer = value_table({(GOOD1,): 0.95, (GOOD1, GOOD2): 0.5})
+    log = []
+    res = run(policy, scorer, log, rollout_steps=0)
+    assert res.info["stopped_at_end_gate"] and res.info["iterations"] == 2
+    assert res.steps == (GOOD1,) and not res.finished and res.answer is None
+    assert sum(isinstance(r, Generate) for r in log) == 1  # GOOD1 was never expanded
+    other = run(policy, scorer, rollout_steps=0, stop_rule="finished")
+    assert not other.info["stopped_at_end_gate"] and other.steps == (GOOD1, GOOD2)
+
+
+def test_the_stop_test_ignores_a_node_selection_returns_to_widen():
+    # With widening, selection may return an expanded node (all its children finished);
+    # its value is the mean over those children, and it is not a leaf the paper stops at.
+    tree = hand_tree([(0.95, 1)])
+    child = tree.children(tree.root)[0]
+    child.expanded = True
+    tree.add_child(child, GOOD2, value=0.95, visits=1, terminal=True, critic="end",
+                   exhausted=True)
+    assert select(tree, 0.4, widen=True) is child  # due for widening: nothing open below
+    from rest_mcts.search.mcts_star import at_end_gate
+
+    assert not at_end_gate(tree, child, 0.9)
+    assert at_end_gate(tree, tree.children(child)[0], 0.9)
+
+
+def test_early_stop_false_runs_all_iterations_and_does_not_expand_a_leaf_above_l():
+    # The authors' data generation: the leaf the stop rule picks is visited, not expanded.
+    policy = table_policy({0: [GOOD1], 1: [GOOD2]})
+    scorer = value_table({(GOOD1,): 0.95, (GOOD1, GOOD2): 0.5})
+    log = []
+    res = run(policy, scorer, log, iterations=6, rollout_steps=0, early_stop=False)
+    assert not res.info["stopped_at_end_gate"] and res.info["iterations"] == 6
+    assert sum(isinstance(r, Generate) for r in log) == 1
+    tree = Tree.from_dict(res.tree)
+    good1 = next(n for n in tree.nodes if n.step == GOOD1)
+    assert good1.visits == 5 and not good1.expanded and tree.root.visits == 6
+    # finished rule: the finished node with v >= l does not end the search either
+    policy = table_policy({0: [GOOD1], 1: [GOOD2]})
+    scorer = value_table({(GOOD1,): 0.5, (GOOD1, GOOD2): 0.95})
+    res = run(policy, scorer, iterations=6, stop_rule="finished", early_stop=False)
+    assert not res.info["stopped_at_end_gate"] and res.info["iterations"] == 6
+    assert res.steps == (GOOD1, GOOD2) and res.answer == "29"
+
+
+def test_a_finished_leaf_selected_again_is_visited():
+    policy = table_policy({0: [GOOD1], 1: [GOOD2, OTHER2]})
+    scorer = value_table({(GOOD1,): 0.5, (GOOD1, GOOD2): 0.8, (GOOD1, OTHER2): 0.0})
+    res = run(policy, scorer, iterations=3, branch=2, uct="plain")
+    tree = Tree.from_dict(res.tree)
+    other = next(n for n in tree.nodes if n.step == OTHER2)
+    good1 = next(n for n in tree.nodes if n.step == GOOD1)
+    assert other.visits == 1  # the unvisited finished leaf (plain UCT: +inf) in round 3
+    assert good1.value == pytest.approx((0.8 + 0.0) / 2)
