@@ -59,7 +59,8 @@ def plot(rows: Sequence[dict], path: Path, title: str) -> None:
     iterations = [row["iteration"] for row in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, label in (("cot/acc", "policy CoT (greedy)"), ("sc/acc", "self-consistency"),
-                       ("mcts/acc", "MCTS* with PRM_k"), ("prm/val_sibling_acc", "PRM sibling ranking acc")):
+                       ("mcts/acc", "MCTS* with PRM_k"),
+                       ("prm/val_sibling_acc", "PRM sibling ranking acc")):
         points = [(i, row[key]) for i, row in zip(iterations, rows) if row.get(key) is not None]
         if points:
             ax.plot(*zip(*points), marker="o", label=label,
