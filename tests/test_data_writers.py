@@ -87,3 +87,20 @@ def test_stage_train_policy_and_the_loop_train_on_the_same_d_g(tmp_path, tiny_po
     assert read_jsonl(Path(f"{run}x") / "d_g.jsonl") == loop_rows
     assert read_jsonl(Path(f"{run}x") / "d_v.jsonl") == read_jsonl(
         tmp_path / "loop_extract" / "d_v.jsonl")
+
+
+def test_stage_extract_takes_d_v_nodes(compose_cfg, tmp_path):
+    """stage=extract passes stage.d_v_nodes to the one writer (default paths) and refuses an
+    unknown value in one line."""
+    from rest_mcts.config import ConfigError
+    from rest_mcts.stages.extract import extract
+
+    from .test_loop import tree_with_an_unexplored_child
+
+    tree_with_an_unexplored_child().save(tmp_path / "trees" / "p24.json")
+    trees = f"stage.trees_dir={tmp_path / 'trees'}"
+    assert extract(compose_cfg("stage=extract", trees, "~logger"))["extract/d_v_rows"] == 5
+    every = extract(compose_cfg("stage=extract", trees, "~logger", "stage.d_v_nodes=all"))
+    assert every["extract/d_v_rows"] == 6
+    with pytest.raises(ConfigError, match="stage.d_v_nodes=leaves is not one of"):
+        extract(compose_cfg("stage=extract", trees, "~logger", "stage.d_v_nodes=leaves"))

@@ -62,6 +62,110 @@ def test_d_v0_targets_of_a_hand_built_tree(tmp_path):
     assert counts["extract/d_v_rows"] == 5
 
 
+ALT_RIGHT_1 = format_step(1, 3, "*", 4, 12, [2, 12])  # right too (2 * 12 = 24), never explored
+
+
+def tree_with_an_unexplored_child() -> Tree:
+    """The hand-built tree plus a right first step the search generated but never expanded."""
+    tree = hand_built_tree()
+    tree.add_child(tree.root, ALT_RIGHT_1)
+    verify_tree(tree, PROBLEM, WORLD)
+    return tree
+
+
+def test_d_v_paths_leaves_out_an_unexplored_child_and_all_keeps_it(tmp_path):
+    """d_v_nodes=paths (the authors' D_V): only nodes on a root-to-finished-leaf path. An
+    unexplored child has no correct finish below it, so `all` labels it r = 1, v = 0 although
+    it is one step from the answer (exact value 1/2)."""
+    from rest_mcts.loop.data import d_v_rows
+    from rest_mcts.search.oracle_scorer import OracleScorer
+
+    tree = tree_with_an_unexplored_child()
+    assert WORLD.distance(PROBLEM.question, [ALT_RIGHT_1]) == 1
+    assert OracleScorer(WORLD).score([(PROBLEM.question.text, (ALT_RIGHT_1,))]) == [0.5]
+    paths = {tuple(r["steps"]): r["target"] for r in d_v_rows([tree], nodes="paths")}
+    every = {tuple(r["steps"]): r for r in d_v_rows([tree], nodes="all")}
+    assert (ALT_RIGHT_1,) not in paths
+    assert every[(ALT_RIGHT_1,)]["r"] == 1 and every[(ALT_RIGHT_1,)]["target"] == 0.0
+    assert set(every) - set(paths) == {(ALT_RIGHT_1,)}  # every explored node is on a path
+    assert paths == pytest.approx({
+        (RIGHT_1,): 0.5, (RIGHT_1, RIGHT_2): 1.0, (RIGHT_1, LATE_WRONG): 0.25,
+        (WRONG_1,): 0.0, (WRONG_1, WRONG_2): 0.0,
+    })
+    assert d_v_rows([tree]) == d_v_rows([tree], nodes="paths")  # the default
+
+    tree.save(tmp_path / "trees" / "p24.json")
+    assert extract_data(tmp_path / "trees", tmp_path / "p")["extract/d_v_rows"] == 5
+    assert extract_data(tmp_path / "trees", tmp_path / "a", d_v_nodes="all")[
+        "extract/d_v_rows"] == 6
+    with pytest.raises(Exception, match="d_v_nodes=some is not one of"):
+        d_v_rows([tree], nodes="some")
+
+
+def test_a_path_ends_at_any_finished_leaf_and_only_there():
+    """A wrong finish still ends a path (its nodes are labelled); an unfinished leaf, however
+    deep, does not."""
+    from rest_mcts.loop.data import on_finished_paths
+
+    tree = hand_built_tree()
+    wrong = tree.nodes[tree.nodes[0].children[1]]  # WRONG_1 -> WRONG_2 (finished, wrong)
+    dangling = tree.add_child(wrong, LATE_WRONG)  # unfinished, never expanded
+    verify_tree(tree, PROBLEM, WORLD)
+    keep = on_finished_paths(tree)
+    assert wrong.id in keep and wrong.children[0] in keep
+    assert dangling.id not in keep and tree.root.id not in keep
+
+
+def loop_settings(**kw):
+    from rest_mcts.loop.algorithm import LoopSettings
+    from rest_mcts.loop.d_v0 import InitPRMSettings
+    from rest_mcts.training.settings import TrainSettings
+
+    return LoopSettings(init_prm=InitPRMSettings(), sft=TrainSettings(group="policy", lr=1e-3),
+                        **kw)
+
+
+def test_loop_settings_d_v_nodes_and_train_early_stop(compose_cfg):
+    from rest_mcts.config import ConfigError, from_node
+    from rest_mcts.loop.algorithm import LoopSettings
+    from rest_mcts.loop.d_v0 import InitPRMSettings
+    from rest_mcts.training.settings import TrainSettings
+
+    stage = compose_cfg("stage=loop").stage
+    s = from_node(LoopSettings, stage, init_prm=InitPRMSettings(),
+                  sft=TrainSettings(group="policy", lr=1e-3))
+    assert s.d_v_nodes == "paths" and s.train_early_stop is False
+    assert loop_settings(d_v_nodes="all").d_v_nodes == "all"
+    with pytest.raises(ConfigError, match=r"stage.d_v_nodes=nodes is not one of \['paths', 'all'\]"):
+        loop_settings(d_v_nodes="nodes")
+    with pytest.raises(ConfigError, match="stage.train_early_stop"):
+        loop_settings(train_early_stop="no")
+
+
+def test_the_training_search_runs_all_iterations_where_the_knob_exists():
+    """Only the training MCTS* gets early_stop=train_early_stop; a config without the knob
+    (MCTSStarConfig before issue 12 item 2) is passed through unchanged."""
+    from dataclasses import dataclass
+
+    from rest_mcts.loop.algorithm import training_search
+    from rest_mcts.search.configs import search_config
+
+    @dataclass(frozen=True)
+    class WithKnob:
+        name: str = "mcts_star"
+        early_stop: bool = True
+
+    evaluation = WithKnob()
+    assert training_search(evaluation, False) == WithKnob(early_stop=False)
+    assert evaluation.early_stop is True  # the evaluation config is untouched
+    assert training_search(evaluation, True).early_stop is True
+    mcts = search_config("mcts_star")
+    trained = training_search(mcts, False)
+    assert getattr(trained, "early_stop", False) is False
+    if not hasattr(mcts, "early_stop"):
+        assert trained is mcts
+
+
 def test_extract_keeps_only_trees_with_a_correct_leaf_and_only_correct_traces(tmp_path):
     hand_built_tree().save(tmp_path / "trees" / "p24.json")
     other = Problem(Question("p9", format_question([2, 3, 4], 9)), gold="9")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import lightning as L
 import pytest
@@ -99,11 +100,75 @@ def test_a_few_optimisation_steps_lower_the_loss():
     assert "val/mse" in trainer.callback_metrics and "val/acc@0.1" in trainer.callback_metrics
 
 
-def test_value_metrics_with_oracle():
+def test_value_metrics_against_d_v_targets():
     rows = [ValueRow("q", ("a\n",), 0.5), ValueRow("q", ("b\n",), 0.0)]
-    oracle = lambda q, s: (s == ("a\n",), 0.5 if s == ("a\n",) else 0.0)  # noqa: E731
-    m = value_metrics([0.55, 0.3], rows, oracle)
+    m = value_metrics([0.55, 0.3], rows)
     assert m["val/mse"] == pytest.approx((0.05**2 + 0.3**2) / 2)
     assert m["val/acc@0.1"] == 0.5
-    assert m["val/oracle_acc"] == 1.0
-    assert m["val/oracle_mse"] == pytest.approx(m["val/mse"])
+    assert not any(key.startswith(("val/oracle", "val/sibling")) for key in m)
+
+
+def oracle_rows():
+    """Every legal partial solution of two Countdown questions (a tree of all steps), with
+    exact quality values as target: exact values differ between many siblings."""
+    from rest_mcts.loop.train import value_oracle
+    from rest_mcts.worlds.countdown import apply_move, format_step
+
+    world = CountdownWorld()
+    oracle = value_oracle(world)
+    rows = []
+    for problem in world.generate(2, seed=0, split="val"):
+        q = problem.question
+        frontier = [()]
+        while frontier:
+            steps = frontier.pop()
+            state = world.state(q, list(steps))
+            for move in world.legal_moves(state):
+                path = (*steps, format_step(len(steps) + 1, *move, apply_move(state, move)))
+                rows.append(ValueRow(q.text, path, oracle(q.text, path)))
+                if not world.check_path(q, list(path)).finished:
+                    frontier.append(path)
+    return rows, oracle
+
+
+def test_the_exact_value_scores_perfectly_against_the_oracle():
+    """A PRM that returns the exact quality value: error 0, accuracy 1, rank correlation 1,
+    every sibling pair ordered right. Reachable unfinished steps have v* = 0.5 here, which
+    the old "v > 0.5 matches reachability" accuracy counted wrong."""
+    rows, oracle = oracle_rows()
+    exact = [r.target for r in rows]
+    assert 0.5 in exact and 1.0 in exact and 0.0 in exact
+    m = value_metrics(exact, rows, oracle)
+    assert m["val/mse"] == 0 and m["val/acc@0.1"] == 1
+    assert m["val/oracle_mse"] == 0 and m["val/oracle_mae"] == 0
+    assert m["val/oracle_acc@0.1"] == 1
+    assert m["val/oracle_spearman"] == pytest.approx(1.0)
+    assert m["val/sibling_acc"] == 1 and m["val/sibling_pairs"] > 10
+    assert "val/oracle_acc" not in m
+
+
+def test_constant_and_reversed_prms_rank_siblings_at_half_and_zero():
+    rows, oracle = oracle_rows()
+    constant = value_metrics([0.3] * len(rows), rows, oracle)
+    assert constant["val/sibling_acc"] == 0.5
+    assert math.isnan(constant["val/oracle_spearman"])  # a constant has no ranking
+    reversed_ = value_metrics([1 - r.target for r in rows], rows, oracle)
+    assert reversed_["val/sibling_acc"] == 0
+    assert reversed_["val/oracle_spearman"] == pytest.approx(-1.0)
+    assert constant["val/sibling_pairs"] == reversed_["val/sibling_pairs"]
+
+
+def test_sibling_pairs_need_the_same_parent_and_different_exact_values():
+    from rest_mcts.training.prm_metrics import ranks, sibling_accuracy, spearman
+
+    rows = [ValueRow("q", ("a",), 0), ValueRow("q", ("b",), 0), ValueRow("q", ("a", "c"), 0),
+            ValueRow("q", ("b", "d"), 0), ValueRow("r", ("a",), 0)]
+    exact = [0.5, 0.0, 1.0, 0.0, 0.0]
+    # pairs: ("a",) vs ("b",) only; ("a","c") and ("b","d") have different parents,
+    # ("r", "a") another question
+    assert sibling_accuracy(rows, [0.9, 0.1, 0.0, 1.0, 1.0], exact) == (1.0, 1)
+    assert sibling_accuracy(rows, [0.4, 0.4, 0.0, 1.0, 1.0], exact) == (0.5, 1)
+    same = [ValueRow("q", ("a",), 0), ValueRow("q", ("b",), 0)]
+    assert math.isnan(sibling_accuracy(same, [0.1, 0.9], [0.5, 0.5])[0])  # equal exact values
+    assert ranks([3.0, 1.0, 3.0, 2.0]) == [3.5, 1.0, 3.5, 2.0]
+    assert spearman([1, 2, 3, 4], [10, 20, 20, 40]) == pytest.approx(0.9486832980505138)

@@ -148,7 +148,7 @@ def test_search_then_train_prm_from_its_verified_trees(tmp_path, tiny_policy):
         run_dir=tmp_path / "p",
     )
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("val/mse", "val/acc@0.1", "val/oracle_acc", "val/mse_mean_baseline"):
+    for key in ("val/mse", "val/acc@0.1", "val/sibling_acc", "val/mse_mean_baseline"):
         assert key in metrics
     assert (out / "prm" / "config.json").exists() and (out / "d_v.jsonl").exists()
 

@@ -114,8 +114,8 @@ def test_train_prm_model_from_a_policy_then_from_its_own_output(compose_cfg, tmp
     metrics = train_prm_model(Context.from_config(cfg), [dv, *rows[100:]], tmp_path / "it1" / "prm",
                               policy)
     assert metrics["data/rows"] == len(rows)
-    for key in ("val/mse", "val/acc@0.1", "val/oracle_acc", "val/oracle_mse",
-                "val/mse_mean_baseline"):
+    for key in ("val/mse", "val/acc@0.1", "val/oracle_acc@0.1", "val/oracle_mse",
+                "val/sibling_acc", "val/mse_mean_baseline"):
         assert key in metrics
     folder = tmp_path / "it1" / "prm"
     assert (folder / "model.safetensors").exists() and (folder / "manifest.json").exists()

@@ -16,6 +16,7 @@ again resumes at the first unfinished step.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0, prm_eval_set
-from rest_mcts.loop.data import extract_data, mix
+from rest_mcts.loop.data import D_V_NODES, extract_data, mix
 from rest_mcts.loop.evaluate import evaluate_iteration
 from rest_mcts.loop.search_run import SearchRun, run_search
 from rest_mcts.loop.steps import StepRunner
@@ -57,6 +58,13 @@ class LoopSettings:
         policy_data: policy_k's SFT data: cumulative (all D_G_j) | current (D_G_k).
         policy_init: policy_k starts from: base (policy_0, as in ReST-EM) | previous.
         d_g_min_value: keep only correct traces whose PRM value reaches this (None: all).
+        d_v_nodes: which nodes of a verified tree give D_V rows (D_V0 by BFS and every D_V_k):
+            paths (only nodes on a root-to-finished-leaf path, as the authors' code; a child
+            never explored has no finished leaf below and would get r = 1 even when it is
+            right) | all (every legal node). The fixed PRM validation set keeps every node.
+        train_early_stop: the MCTS* on the training questions stops at a node valued >= l
+            (True) or runs all T iterations (False, as the authors' data generation); the
+            evaluation MCTS* always keeps the stop rule.
         sc_max_n: cap on self-consistency samples matched to MCTS* tokens.
         prm_init_epochs: epochs of PRM_0 on D_V0.
         prm_epochs: epochs of PRM_k on the iteration's data mix.
@@ -79,6 +87,8 @@ class LoopSettings:
     policy_data: str = "cumulative"
     policy_init: str = "base"
     d_g_min_value: float | None = None
+    d_v_nodes: str = "paths"
+    train_early_stop: bool = False
     sc_max_n: int = 128
     prm_init_epochs: int = 6
     prm_epochs: int = 2
@@ -96,9 +106,12 @@ class LoopSettings:
         if self.d_g_min_value is not None:
             check_value(f"{o}.d_g_min_value", self.d_g_min_value, 0, 1)
         for key, allowed in (("prm_data", PRM_DATA), ("prm_init", MODEL_INIT),
-                             ("policy_init", MODEL_INIT), ("policy_data", POLICY_DATA)):
+                             ("policy_init", MODEL_INIT), ("policy_data", POLICY_DATA),
+                             ("d_v_nodes", D_V_NODES)):
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{o}.{key}={getattr(self, key)} is not one of {list(allowed)}")
+        if not isinstance(self.train_early_stop, bool):
+            raise ConfigError(f"{o}.train_early_stop={self.train_early_stop!r} is not a boolean")
 
     def search_run(self, split: str, num_problems: int, *, label_trees: bool) -> SearchRun:
         prefix = "search" if label_trees else "eval"
@@ -124,14 +137,16 @@ def run_loop(
     check_inputs(ctx, mcts)
     runner = StepRunner(root)
     eval_run = s.search_run(s.eval_split, s.eval_problems, label_trees=False)
+    train_mcts = training_search(mcts, s.train_early_stop)
 
     # ---- iteration 0: policy_0, D_V0, PRM_0
     runner.run("iter_0/policy", lambda d: {"model": base},
                produced_by="bootstrap: the base policy (iteration 0)")
     d_v0 = runner.run(
-        "iter_0/d_v0", lambda d: {**build_d_v0(ctx, s.init_prm, d, base),
+        "iter_0/d_v0", lambda d: {**build_d_v0(ctx, s.init_prm, d, base, s.d_v_nodes),
                                   "file": str(d / "d_v.jsonl")},
-        produced_by=f"init_prm (method={s.init_prm.method})", inputs={"policy": base},
+        produced_by=f"init_prm (method={s.init_prm.method}, d_v_nodes={s.d_v_nodes})",
+        inputs={"policy": base},
     )
     prm_eval = runner.run(
         "prm_eval_set", lambda d: prm_eval_set(ctx, s.init_prm, d, s.prm_eval_problems, base),
@@ -162,16 +177,18 @@ def run_loop(
         train_run = s.search_run("train", s.train_problems, label_trees=True)
         search = runner.run(  # MCTS* on the training questions -> verified trees
             f"{it}/search",
-            lambda d: {**run_search(ctx, d, mcts, train_run, policy_path=policy, prm_path=prm),
+            lambda d: {**run_search(ctx, d, train_mcts, train_run, policy_path=policy,
+                                    prm_path=prm),
                        "trees": str(d / "trees")},
-            produced_by="MCTS* on the training questions (verified trees)",
+            produced_by="MCTS* on the training questions (verified trees, early_stop="
+                        f"{getattr(train_mcts, 'early_stop', 'n/a')})",
             inputs={"policy": policy, "prm": prm},
         )
         data = runner.run(  # D_V_k and D_G_k from the verified trees
             f"{it}/extract",
-            lambda d: {**extract_data(search["trees"], d, s.d_g_min_value),
+            lambda d: {**extract_data(search["trees"], d, s.d_g_min_value, s.d_v_nodes),
                        "d_v": str(d / "d_v.jsonl"), "d_g": str(d / "d_g.jsonl")},
-            produced_by="extract: D_V and D_G from the verified trees",
+            produced_by=f"extract: D_V (d_v_nodes={s.d_v_nodes}) and D_G from the verified trees",
             inputs={"trees": search["trees"]},
         )
         d_v_files.append(data["d_v"])
@@ -196,6 +213,20 @@ def run_loop(
             "search/train_acc": search.get("search/acc"),
         }))
     return rows
+
+
+def training_search(mcts: Any, early_stop: bool) -> Any:
+    """The MCTS* config of the search on the training questions: ``mcts`` with its stop rule
+    set to ``early_stop`` (Algorithm 1, line 5: the authors' data generation runs all T
+    iterations). The evaluation search keeps ``mcts`` as it is."""
+    # MCTSStarConfig.early_stop comes with issue 12 item 2 (search/configs.py, another
+    # branch); until it is there the training search keeps the stop rule.
+    if hasattr(mcts, "early_stop"):
+        return dataclasses.replace(mcts, early_stop=early_stop)
+    if not early_stop:
+        log.warning("search config %s has no early_stop knob: the training search keeps the "
+                    "stop rule (stage.train_early_stop=false has no effect)", mcts.name)
+    return mcts
 
 
 def _last_ckpt(folder: Path) -> str | None:

@@ -2,8 +2,9 @@
 
 * ``bfs`` -- tree sampling: a full breadth-first tree of ``branch`` children per node is
   sampled from the base policy for each training question (``search=bfs`` with a beam that
-  keeps every node), its finished leaves are verified against the gold answer, and every
-  node of a tree with a correct leaf gets its quality value v_k as target
+  keeps every node), its finished leaves are verified against the gold answer, and the
+  nodes of a tree with a correct leaf (those on root-to-finished-leaf paths, or every legal
+  one: ``d_v_nodes``) get their quality value v_k as target
   (:func:`rest_mcts.loop.data.d_v_rows`).
 * ``reference`` -- reference solutions: every prefix of a correct solution is a positive
   sample with its quality value (a correct chain of K steps: v_k = k / K), and one step
@@ -99,9 +100,10 @@ def prm_eval_set(
     ctx: Context, init: InitPRMSettings, folder: Path, num_problems: int, policy_path: str
 ) -> dict:
     """The fixed PRM validation set: full BFS trees of the base policy on val questions,
-    every legal node a row (trees without a correct leaf give target 0)."""
+    every legal node a row (trees without a correct leaf give target 0): it measures the PRM
+    on every step the policy writes, whatever ``d_v_nodes`` the training data uses."""
     trees_dir = sample_bfs_trees(ctx, init, folder, "val", num_problems, policy_path)
-    rows = d_v_rows(load_trees(trees_dir), require_correct_leaf=False)
+    rows = d_v_rows(load_trees(trees_dir), require_correct_leaf=False, nodes="all")
     write_jsonl(folder / "d_v.jsonl", rows)
     return {"file": str(folder / "d_v.jsonl"), "rows": len(rows)}
 
@@ -164,13 +166,15 @@ def _row(problem: Problem, steps: list[str], target: float, source: str) -> dict
 
 
 def build_d_v0(
-    ctx: Context, init: InitPRMSettings, out_dir: str | Path, policy_path: str | Path
+    ctx: Context, init: InitPRMSettings, out_dir: str | Path, policy_path: str | Path,
+    d_v_nodes: str = "paths",
 ) -> dict[str, float]:
-    """Write D_V0 to ``out_dir/d_v.jsonl`` by ``init.method``; returns ``d_v0/*`` counts."""
+    """Write D_V0 to ``out_dir/d_v.jsonl`` by ``init.method``; returns ``d_v0/*`` counts.
+    ``d_v_nodes`` (``paths`` | ``all``) picks the BFS trees' nodes, as for every D_V_k."""
     out = Path(out_dir)
     if init.method == "bfs":
         trees = sample_bfs_trees(ctx, init, out / "bfs", "train", init.num_problems, policy_path)
-        counts = extract_data(trees, out)
+        counts = extract_data(trees, out, d_v_nodes=d_v_nodes)
         return {k.replace("extract/", "d_v0/"): v for k, v in counts.items()}
     chosen = ctx.problems("train", init.num_problems, at_most=True)
     weak = ctx.build_policy(init.weak_model or policy_path)

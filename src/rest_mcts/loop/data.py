@@ -1,9 +1,16 @@
 """The one writer of the self-training data from verified search trees (Algorithm 1).
 
-* D_V -- the PRM's targets: one row per legal node of every tree that has a correct leaf,
-  with the quality value v_k of Eq. (1)-(3) as target
-  (:func:`rest_mcts.search.value.extract_samples`); trees without a correct leaf give
-  nothing, since their reasoning distances m_k are unknown.
+* D_V -- the PRM's targets: rows of every tree that has a correct leaf, with the quality
+  value v_k of Eq. (1)-(3) as target (:func:`rest_mcts.search.value.extract_samples`);
+  trees without a correct leaf give nothing, since their reasoning distances m_k are
+  unknown. Which nodes give rows is ``nodes`` (``d_v_nodes`` in the configs):
+
+  - ``paths`` (default, as the authors' code): only legal nodes on a path from the root to a
+    finished leaf. A child the search generated but never explored has no finished leaf
+    below it, so its hard estimate would say r = 1 even when it is one step from the answer:
+    such nodes are left out.
+  - ``all``: every legal node (the fixed PRM validation set uses it: it measures the PRM on
+    every step the policy writes, not training labels).
 * D_G -- the policy's SFT data: the step list of every correct finished leaf, deduplicated
   per question, optionally only leaves whose PRM value reaches ``min_value``.
 
@@ -46,17 +53,50 @@ def load_trees(trees_dir: str | Path, option: str = "stage.trees_dir") -> list[T
     return trees
 
 
-def d_v_rows(trees: Iterable[Tree], *, require_correct_leaf: bool = True) -> list[dict]:
+D_V_NODES = ("paths", "all")
+
+
+def check_d_v_nodes(value: str, option: str) -> None:
+    """One-line error unless ``value`` names a D_V node set (:data:`D_V_NODES`)."""
+    if value not in D_V_NODES:
+        raise ConfigError(f"{option}={value} is not one of {list(D_V_NODES)}")
+
+
+def on_finished_paths(tree: Tree) -> set[int]:
+    """Ids of the nodes on a path from the root to a finished leaf (legal and terminal, correct
+    or not), the finished leaves included and the root left out."""
+    keep: set[int] = set()
+    for leaf in tree.finished():
+        node = leaf
+        while node.parent is not None and node.id not in keep:
+            keep.add(node.id)
+            node = tree.nodes[node.parent]
+    return keep
+
+
+def d_v_rows(
+    trees: Iterable[Tree], *, require_correct_leaf: bool = True, nodes: str = "paths"
+) -> list[dict]:
     """D_V rows ``{question, steps, target, question_id, m, r}`` of verified trees.
 
-    ``require_correct_leaf=False`` also keeps trees without a correct leaf (their nodes get
-    target 0): the fixed PRM validation set uses it."""
-    return [
-        {"question": s.question, "steps": list(s.steps), "target": s.target,
-         "question_id": s.question_id, "m": s.m, "r": s.r}
-        for tree in trees
-        for s in extract_samples(tree, require_correct_leaf=require_correct_leaf)
-    ]
+    Args:
+        trees: verified trees.
+        require_correct_leaf: False also keeps trees without a correct leaf (their nodes get
+            target 0): the fixed PRM validation set uses it.
+        nodes: ``paths`` -- only nodes on a root-to-finished-leaf path (the authors' D_V);
+            ``all`` -- every legal node (see the module docstring).
+    """
+    check_d_v_nodes(nodes, "d_v_nodes")
+    rows = []
+    for tree in trees:
+        keep = on_finished_paths(tree) if nodes == "paths" else None
+        rows += [
+            {"question": s.question, "steps": list(s.steps), "target": s.target,
+             "question_id": s.question_id, "m": s.m, "r": s.r}
+            for s in extract_samples(tree, require_correct_leaf=require_correct_leaf)
+            if keep is None or s.node_id in keep
+        ]
+    return rows
 
 
 def correct_traces(tree: Tree, min_value: float | None = None) -> list[list[str]]:
@@ -88,9 +128,11 @@ def d_g_rows(trees: Iterable[Tree], min_value: float | None = None) -> list[dict
 
 
 def extract_data(
-    trees_dir: str | Path, out_dir: str | Path, min_value: float | None = None
+    trees_dir: str | Path, out_dir: str | Path, min_value: float | None = None,
+    d_v_nodes: str = "paths",
 ) -> dict[str, float]:
-    """Write D_V (``d_v.jsonl``), D_G (``d_g.jsonl``) and ``counts.json`` into ``out_dir``.
+    """Write D_V (``d_v.jsonl``, rows of the ``d_v_nodes`` set: ``paths`` | ``all``, see
+    :func:`d_v_rows`), D_G (``d_g.jsonl``) and ``counts.json`` into ``out_dir``.
 
     Each file is written whole (temp file, then rename): a kill leaves a finished file or none.
 
@@ -100,7 +142,7 @@ def extract_data(
     """
     out = Path(out_dir)
     trees = load_trees(trees_dir)
-    d_v = d_v_rows(trees)
+    d_v = d_v_rows(trees, nodes=d_v_nodes)
     d_g = d_g_rows(trees, min_value)
     with_correct = len({r["question_id"] for r in d_v} | {r["question_id"] for r in d_g})
     write_jsonl(out / "d_v.jsonl", d_v)
@@ -112,8 +154,8 @@ def extract_data(
         "extract/d_g_traces": float(len(d_g)),
     }
     write_json(out / "counts.json", counts)
-    log.info("extract: %d trees (%d with a correct leaf) -> %d D_V rows, %d D_G traces",
-             len(trees), with_correct, len(d_v), len(d_g))
+    log.info("extract: %d trees (%d with a correct leaf) -> %d D_V rows (d_v_nodes=%s), "
+             "%d D_G traces", len(trees), with_correct, len(d_v), d_v_nodes, len(d_g))
     return counts
 
 

@@ -4,7 +4,7 @@
 * :func:`evaluate_iteration` -- the loop's row: CoT, MCTS* with PRM_k, self-consistency with as
   many policy tokens per question as MCTS* spent, and the PRM on a fixed validation set.
 * :func:`prm_validation` -- the PRM against D_V targets and, with the world's oracle, the
-  exact quality values.
+  exact quality values (error, rank correlation, sibling ranking accuracy).
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ def evaluate_policy_at(
 
 def prm_validation(ctx: Context, prm: str, data_file: str) -> dict[str, float]:
     """The PRM at ``prm`` on D_V rows: ``val/mse``, ``val/acc@0.1`` and, with the world's
-    oracle, ``val/oracle_acc`` and ``val/oracle_mse``
-    (:func:`rest_mcts.training.prm.value_metrics`)."""
-    from rest_mcts.training.prm import value_metrics
+    oracle, ``val/oracle_mse``, ``val/oracle_mae``, ``val/oracle_acc@0.1``,
+    ``val/oracle_spearman``, ``val/sibling_acc`` and ``val/sibling_pairs``
+    (:func:`rest_mcts.training.prm_metrics.value_metrics`)."""
+    from rest_mcts.training.prm_metrics import value_metrics
     from rest_mcts.training.prm_data import read_value_rows
 
     rows = read_value_rows(data_file)
@@ -92,6 +93,6 @@ def evaluate_iteration(
         **{f"prm/{key.replace('/', '_')}": v for key, v in prm_metrics.items()},
         **{key: v for key, v in extra.items() if v is not None},
     }
-    log.info("iteration %d: CoT %.3f, SC@%d %.3f, MCTS* %.3f, PRM oracle acc %s",
-             k, row["cot/acc"], n, row["sc/acc"], row["mcts/acc"], row.get("prm/val_oracle_acc"))
+    log.info("iteration %d: CoT %.3f, SC@%d %.3f, MCTS* %.3f, PRM sibling acc %s",
+             k, row["cot/acc"], n, row["sc/acc"], row["mcts/acc"], row.get("prm/val_sibling_acc"))
     return row

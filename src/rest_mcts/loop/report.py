@@ -17,8 +17,9 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("mcts/acc", "MCTS* acc", "{:.3f}"),
     ("mcts/tokens", "MCTS* tok/q", "{:.0f}"),
     ("prm/val_mse", "PRM mse", "{:.4f}"),
-    ("prm/val_oracle_acc", "PRM oracle acc", "{:.3f}"),
+    ("prm/val_sibling_acc", "PRM sibling acc", "{:.3f}"),
     ("prm/val_oracle_mse", "PRM oracle mse", "{:.4f}"),
+    ("prm/val_oracle_acc@0.1", "PRM oracle acc@0.1", "{:.3f}"),
     ("data/d_v_rows", "D_V rows", "{:.0f}"),
     ("data/d_g_traces", "D_G traces", "{:.0f}"),
 ]
@@ -48,7 +49,8 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
 
 
 def plot(rows: Sequence[dict], path: Path, title: str) -> None:
-    """Accuracy (CoT, self-consistency, MCTS*) and PRM oracle accuracy by iteration."""
+    """Accuracy (CoT, self-consistency, MCTS*) and the PRM's sibling ranking accuracy against
+    the exact values by iteration."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,7 +59,8 @@ def plot(rows: Sequence[dict], path: Path, title: str) -> None:
     iterations = [row["iteration"] for row in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, label in (("cot/acc", "policy CoT (greedy)"), ("sc/acc", "self-consistency"),
-                       ("mcts/acc", "MCTS* with PRM_k"), ("prm/val_oracle_acc", "PRM oracle acc")):
+                       ("mcts/acc", "MCTS* with PRM_k"),
+                       ("prm/val_sibling_acc", "PRM sibling ranking acc")):
         points = [(i, row[key]) for i, row in zip(iterations, rows) if row.get(key) is not None]
         if points:
             ax.plot(*zip(*points), marker="o", label=label,

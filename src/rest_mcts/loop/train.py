@@ -26,7 +26,6 @@ from rest_mcts.loop.context import Context
 from rest_mcts.prompts import policy_prompt
 from rest_mcts.training.settings import TrainSettings
 from rest_mcts.utils.io import read_json
-from rest_mcts.worlds.base import Question
 
 if TYPE_CHECKING:  # Lightning-backed modules, imported where they are used
     from rest_mcts.training.prm_data import ValueRow
@@ -143,17 +142,17 @@ def train_policy0(
 
 # ---------------------------------------------------------------------------- PRM
 def value_oracle(world):
-    """(reachable?, exact quality value) of a partial solution from the world's oracle, for
-    PRM metrics against the true value; None for worlds without one."""
+    """The exact quality value v* of a partial solution from the world's oracle
+    (:class:`rest_mcts.search.oracle_scorer.OracleScorer`), for PRM metrics against the true
+    value (:func:`rest_mcts.training.prm_metrics.value_metrics`); None for worlds without one."""
     if not hasattr(world, "distance"):
         return None
     from rest_mcts.search.oracle_scorer import OracleScorer
 
     scorer = OracleScorer(world)
 
-    def oracle(question: str, steps):
-        q = Question("oracle", question)
-        return world.reachable(q, list(steps)), scorer.score([(question, tuple(steps))])[0]
+    def oracle(question: str, steps) -> float:
+        return scorer.score([(question, tuple(steps))])[0]
 
     return oracle
 
@@ -199,13 +198,15 @@ def train_prm_model(
         max_length: longer PRM inputs are dropped.
 
     Returns:
-        Flat metrics: ``val/mse``, ``val/acc@0.1`` (``val/oracle_*`` with an oracle),
+        Flat metrics: ``val/mse``, ``val/acc@0.1`` (``val/oracle_*`` and ``val/sibling_*``
+        with an oracle),
         ``val/mse_mean_baseline`` (predicting the training mean), ``data/*``, ``train/steps``.
     """
     from rest_mcts.models.factory import load_tokenizer
     from rest_mcts.training.artifacts import fit_and_save
     from rest_mcts.training.knobs import prepare_model
-    from rest_mcts.training.prm import PRMRegressionModule, value_metrics
+    from rest_mcts.training.prm import PRMRegressionModule
+    from rest_mcts.training.prm_metrics import value_metrics
     from rest_mcts.training.prm_data import ValueDataModule, ValueRow, read_value_rows
 
     s = settings or ctx.prm

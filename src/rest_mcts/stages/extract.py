@@ -9,7 +9,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from rest_mcts.config import ConfigError, check_value
-from rest_mcts.loop.data import extract_data
+from rest_mcts.loop.data import check_d_v_nodes, extract_data
 from rest_mcts.training.loggers import log_and_finish, open_logger
 
 
@@ -18,6 +18,8 @@ def extract(cfg: DictConfig) -> dict[str, float]:
         raise ConfigError("stage.trees_dir is required (a folder of verified search trees)")
     if cfg.stage.min_value is not None:
         check_value("stage.min_value", cfg.stage.min_value, 0, 1)
-    metrics = extract_data(cfg.stage.trees_dir, cfg.paths.output_dir, cfg.stage.min_value)
+    nodes = cfg.stage.get("d_v_nodes", "paths")
+    check_d_v_nodes(nodes, "stage.d_v_nodes")
+    metrics = extract_data(cfg.stage.trees_dir, cfg.paths.output_dir, cfg.stage.min_value, nodes)
     log_and_finish(open_logger(cfg.get("logger"), cfg.paths.output_dir), metrics)
     return metrics

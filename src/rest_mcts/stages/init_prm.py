@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from rest_mcts.config import from_node
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0
+from rest_mcts.loop.data import check_d_v_nodes
 from rest_mcts.loop.train import ensure_policy0, train_prm_model
 from rest_mcts.training.loggers import log_and_finish, open_logger
 
@@ -26,7 +27,9 @@ def init_prm(cfg: DictConfig) -> dict[str, float]:
     init = from_node(InitPRMSettings, cfg.stage, option="stage")
     out = Path(cfg.paths.output_dir)
     base = ensure_policy0(ctx, out)
-    metrics = build_d_v0(ctx, init, out, base)
+    nodes = cfg.stage.get("d_v_nodes", "paths")
+    check_d_v_nodes(nodes, "stage.d_v_nodes")
+    metrics = build_d_v0(ctx, init, out, base, nodes)
     logger = open_logger(cfg.get("logger"), cfg.paths.output_dir)
     metrics.update(train_prm_model(ctx, [out / "d_v.jsonl"], out / "prm", base, logger=logger,
                                    val_share=cfg.stage.val_share))

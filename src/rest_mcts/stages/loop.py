@@ -51,7 +51,7 @@ def loop(cfg: DictConfig) -> dict[str, float]:
     title = f"ReST-MCTS* self-training on {ctx.data_name}, seed {ctx.seed}"
     print_summary(rows, root, title, write_report(rows, root, title), settings.eval_problems)
     last = {f"loop/{key}": float(v) for key, v in rows[-1].items() if v is not None}
-    for key in ("cot/acc", "mcts/acc", "prm/val_oracle_acc"):
+    for key in ("cot/acc", "mcts/acc", "prm/val_sibling_acc"):
         if rows[0].get(key) is not None and rows[-1].get(key) is not None:
             last[f"loop/gain_{key}"] = float(rows[-1][key] - rows[0][key])
     return last

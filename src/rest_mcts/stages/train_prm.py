@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.context import Context
-from rest_mcts.loop.data import d_v_rows, load_trees
+from rest_mcts.loop.data import check_d_v_nodes, d_v_rows, load_trees
 from rest_mcts.loop.train import ensure_policy0, train_prm_model
 from rest_mcts.training.loggers import log_and_finish, open_logger
 from rest_mcts.utils.io import read_jsonl, write_jsonl
@@ -26,8 +26,11 @@ def train_prm(cfg: DictConfig) -> dict[str, float]:
     check_value("stage.val_share", s.val_share, 0, 1)
     check_value("stage.max_length", s.max_length, 1, integer=True)
     files = [str(f) for f in s.data_files or []]
+    nodes = s.get("d_v_nodes", "paths")
+    check_d_v_nodes(nodes, "stage.d_v_nodes")
     if s.trees_dir:
-        files.insert(0, str(write_jsonl(out / "d_v.jsonl", d_v_rows(load_trees(s.trees_dir)))))
+        rows = d_v_rows(load_trees(s.trees_dir), nodes=nodes)
+        files.insert(0, str(write_jsonl(out / "d_v.jsonl", rows)))
     if not any(read_jsonl(f) for f in files):
         raise ConfigError("stage=train_prm has no data: set stage.trees_dir and/or stage.data_files")
     init = ctx.prm_path or ensure_policy0(ctx, out)

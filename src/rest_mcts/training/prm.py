@@ -8,7 +8,7 @@ reads them at search time (`models.value_head.values_at_positions`).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
@@ -16,32 +16,13 @@ from rest_mcts.models.value_head import values_at_positions
 from rest_mcts.training.knobs import hf_model
 from rest_mcts.training.optim import WarmupAdamWModule
 from rest_mcts.training.prm_data import ValueRow
-
-# oracle(question, steps) -> (target still reachable?, exact quality value)
-Oracle = Callable[[str, Sequence[str]], tuple[bool, float]]
-
-
-def value_metrics(
-    preds: Sequence[float], rows: Sequence[ValueRow], oracle: Oracle | None = None
-) -> dict[str, float]:
-    """`val/mse`, `val/acc@0.1` (share within 0.1 of the target) and, with an oracle,
-    `val/oracle_acc` (is "v > 0.5" right about reachability) and `val/oracle_mse` (error
-    against the exact quality value). Predictions are clamped to [0, 1] first, as at search."""
-    n = max(1, len(rows))
-    clamped = [min(1.0, max(0.0, p)) for p in preds]
-    out = {
-        "val/mse": sum((p - r.target) ** 2 for p, r in zip(clamped, rows)) / n,
-        "val/acc@0.1": sum(abs(p - r.target) <= 0.1 for p, r in zip(clamped, rows)) / n,
-    }
-    if oracle is not None:
-        truth = [oracle(r.question, r.steps) for r in rows]
-        out["val/oracle_acc"] = sum((p > 0.5) == ok for p, (ok, _) in zip(clamped, truth)) / n
-        out["val/oracle_mse"] = sum((p - v) ** 2 for p, (_, v) in zip(clamped, truth)) / n
-    return out
+from rest_mcts.training.prm_metrics import Oracle, value_metrics  # noqa: F401 (re-exported)
 
 
 class PRMRegressionModule(WarmupAdamWModule):
-    """Trains the value model on D_V; logs train/loss and the validation metrics above."""
+    """Trains the value model on D_V; logs train/loss and the validation metrics of
+    :func:`rest_mcts.training.prm_metrics.value_metrics` (with ``oracle``: against the exact
+    quality values too)."""
 
     def __init__(
         self,
