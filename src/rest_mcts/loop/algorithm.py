@@ -219,14 +219,7 @@ def training_search(mcts: Any, early_stop: bool) -> Any:
     """The MCTS* config of the search on the training questions: ``mcts`` with its stop rule
     set to ``early_stop`` (Algorithm 1, line 5: the authors' data generation runs all T
     iterations). The evaluation search keeps ``mcts`` as it is."""
-    # MCTSStarConfig.early_stop comes with issue 12 item 2 (search/configs.py, another
-    # branch); until it is there the training search keeps the stop rule.
-    if hasattr(mcts, "early_stop"):
-        return dataclasses.replace(mcts, early_stop=early_stop)
-    if not early_stop:
-        log.warning("search config %s has no early_stop knob: the training search keeps the "
-                    "stop rule (stage.train_early_stop=false has no effect)", mcts.name)
-    return mcts
+    return dataclasses.replace(mcts, early_stop=early_stop)
 
 
 def _last_ckpt(folder: Path) -> str | None:
