@@ -142,28 +142,17 @@ def test_loop_settings_d_v_nodes_and_train_early_stop(compose_cfg):
         loop_settings(train_early_stop="no")
 
 
-def test_the_training_search_runs_all_iterations_where_the_knob_exists():
-    """Only the training MCTS* gets early_stop=train_early_stop; a config without the knob
-    (MCTSStarConfig before issue 12 item 2) is passed through unchanged."""
-    from dataclasses import dataclass
-
+def test_only_the_training_search_runs_all_iterations():
+    """The training MCTS* gets early_stop=train_early_stop (the authors' data generation runs
+    all T iterations); the evaluation config keeps the stop rule."""
     from rest_mcts.loop.algorithm import training_search
     from rest_mcts.search.configs import search_config
 
-    @dataclass(frozen=True)
-    class WithKnob:
-        name: str = "mcts_star"
-        early_stop: bool = True
-
-    evaluation = WithKnob()
-    assert training_search(evaluation, False) == WithKnob(early_stop=False)
-    assert evaluation.early_stop is True  # the evaluation config is untouched
-    assert training_search(evaluation, True).early_stop is True
-    mcts = search_config("mcts_star")
-    trained = training_search(mcts, False)
-    assert getattr(trained, "early_stop", False) is False
-    if not hasattr(mcts, "early_stop"):
-        assert trained is mcts
+    evaluation = search_config("mcts_star")
+    assert evaluation.early_stop is True
+    trained = training_search(evaluation, False)
+    assert trained.early_stop is False and evaluation.early_stop is True
+    assert trained == search_config("mcts_star", early_stop=False)
 
 
 def test_extract_keeps_only_trees_with_a_correct_leaf_and_only_correct_traces(tmp_path):
