@@ -3,11 +3,15 @@
     python run.py -m seed=0,1,2                      # the main job, three seeds
     python experiments/loop_seeds.py outputs/loop_runs/countdown-s0-* outputs/loop_runs/countdown-s1-* ...
 
-Reads each loop folder's ``results.csv`` (one row per iteration), prints every seed's table
+Reads each loop folder's ``results.csv`` (one row per iteration), prints every seed's tables
+(the evaluated methods' accuracy and policy tokens per question; the PRM and data columns)
 and the mean (and min..max) per iteration, checks the claims of the main job (iteration 0:
-MCTS* above CoT and above self-consistency at MCTS*'s tokens; iteration K: policy CoT above
-iteration 0, PRM sibling ranking accuracy against the exact values at least iteration 0's)
-per seed and on the mean, and writes the report to experiments/results/loop_seeds.md.
+MCTS* above CoT and above self-consistency at MCTS*'s tokens; at every iteration: MCTS*
+(paper, the configured search) above self-consistency and above best-of-N with the PRM, both
+at MCTS*'s tokens; iteration K: policy CoT above iteration 0, PRM sibling ranking accuracy
+against the exact values at least iteration 0's) per seed and on the mean, and writes the
+report to experiments/results/loop_seeds.md. A column a folder lacks (an older loop, or a
+method left out of ``stage.eval_methods``) reads as nan, and a claim that needs it fails.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ import csv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOWN = ["cot/acc", "sc/acc", "sc/tokens", "mcts/acc", "mcts/tokens", "prm/val_mse",
-         "prm/val_sibling_acc", "prm/val_oracle_mse", "data/d_g_traces"]
+# The loop's methods (rest_mcts.loop.evaluate.EVAL_METHODS: column prefixes), then the PRM.
+METHODS = ["cot", "sc", "best_of_n", "weighted_vote", "bfs", "mcts", "mcts_widen"]
+METHOD_COLUMNS = ["sc/n"] + [f"{m}/{what}" for m in METHODS for what in ("acc", "tokens")]
+OTHER_COLUMNS = ["prm/val_mse", "prm/val_sibling_acc", "prm/val_oracle_mse", "data/d_g_traces"]
+SHOWN = METHOD_COLUMNS + OTHER_COLUMNS
 NAN = float("nan")
 
 
@@ -35,6 +42,10 @@ def claims(rows: list[dict[str, float]]) -> dict[str, bool]:
     return {
         "iter 0: MCTS* > CoT": first["mcts/acc"] > first["cot/acc"],
         "iter 0: MCTS* > SC (same tokens)": first["mcts/acc"] > first["sc/acc"],
+        # MCTS* (paper) against the sampling baselines at its tokens, every iteration
+        "every iter: MCTS* > SC and PRM BoN (same tokens)": all(
+            row["mcts/acc"] > row.get("sc/acc", NAN)
+            and row["mcts/acc"] > row.get("best_of_n/acc", NAN) for row in rows),
         f"iter {int(last['iteration'])}: CoT > iter 0": last["cot/acc"] > first["cot/acc"],
         # a folder from before val/sibling_acc existed has no such column: the claim fails
         f"iter {int(last['iteration'])}: PRM sibling acc >= iter 0":
@@ -57,19 +68,21 @@ def main() -> None:
     iterations = min(len(rows) for rows in runs.values())
     parts = [f"# loop_seeds\n\n`python experiments/loop_seeds.py` over {len(runs)} loop folders: "
              + ", ".join(runs) + "\n"]
-    lines = []
-    for name, rows in runs.items():
-        for row in rows[:iterations]:
-            lines.append([name, str(int(row["iteration"]))] + [f"{row.get(k, float('nan')):.3f}" for k in SHOWN])
-    for i in range(iterations):
-        values = {k: [rows[i].get(k, float("nan")) for rows in runs.values()] for k in SHOWN}
-        lines.append(["**mean**", str(i)] + [
-            f"**{sum(v) / len(v):.3f}** ({min(v):.3f}..{max(v):.3f})" for v in values.values()
-        ])
-    parts.append(table(["run", "iter", *SHOWN], lines))
+    for columns in (METHOD_COLUMNS, OTHER_COLUMNS):  # two tables, each fits a screen
+        lines = []
+        for name, rows in runs.items():
+            for row in rows[:iterations]:
+                lines.append([name, str(int(row["iteration"]))]
+                             + [f"{row.get(k, NAN):.3f}" for k in columns])
+        for i in range(iterations):
+            values = {k: [rows[i].get(k, NAN) for rows in runs.values()] for k in columns}
+            lines.append(["**mean**", str(i)] + [
+                f"**{sum(v) / len(v):.3f}** ({min(v):.3f}..{max(v):.3f})" for v in values.values()
+            ])
+        parts.append(table(["run", "iter", *columns], lines))
     mean_rows = [
         {"iteration": float(i), **{k: sum(rows[i].get(k, NAN) for rows in runs.values()) / len(runs)
-                                   for k in ("cot/acc", "sc/acc", "mcts/acc", "prm/val_sibling_acc")}}
+                                   for k in SHOWN}}
         for i in range(iterations)
     ]
     checks = {name: claims(rows[:iterations]) for name, rows in runs.items()}

@@ -142,6 +142,125 @@ def test_loop_settings_d_v_nodes_and_train_early_stop(compose_cfg):
         loop_settings(train_early_stop="no")
 
 
+ALL_EVAL = ("cot", "self_consistency", "best_of_n", "weighted_vote", "bfs", "mcts_star",
+            "mcts_star_widen")
+
+
+def test_eval_methods_default_to_all_and_bad_lists_fail_in_one_line(compose_cfg):
+    from rest_mcts.config import ConfigError, from_node
+    from rest_mcts.loop.algorithm import LoopSettings
+    from rest_mcts.loop.d_v0 import InitPRMSettings
+    from rest_mcts.training.settings import TrainSettings
+
+    stage = compose_cfg("stage=loop").stage
+    s = from_node(LoopSettings, stage, init_prm=InitPRMSettings(),
+                  sft=TrainSettings(group="policy", lr=1e-3))
+    assert s.eval_methods == ALL_EVAL == loop_settings().eval_methods
+    # any order and a list (as Hydra gives it) -> a tuple in table order
+    assert loop_settings(eval_methods=["mcts_star", "cot"]).eval_methods == ("cot", "mcts_star")
+    assert loop_settings(eval_methods=["mcts_star_widen"]).eval_methods == ("mcts_star_widen",)
+    for bad, match in (
+        (["cot", "beam"], r"stage.eval_methods: beam not one of \['cot', 'self_consistency', "
+                          r"'best_of_n', 'weighted_vote', 'bfs', 'mcts_star', 'mcts_star_widen'\]"),
+        ([], r"stage.eval_methods=\[\] must be a non-empty list of \['cot'"),
+        ("cot", r"stage.eval_methods='cot' must be a non-empty list"),
+        (["best_of_n", "mcts_star"], "stage.eval_methods: best_of_n need.* cot too"),
+        (["bfs"], "stage.eval_methods: bfs need.* cot and mcts_star too"),
+    ):
+        with pytest.raises(ConfigError, match=match) as err:
+            loop_settings(eval_methods=bad)
+        assert "\n" not in str(err.value)
+
+
+def test_matched_n_and_the_bfs_beam():
+    """N = ceil(MCTS* tokens / CoT tokens), at least 1, at most the cap; BFS keeps MCTS*'s
+    branch b and step settings with beam ceil(N / b)."""
+    from rest_mcts.loop.evaluate import bfs_at, matched_n
+    from rest_mcts.search.configs import search_config
+
+    assert matched_n(220.0, 40.0, 128) == 6
+    assert matched_n(240.0, 40.0, 128) == 6  # exactly 6 samples' worth
+    assert matched_n(241.0, 40.0, 128) == 7
+    assert matched_n(10_000.0, 40.0, 128) == 128
+    assert matched_n(50.0, 0.0, 128) == 50  # a CoT under one token counts as one
+    assert matched_n(0.0, 40.0, 128) == 1
+    mcts = search_config("mcts_star", branch=3, max_depth=5, temperature=0.7, max_step_tokens=24)
+    bfs = bfs_at(mcts, 7)
+    assert (bfs.name, bfs.branch, bfs.beam_width) == ("bfs", 3, 3)
+    assert (bfs.max_depth, bfs.temperature, bfs.max_step_tokens) == (5, 0.7, 24)
+    assert bfs_at(mcts, 6).beam_width == 2 and bfs_at(mcts, 1).beam_width == 1
+
+
+def fake_evaluation(monkeypatch, tmp_path, mcts, methods=ALL_EVAL):
+    """evaluate_iteration with run_search and prm_validation replaced: MCTS* spends 230 policy
+    tokens per question, CoT 40; every other method 200. Returns (row, searches run, runner)."""
+    from rest_mcts.loop import evaluate
+    from rest_mcts.loop.search_run import SearchRun
+
+    calls = []
+
+    def run_search(ctx, out_dir, search, run, *, policy_path, prm_path):
+        calls.append((Path(out_dir).name, search, prm_path))
+        tokens = {"cot": 40.0, "mcts_star": 230.0}.get(search.name, 200.0)
+        return {"eval/acc": 0.5, "eval/policy_tokens_per_question": tokens,
+                "eval/prm_calls_per_question": 9.0}
+
+    monkeypatch.setattr(evaluate, "run_search", run_search)
+    monkeypatch.setattr(evaluate, "prm_validation", lambda ctx, prm, f: {"val/mse": 0.1})
+    runner = StepRunner(tmp_path)
+    row = evaluate.evaluate_iteration(
+        None, runner, 0, policy="pol", prm="prm", mcts=mcts, eval_run=SearchRun("test", 4),
+        prm_eval_file="f", sc_max_n=128, extra={"data/x": 1}, methods=methods)
+    return row, calls, runner
+
+
+def test_every_method_runs_as_its_own_step_at_one_shared_n(monkeypatch, tmp_path):
+    from rest_mcts.search.configs import search_config
+
+    mcts = search_config("mcts_star")
+    row, calls, runner = fake_evaluation(monkeypatch, tmp_path, mcts)
+    assert [step for step, _, _ in calls] == [f"eval_{m}" for m in (
+        "cot", "mcts_star", "self_consistency", "best_of_n", "weighted_vote", "bfs",
+        "mcts_star_widen")]
+    configs = {step: search for step, search, _ in calls}
+    assert row["sc/n"] == 6  # ceil(230 / 40)
+    for name in ("self_consistency", "best_of_n", "weighted_vote"):
+        assert configs[f"eval_{name}"].n == 6 and configs[f"eval_{name}"].temperature == 0.7
+    assert configs["eval_bfs"].beam_width == 2 == row["bfs/beam_width"]
+    assert configs["eval_mcts_star"] is mcts
+    assert configs["eval_mcts_star_widen"] == search_config("mcts_star_widen")
+    prm_of = {step: prm for step, _, prm in calls}
+    assert prm_of["eval_cot"] is None and prm_of["eval_self_consistency"] is None
+    assert {prm_of[f"eval_{m}"] for m in ("best_of_n", "weighted_vote", "bfs", "mcts_star",
+                                          "mcts_star_widen")} == {"prm"}
+    for prefix in ("cot", "sc", "best_of_n", "weighted_vote", "bfs", "mcts", "mcts_widen"):
+        assert row[f"{prefix}/acc"] == 0.5 and f"{prefix}/tokens" in row
+    assert row["mcts/tokens"] == 230.0 and row["cot/tokens"] == 40.0
+    assert row["prm/val_mse"] == 0.1 and row["data/x"] == 1
+    assert runner.done("iter_0/eval_bfs") and runner.done("iter_0/eval_prm")
+    again, calls_again, _ = fake_evaluation(monkeypatch, tmp_path, mcts)  # resumed: no search
+    assert calls_again == [] and again == row
+
+    from rest_mcts.loop.report import markdown
+    table = markdown([row])
+    assert "| 0 | 6 | 2 | 0.500 (40) | 0.500 (200) |" in table and "0.500 (230)" in table
+
+
+def test_a_trimmed_evaluation_and_a_widening_search(monkeypatch, tmp_path):
+    from rest_mcts.search.configs import search_config
+
+    row, calls, _ = fake_evaluation(monkeypatch, tmp_path / "a", search_config("mcts_star"),
+                                    methods=("cot", "mcts_star"))
+    assert [step for step, _, _ in calls] == ["eval_cot", "eval_mcts_star"]
+    assert "sc/n" not in row and "sc/acc" not in row and "best_of_n/acc" not in row
+    # the configured search already widens: mcts_star_widen is the same search, run once
+    widen = search_config("mcts_star_widen")
+    row, calls, _ = fake_evaluation(monkeypatch, tmp_path / "b", widen,
+                                    methods=("cot", "mcts_star", "mcts_star_widen"))
+    assert [step for step, _, _ in calls] == ["eval_cot", "eval_mcts_star"]
+    assert row["mcts_widen/acc"] == row["mcts/acc"]
+
+
 def test_only_the_training_search_runs_all_iterations():
     """The training MCTS* gets early_stop=train_early_stop (the authors' data generation runs
     all T iterations); the evaluation config keeps the stop rule."""
@@ -269,7 +388,9 @@ def run_loop(tmp_path: Path, policy: Path, loop_dir: Path, *extra: str):
         "search.iterations=2", "search.max_step_tokens=24", "data.max_solution_tokens=48",
         "prm.epochs=1", "stage.sft.epochs=1", "trainer.enable_progress_bar=false",
         # the untrained test policy never finds an answer: D_V0 from reference solutions
-        "stage.init_prm.method=reference", *extra,
+        "stage.init_prm.method=reference",
+        # evaluation stays cheap: at most 3 samples for SC / BoN / vote, BFS beam 1
+        "stage.sc_max_n=3", *extra,
     ]
     env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
@@ -286,8 +407,15 @@ def test_one_iteration_loop_runs_and_resumes_without_searching_again(tmp_path, t
         assert (loop_dir / name).is_file()
     csv_lines = (loop_dir / "results.csv").read_text().splitlines()
     assert len(csv_lines) == 3  # header + iterations 0 and 1
+    header = csv_lines[0].split(",")
+    first = dict(zip(header, csv_lines[1].split(",")))
+    for method in ("cot", "sc", "best_of_n", "weighted_vote", "bfs", "mcts", "mcts_widen"):
+        assert first[f"{method}/acc"] != "" and first[f"{method}/tokens"] != ""
+    assert 1 <= int(first["sc/n"]) <= 3 and first["bfs/beam_width"] == "1"
     steps = ["iter_0/policy", "iter_0/d_v0", "prm_eval_set", "iter_0/prm", "iter_0/eval_cot",
-             "iter_0/eval_mcts_star", "iter_0/eval_self_consistency", "iter_0/eval_prm",
+             "iter_0/eval_mcts_star", "iter_0/eval_self_consistency", "iter_0/eval_best_of_n",
+             "iter_0/eval_weighted_vote", "iter_0/eval_bfs", "iter_0/eval_mcts_star_widen",
+             "iter_0/eval_prm",
              "iter_1/search", "iter_1/extract", "iter_1/prm", "iter_1/policy", "iter_1/eval_cot"]
     for step in steps:
         manifest = json.loads((loop_dir / step / "manifest.json").read_text())
@@ -299,7 +427,8 @@ def test_one_iteration_loop_runs_and_resumes_without_searching_again(tmp_path, t
     results = loop_dir / "iter_1" / "search" / "results.jsonl"
     before = (results.read_text(), results.stat().st_mtime_ns)
     for later in ("extract", "prm", "policy", "eval_cot", "eval_mcts_star",
-                  "eval_self_consistency", "eval_prm"):
+                  "eval_self_consistency", "eval_best_of_n", "eval_weighted_vote", "eval_bfs",
+                  "eval_mcts_star_widen", "eval_prm"):
         shutil.rmtree(loop_dir / "iter_1" / later)
     (loop_dir / "results.csv").unlink()
     out = run_loop(tmp_path, tiny_policy, loop_dir)
@@ -320,3 +449,5 @@ def test_a_loop_folder_refuses_another_config(tmp_path, compose_cfg):
     other = compose_cfg("stage=loop", "search.alpha=0.3")
     with pytest.raises(ConfigError, match="another config"):
         claim_dir(other, tmp_path)
+    # which methods are evaluated is not part of it: a folder resumes with another list
+    claim_dir(compose_cfg("stage=loop", "stage.eval_methods=[cot,mcts_star]"), tmp_path)

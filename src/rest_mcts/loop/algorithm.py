@@ -7,7 +7,9 @@
         D_V_k (PRM targets) and D_G_k (correct traces) from those trees
         PRM_k    trained on D_V0 + new data (``prm_data``), from PRM_{k-1} or afresh
         policy_k SFT on D_G (``policy_data``), from the base policy or policy_{k-1}
-    every iteration: held-out evaluation (CoT, MCTS*, self-consistency at equal tokens, PRM)
+    every iteration: held-out evaluation (``eval_methods``: CoT, self-consistency, best-of-N
+                 and weighted vote with PRM_k, BFS with PRM_k, MCTS*, MCTS* with widening,
+                 at equal policy tokens per question; the PRM on a fixed validation set)
 
 Every artefact lives under ``<root>/iter_k/<step>/`` with a ``manifest.json`` naming what
 produced it (:class:`rest_mcts.loop.steps.StepRunner`); a job killed at any point and started
@@ -26,7 +28,7 @@ from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0, prm_eval_set
 from rest_mcts.loop.data import D_V_NODES, extract_data, mix
-from rest_mcts.loop.evaluate import evaluate_iteration
+from rest_mcts.loop.evaluate import EVAL_METHODS, check_eval_methods, evaluate_iteration
 from rest_mcts.loop.search_run import SearchRun, run_search
 from rest_mcts.loop.steps import StepRunner
 from rest_mcts.loop.train import train_policy_sft, train_prm_model
@@ -65,7 +67,11 @@ class LoopSettings:
         train_early_stop: the MCTS* on the training questions stops at a node valued >= l
             (True) or runs all T iterations (False, as the authors' data generation); the
             evaluation MCTS* always keeps the stop rule.
-        sc_max_n: cap on self-consistency samples matched to MCTS* tokens.
+        sc_max_n: cap on N, the samples of self-consistency, best-of-N and the weighted vote
+            (one N shared by the three) matched to MCTS* tokens; BFS's beam follows N.
+        eval_methods: the held-out evaluation's methods, names of
+            :data:`rest_mcts.loop.evaluate.EVAL_METHODS` (default: all); self_consistency,
+            best_of_n, weighted_vote and bfs need cot and mcts_star (their budget).
         prm_init_epochs: epochs of PRM_0 on D_V0.
         prm_epochs: epochs of PRM_k on the iteration's data mix.
         init_prm: how D_V0 is made.
@@ -90,6 +96,7 @@ class LoopSettings:
     d_v_nodes: str = "paths"
     train_early_stop: bool = False
     sc_max_n: int = 128
+    eval_methods: tuple[str, ...] = tuple(EVAL_METHODS)
     prm_init_epochs: int = 6
     prm_epochs: int = 2
     option: str = field(default="stage", repr=False)
@@ -112,6 +119,8 @@ class LoopSettings:
                 raise ConfigError(f"{o}.{key}={getattr(self, key)} is not one of {list(allowed)}")
         if not isinstance(self.train_early_stop, bool):
             raise ConfigError(f"{o}.train_early_stop={self.train_early_stop!r} is not a boolean")
+        object.__setattr__(self, "eval_methods",
+                           check_eval_methods(f"{o}.eval_methods", self.eval_methods))
 
     def search_run(self, split: str, num_problems: int, *, label_trees: bool) -> SearchRun:
         prefix = "search" if label_trees else "eval"
@@ -162,7 +171,7 @@ def run_loop(
     def evaluate(k: int, extra: dict[str, Any]) -> dict[str, Any]:
         row = evaluate_iteration(ctx, runner, k, policy=policy, prm=prm, mcts=mcts,
                                  eval_run=eval_run, prm_eval_file=prm_eval["file"],
-                                 sc_max_n=s.sc_max_n, extra=extra)
+                                 sc_max_n=s.sc_max_n, extra=extra, methods=s.eval_methods)
         if logger:
             logger.log_metrics({f"loop/{key}": float(v) for key, v in row.items()
                                 if v is not None}, step=k)

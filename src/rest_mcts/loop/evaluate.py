@@ -1,25 +1,98 @@
 """Held-out evaluation of the models of one iteration.
 
 * :func:`evaluate_policy_at` -- the policy alone: greedy (CoT) accuracy, step legality, pass@N.
-* :func:`evaluate_iteration` -- the loop's row: CoT, MCTS* with PRM_k, self-consistency with as
-  many policy tokens per question as MCTS* spent, and the PRM on a fixed validation set.
+* :func:`evaluate_iteration` -- the loop's row: every method of ``stage.eval_methods``
+  (:data:`EVAL_METHODS`) at equal policy tokens per question next to MCTS*, and the PRM on a
+  fixed validation set.
 * :func:`prm_validation` -- the PRM against D_V targets and, with the world's oracle, the
   exact quality values (error, rank correlation, sibling ranking accuracy).
+
+Equal tokens. MCTS* (the configured ``search``) and greedy CoT run first; the sampling
+methods -- self-consistency, best-of-N with PRM_k and the PRM-weighted vote -- then share ONE
+N, :func:`matched_n`: ceil(MCTS* policy tokens per question / CoT tokens per question),
+capped by ``stage.sc_max_n``, so each spends about MCTS*'s tokens (a sampled solution is about
+as long as the greedy one). BFS with PRM_k gets a beam sized from the same N
+(:func:`bfs_at`). MCTS* with widening is the configured search with ``widen=true``; it spends
+what it spends. Every method's tokens per question are in the table, so "equal" can be checked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
 from typing import Any
 
+from rest_mcts.config import ConfigError
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.search_run import SearchRun, run_search
 from rest_mcts.loop.steps import StepRunner
 from rest_mcts.loop.train import value_oracle
 
 log = logging.getLogger(__name__)
+
+# name (step ``iter_k/eval_<name>``, ``stage.eval_methods``): (column prefix, table header).
+# The prefixes cot, sc and mcts are the columns of older tables.
+EVAL_METHODS: dict[str, tuple[str, str]] = {
+    "cot": ("cot", "CoT"),
+    "self_consistency": ("sc", "SC"),
+    "best_of_n": ("best_of_n", "BoN (PRM)"),
+    "weighted_vote": ("weighted_vote", "vote (PRM)"),
+    "bfs": ("bfs", "BFS (PRM)"),
+    "mcts_star": ("mcts", "MCTS*"),
+    "mcts_star_widen": ("mcts_widen", "MCTS* widen"),
+}
+# Sampling methods: n solutions each, one N shared by the three (matched_n).
+SAMPLED = ("self_consistency", "best_of_n", "weighted_vote")
+# Methods whose budget is matched to MCTS*'s tokens: they need cot and mcts_star evaluated.
+MATCHED = (*SAMPLED, "bfs")
+
+
+def check_eval_methods(option: str, methods: Any) -> tuple[str, ...]:
+    """``stage.eval_methods`` as a tuple of names from :data:`EVAL_METHODS` (in table order);
+    raises ConfigError (one line naming ``option`` and the allowed names) for anything else,
+    an empty list, or a matched method without the ``cot`` and ``mcts_star`` runs its budget
+    comes from."""
+    allowed = list(EVAL_METHODS)
+    if isinstance(methods, str) or not isinstance(methods, (list, tuple)) or not methods:
+        raise ConfigError(f"{option}={methods!r} must be a non-empty list of {allowed}")
+    unknown = [m for m in methods if m not in EVAL_METHODS]
+    if unknown:
+        raise ConfigError(f"{option}: {', '.join(map(str, unknown))} not one of {allowed}")
+    matched = [m for m in methods if m in MATCHED]
+    missing = [m for m in ("cot", "mcts_star") if m not in methods]
+    if matched and missing:
+        raise ConfigError(f"{option}: {', '.join(matched)} need(s) {' and '.join(missing)} "
+                          "too (their budget matches MCTS* tokens over CoT tokens)")
+    return tuple(m for m in allowed if m in methods)
+
+
+def matched_n(mcts_tokens: float, cot_tokens: float, cap: int) -> int:
+    """N samples for about MCTS*'s policy tokens per question: ceil(mcts_tokens /
+    cot_tokens) (a CoT below one token counts as one), at least 1 and at most ``cap``."""
+    n = max(1, math.ceil(mcts_tokens / max(1.0, cot_tokens)))
+    return min(n, int(cap))
+
+
+def bfs_at(mcts: Any, n: int) -> Any:
+    """BFS with PRM_k at about the tokens of N sampled solutions, on MCTS*'s step settings.
+
+    BFS generates ``branch`` steps under each of at most ``beam_width`` frontier nodes per
+    depth, so a full-length search costs about ``beam_width * branch`` solutions' worth of
+    steps (the first depth, with only the root, costs less). We keep MCTS*'s branch b (the
+    paper's 3; BFS's default is 3 too) and set ``beam_width = ceil(N / b)``, so
+    ``beam_width * b`` is N or just above: the tokens land in the range of the sampling
+    methods'. It is an estimate made before the run, not a measured match (the frontier
+    shrinks when paths finish or turn illegal, and a cut-short search spends less); the
+    table shows BFS's real tokens per question. Depth cap, step token cap and temperature
+    are MCTS*'s, so BFS searches the same step space.
+    """
+    from rest_mcts.search.configs import search_config
+
+    return search_config("bfs", branch=mcts.branch, beam_width=max(1, math.ceil(n / mcts.branch)),
+                         max_depth=mcts.max_depth, temperature=mcts.temperature,
+                         max_step_tokens=mcts.max_step_tokens)
 
 
 def evaluate_policy_at(
@@ -53,46 +126,77 @@ def prm_validation(ctx: Context, prm: str, data_file: str) -> dict[str, float]:
 def evaluate_iteration(
     ctx: Context, runner: StepRunner, k: int, *, policy: str, prm: str, mcts: Any,
     eval_run: SearchRun, prm_eval_file: str, sc_max_n: int, extra: dict[str, Any],
+    methods: tuple[str, ...] = tuple(EVAL_METHODS),
 ) -> dict[str, Any]:
-    """Held-out evaluation of iteration k, each part its own resumable step: CoT, MCTS*
-    (``mcts``, a typed MCTS* config) with PRM_k, self-consistency at MCTS*'s tokens, PRM metrics.
+    """Held-out evaluation of iteration k, each method its own resumable step
+    ``iter_k/eval_<name>``, then the PRM metrics (``iter_k/eval_prm``).
+
+    ``methods`` (names of :data:`EVAL_METHODS`, checked by :func:`check_eval_methods`) run in
+    this order: CoT, MCTS* (``mcts``, the configured typed MCTS* config) with PRM_k, the
+    sampling methods at the shared N (:func:`matched_n`), BFS at :func:`bfs_at`, MCTS* with
+    ``widen=true`` (when ``mcts`` already widens, that is the same search: its numbers are
+    reused, nothing runs twice).
 
     Returns:
-        The iteration's row of the results table.
+        The iteration's row of the results table: ``<prefix>/acc`` and ``<prefix>/tokens``
+        (policy tokens per question) per method, ``<prefix>/prm_calls`` for the PRM-guided
+        ones, ``sc/n`` (the shared N), ``bfs/beam_width``, ``prm/*`` and ``extra``.
     """
     from rest_mcts.search.configs import search_config
+    from rest_mcts.search.registry import needs_scorer
 
     it = f"iter_{k}"
     inputs = {"policy": policy, "prm": prm}
+    row: dict[str, Any] = {"iteration": k}
 
-    def run_eval(name: str, search: Any, prm_path: str | None) -> dict[str, Any]:
-        return runner.run(
+    def run_eval(name: str, search: Any) -> dict[str, Any]:
+        prm_path = prm if needs_scorer(search.name) else None
+        metrics = runner.run(
             f"{it}/eval_{name}",
             lambda d: run_search(ctx, d, search, eval_run, policy_path=policy, prm_path=prm_path),
-            produced_by=f"eval: {search.name} on the {eval_run.split} split", inputs=inputs,
+            produced_by=f"eval: {name} ({search.to_dict()}) on the {eval_run.split} split",
+            inputs=inputs,
         )
+        record(name, metrics, prm_path is not None)
+        return metrics
 
-    cot = run_eval("cot", search_config("cot"), None)
-    mcts_metrics = run_eval("mcts_star", mcts, prm)
-    per_sample = max(1.0, cot["eval/policy_tokens_per_question"])
-    n = max(1, math.ceil(mcts_metrics["eval/policy_tokens_per_question"] / per_sample))
-    n = min(n, int(sc_max_n))
-    sc = run_eval("self_consistency",
-                  search_config("self_consistency", n=n, temperature=mcts.temperature), None)
+    def record(name: str, metrics: dict[str, Any], prm_calls: bool) -> None:
+        prefix = EVAL_METHODS[name][0]
+        row[f"{prefix}/acc"] = metrics["eval/acc"]
+        row[f"{prefix}/tokens"] = metrics["eval/policy_tokens_per_question"]
+        if prm_calls:
+            row[f"{prefix}/prm_calls"] = metrics["eval/prm_calls_per_question"]
+
+    done: dict[str, dict[str, Any]] = {}
+    if "cot" in methods:
+        done["cot"] = run_eval("cot", search_config("cot"))
+    if "mcts_star" in methods:
+        done["mcts_star"] = run_eval("mcts_star", mcts)
+    if any(m in methods for m in MATCHED):
+        n = matched_n(done["mcts_star"]["eval/policy_tokens_per_question"],
+                      done["cot"]["eval/policy_tokens_per_question"], sc_max_n)
+        row["sc/n"] = n
+        for name in SAMPLED:
+            if name in methods:
+                run_eval(name, search_config(name, n=n, temperature=mcts.temperature))
+        if "bfs" in methods:
+            bfs = bfs_at(mcts, n)
+            row["bfs/beam_width"] = bfs.beam_width
+            run_eval("bfs", bfs)
+    if "mcts_star_widen" in methods:
+        widen = dataclasses.replace(mcts, widen=True)
+        if widen == mcts and "mcts_star" in done:
+            log.info("the configured MCTS* already widens: mcts_star_widen = mcts_star")
+            record("mcts_star_widen", done["mcts_star"], True)
+        else:
+            run_eval("mcts_star_widen", widen)
     prm_metrics = runner.run(
         f"{it}/eval_prm", lambda d: prm_validation(ctx, prm, prm_eval_file),
         produced_by="PRM on the fixed validation set", inputs={"prm": prm, "data": prm_eval_file},
     )
-    row = {
-        "iteration": k,
-        "cot/acc": cot["eval/acc"], "cot/tokens": cot["eval/policy_tokens_per_question"],
-        "sc/acc": sc["eval/acc"], "sc/n": n, "sc/tokens": sc["eval/policy_tokens_per_question"],
-        "mcts/acc": mcts_metrics["eval/acc"],
-        "mcts/tokens": mcts_metrics["eval/policy_tokens_per_question"],
-        "mcts/prm_calls": mcts_metrics["eval/prm_calls_per_question"],
-        **{f"prm/{key.replace('/', '_')}": v for key, v in prm_metrics.items()},
-        **{key: v for key, v in extra.items() if v is not None},
-    }
-    log.info("iteration %d: CoT %.3f, SC@%d %.3f, MCTS* %.3f, PRM sibling acc %s",
-             k, row["cot/acc"], n, row["sc/acc"], row["mcts/acc"], row.get("prm/val_sibling_acc"))
+    row.update({f"prm/{key.replace('/', '_')}": v for key, v in prm_metrics.items()})
+    row.update({key: v for key, v in extra.items() if v is not None})
+    log.info("iteration %d (N=%s): %s; PRM sibling acc %s", k, row.get("sc/n"), ", ".join(
+        f"{EVAL_METHODS[m][1]} {row[EVAL_METHODS[m][0] + '/acc']:.3f}" for m in methods
+        if EVAL_METHODS[m][0] + "/acc" in row), row.get("prm/val_sibling_acc"))
     return row

@@ -1,4 +1,9 @@
-"""The self-training loop's results: one row per iteration, as markdown, CSV and a plot."""
+"""The self-training loop's results: one row per iteration, as markdown, CSV and a plot.
+
+The CSV has every column of :data:`COLUMNS`; the markdown splits them into two tables that fit
+a screen: the evaluated methods (accuracy and policy tokens per question in one cell, in
+:data:`rest_mcts.loop.evaluate.EVAL_METHODS` order) and the PRM and data columns.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,13 @@ import csv
 from pathlib import Path
 from typing import Sequence
 
-# (column key, header, format) in table order; a missing key prints as "-".
-COLUMNS: list[tuple[str, str, str]] = [
-    ("iteration", "iter", "{:.0f}"),
-    ("cot/acc", "CoT acc", "{:.3f}"),
-    ("cot/tokens", "CoT tok/q", "{:.0f}"),
-    ("sc/acc", "SC acc", "{:.3f}"),
-    ("sc/n", "SC n", "{:.0f}"),
-    ("sc/tokens", "SC tok/q", "{:.0f}"),
-    ("mcts/acc", "MCTS* acc", "{:.3f}"),
-    ("mcts/tokens", "MCTS* tok/q", "{:.0f}"),
+from rest_mcts.loop.evaluate import EVAL_METHODS
+
+# Method columns (prefix, header): accuracy and tokens of each method of the evaluation.
+METHODS: list[tuple[str, str]] = list(EVAL_METHODS.values())
+
+# PRM and data columns (key, header, format), the second markdown table.
+OTHER: list[tuple[str, str, str]] = [
     ("prm/val_mse", "PRM mse", "{:.4f}"),
     ("prm/val_sibling_acc", "PRM sibling acc", "{:.3f}"),
     ("prm/val_oracle_mse", "PRM oracle mse", "{:.4f}"),
@@ -25,19 +27,58 @@ COLUMNS: list[tuple[str, str, str]] = [
 ]
 
 
+def _method_columns(prefix: str, header: str) -> list[tuple[str, str, str]]:
+    columns = [(f"{prefix}/acc", f"{header} acc", "{:.3f}")]
+    if prefix == "sc":
+        columns.append(("sc/n", "N (SC, BoN, vote)", "{:.0f}"))
+    if prefix == "bfs":
+        columns.append(("bfs/beam_width", "BFS beam", "{:.0f}"))
+    return columns + [(f"{prefix}/tokens", f"{header} tok/q", "{:.0f}")]
+
+
+# (column key, header, format) in CSV order; a missing key is empty (CSV) or "-" (markdown).
+# The keys cot/*, sc/* and mcts/* are those of older tables.
+COLUMNS: list[tuple[str, str, str]] = [
+    ("iteration", "iter", "{:.0f}"),
+    *(column for prefix, header in METHODS for column in _method_columns(prefix, header)),
+    *OTHER,
+]
+
+
 def _cell(row: dict, key: str, fmt: str) -> str:
     value = row.get(key)
     return "-" if value is None else fmt.format(value)
 
 
+def _method_cell(row: dict, prefix: str) -> str:
+    acc, tokens = row.get(f"{prefix}/acc"), row.get(f"{prefix}/tokens")
+    if acc is None:
+        return "-"
+    return f"{acc:.3f}" + ("" if tokens is None else f" ({tokens:.0f})")
+
+
+def _table(header: list[str], lines: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
+            *("| " + " | ".join(line) + " |" for line in lines)]
+
+
 def markdown(rows: Sequence[dict]) -> str:
-    """The results table in markdown (one line per iteration)."""
-    header = "| " + " | ".join(h for _, h, _ in COLUMNS) + " |"
-    rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
-    lines = [header, rule]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(row, k, f) for k, _, f in COLUMNS) + " |")
-    return "\n".join(lines) + "\n"
+    """The results in markdown: the methods' held-out accuracy (policy tokens per question)
+    by iteration, then the PRM and data columns (one line per iteration each)."""
+    def it(row: dict) -> str:
+        return _cell(row, "iteration", "{:.0f}")
+
+    methods = _table(
+        ["iter", "N", "BFS beam", *(header for _, header in METHODS)],
+        [[it(row), _cell(row, "sc/n", "{:.0f}"), _cell(row, "bfs/beam_width", "{:.0f}"),
+          *(_method_cell(row, prefix) for prefix, _ in METHODS)] for row in rows],
+    )
+    other = _table(["iter", *(h for _, h, _ in OTHER)],
+                   [[it(row), *(_cell(row, k, f) for k, _, f in OTHER)] for row in rows])
+    note = ("Held-out accuracy (policy tokens per question). N: samples of SC, BoN and vote, "
+            "one N for the three, ceil(MCTS* tokens / CoT tokens) capped by stage.sc_max_n; "
+            "BFS beam: ceil(N / b) with MCTS*'s branch b.")
+    return "\n".join([note, "", *methods, "", *other]) + "\n"
 
 
 def write_csv(rows: Sequence[dict], path: Path) -> None:
@@ -49,8 +90,8 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
 
 
 def plot(rows: Sequence[dict], path: Path, title: str) -> None:
-    """Accuracy (CoT, self-consistency, MCTS*) and the PRM's sibling ranking accuracy against
-    the exact values by iteration."""
+    """Accuracy of every evaluated method and the PRM's sibling ranking accuracy against the
+    exact values by iteration."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,9 +99,8 @@ def plot(rows: Sequence[dict], path: Path, title: str) -> None:
 
     iterations = [row["iteration"] for row in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("cot/acc", "policy CoT (greedy)"), ("sc/acc", "self-consistency"),
-                       ("mcts/acc", "MCTS* with PRM_k"),
-                       ("prm/val_sibling_acc", "PRM sibling ranking acc")):
+    curves = [(f"{prefix}/acc", header) for prefix, header in METHODS]
+    for key, label in (*curves, ("prm/val_sibling_acc", "PRM sibling ranking acc")):
         points = [(i, row[key]) for i, row in zip(iterations, rows) if row.get(key) is not None]
         if points:
             ax.plot(*zip(*points), marker="o", label=label,

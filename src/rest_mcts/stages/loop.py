@@ -58,11 +58,15 @@ def loop(cfg: DictConfig) -> dict[str, float]:
 
 
 def loop_config(cfg: DictConfig) -> dict[str, Any]:
-    """Everything that shapes the loop's results (not where files go, not logging)."""
+    """Everything that shapes the loop's results (not where files go, not logging, not
+    which evaluation methods run)."""
     plain = OmegaConf.to_container(cfg, resolve=False)
     for key in ("paths", "hydra", "logger", "run_name"):
         plain.pop(key, None)
     plain.get("stage", {}).pop("dir", None)
+    # which methods are evaluated adds or removes steps and columns, never changes a number:
+    # a folder resumes with another list (each method is its own step)
+    plain.get("stage", {}).pop("eval_methods", None)
     for key in ("default_root_dir", "enable_progress_bar"):
         plain.get("trainer", {}).pop(key, None)
     return plain
