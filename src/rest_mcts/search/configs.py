@@ -184,33 +184,32 @@ class CoTConfig(SearchConfig):
 
 
 @dataclass(frozen=True)
-class SelfConsistencyConfig(SearchConfig):
+class SampledConfig(SearchConfig):
+    """Knobs shared by the methods that sample n whole solutions and pick one."""
+
+    n: int = knob(8, low=1, integer=True, what="sampled solutions per question")
+    temperature: float = knob(1.0, low=0, what="sampling temperature")
+
+
+@dataclass(frozen=True)
+class SelfConsistencyConfig(SampledConfig):
     """Self-consistency (Wang et al. 2023): n sampled solutions, majority vote."""
 
     name: ClassVar[str] = "self_consistency"
 
-    n: int = knob(8, low=1, integer=True, what="sampled solutions per question")
-    temperature: float = knob(1.0, low=0, what="sampling temperature")
-
 
 @dataclass(frozen=True)
-class BestOfNConfig(SearchConfig):
+class BestOfNConfig(SampledConfig):
     """Best-of-N: n sampled solutions, the highest PRM value wins."""
 
     name: ClassVar[str] = "best_of_n"
 
-    n: int = knob(8, low=1, integer=True, what="sampled solutions per question")
-    temperature: float = knob(1.0, low=0, what="sampling temperature")
-
 
 @dataclass(frozen=True)
-class WeightedVoteConfig(SearchConfig):
+class WeightedVoteConfig(SampledConfig):
     """PRM-weighted vote: n sampled solutions, each votes with its PRM value."""
 
     name: ClassVar[str] = "weighted_vote"
-
-    n: int = knob(8, low=1, integer=True, what="sampled solutions per question")
-    temperature: float = knob(1.0, low=0, what="sampling temperature")
 
 
 @dataclass(frozen=True)
