@@ -40,6 +40,7 @@ def texts(outputs) -> list[list[tuple[str, int, str]]]:
 
 
 # ---------------------------------------------------------------------------- backend
+@pytest.mark.slow  # ~15-25 s: many batch compositions through both decoders
 @pytest.mark.parametrize("decoder", ["compact", "generate"])
 def test_a_rows_samples_depend_on_its_seed_alone(model_and_tokenizer, decoder):
     seeds = [101, 202, 303, 404]
