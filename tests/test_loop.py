@@ -191,7 +191,7 @@ def test_matched_n_and_the_bfs_beam():
     assert bfs_at(mcts, 6).beam_width == 2 and bfs_at(mcts, 1).beam_width == 1
 
 
-def fake_evaluation(monkeypatch, tmp_path, mcts, methods=ALL_EVAL):
+def fake_evaluation(monkeypatch, tmp_path, mcts, policy_eval=None, methods=ALL_EVAL):
     """evaluate_iteration with run_search and prm_validation replaced: MCTS* spends 230 policy
     tokens per question, CoT 40; every other method 200. Returns (row, searches run, runner)."""
     from rest_mcts.loop import evaluate
@@ -207,10 +207,18 @@ def fake_evaluation(monkeypatch, tmp_path, mcts, methods=ALL_EVAL):
 
     monkeypatch.setattr(evaluate, "run_search", run_search)
     monkeypatch.setattr(evaluate, "prm_validation", lambda ctx, prm, f: {"val/mse": 0.1})
+
+    def evaluate_policy_at(ctx, policy, *, num_problems, samples, temperature, split):
+        calls.append(("eval_policy", (policy, num_problems, samples, temperature, split), None))
+        return {"eval/greedy_acc": 0.25, f"eval/pass@{samples}": 0.75,
+                "eval/legal_step_rate": 0.9}
+
+    monkeypatch.setattr(evaluate, "evaluate_policy_at", evaluate_policy_at)
     runner = StepRunner(tmp_path)
     row = evaluate.evaluate_iteration(
         None, runner, 0, policy="pol", prm="prm", mcts=mcts, eval_run=SearchRun("test", 4),
-        prm_eval_file="f", sc_max_n=128, extra={"data/x": 1}, methods=methods)
+        prm_eval_file="f", sc_max_n=128, extra={"data/x": 1}, methods=methods,
+        policy_eval=policy_eval)
     return row, calls, runner
 
 
@@ -259,6 +267,22 @@ def test_a_trimmed_evaluation_and_a_widening_search(monkeypatch, tmp_path):
                                     methods=("cot", "mcts_star", "mcts_star_widen"))
     assert [step for step, _, _ in calls] == ["eval_cot", "eval_mcts_star"]
     assert row["mcts_widen/acc"] == row["mcts/acc"]
+
+
+def test_the_policy_alone_is_evaluated_on_its_own_question_set(monkeypatch, tmp_path):
+    from rest_mcts.config import ConfigError
+    from rest_mcts.loop.evaluate import PolicyEval
+    from rest_mcts.search.configs import search_config
+
+    pe = PolicyEval(num_problems=500, samples=4, temperature=0.8)
+    row, calls, runner = fake_evaluation(monkeypatch, tmp_path, search_config("mcts_star"),
+                                         policy_eval=pe, methods=("cot", "mcts_star"))
+    assert calls[0] == ("eval_policy", ("pol", 500, 4, 0.8, "test"), None)
+    assert row["policy/greedy_acc"] == 0.25 and row["policy/pass@k"] == 0.75
+    assert row["policy/legal_step_rate"] == 0.9 and runner.done("iter_0/eval_policy")
+    assert PolicyEval() == PolicyEval(1000, 8, 1.0)  # the loop's default: pass@8 on 1000
+    with pytest.raises(ConfigError, match="stage.policy_eval.samples"):
+        PolicyEval(samples=0)
 
 
 def test_only_the_training_search_runs_all_iterations():
@@ -390,7 +414,8 @@ def run_loop(tmp_path: Path, policy: Path, loop_dir: Path, *extra: str):
         # the untrained test policy never finds an answer: D_V0 from reference solutions
         "stage.init_prm.method=reference",
         # evaluation stays cheap: at most 3 samples for SC / BoN / vote, BFS beam 1
-        "stage.sc_max_n=3", *extra,
+        "stage.sc_max_n=3", "stage.policy_eval.num_problems=4", "stage.policy_eval.samples=2",
+        *extra,
     ]
     env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
@@ -411,11 +436,13 @@ def test_one_iteration_loop_runs_and_resumes_without_searching_again(tmp_path, t
     first = dict(zip(header, csv_lines[1].split(",")))
     for method in ("cot", "sc", "best_of_n", "weighted_vote", "bfs", "mcts", "mcts_widen"):
         assert first[f"{method}/acc"] != "" and first[f"{method}/tokens"] != ""
+    for key in ("policy/greedy_acc", "policy/pass@k", "policy/legal_step_rate"):
+        assert 0 <= float(first[key]) <= 1
     assert 1 <= int(first["sc/n"]) <= 3 and first["bfs/beam_width"] == "1"
     steps = ["iter_0/policy", "iter_0/d_v0", "prm_eval_set", "iter_0/prm", "iter_0/eval_cot",
              "iter_0/eval_mcts_star", "iter_0/eval_self_consistency", "iter_0/eval_best_of_n",
              "iter_0/eval_weighted_vote", "iter_0/eval_bfs", "iter_0/eval_mcts_star_widen",
-             "iter_0/eval_prm",
+             "iter_0/eval_prm", "iter_0/eval_policy",
              "iter_1/search", "iter_1/extract", "iter_1/prm", "iter_1/policy", "iter_1/eval_cot"]
     for step in steps:
         manifest = json.loads((loop_dir / step / "manifest.json").read_text())
@@ -426,7 +453,7 @@ def test_one_iteration_loop_runs_and_resumes_without_searching_again(tmp_path, t
     # a kill right after the search: later steps never finished
     results = loop_dir / "iter_1" / "search" / "results.jsonl"
     before = (results.read_text(), results.stat().st_mtime_ns)
-    for later in ("extract", "prm", "policy", "eval_cot", "eval_mcts_star",
+    for later in ("extract", "prm", "policy", "eval_policy", "eval_cot", "eval_mcts_star",
                   "eval_self_consistency", "eval_best_of_n", "eval_weighted_vote", "eval_bfs",
                   "eval_mcts_star_widen", "eval_prm"):
         shutil.rmtree(loop_dir / "iter_1" / later)
@@ -449,5 +476,9 @@ def test_a_loop_folder_refuses_another_config(tmp_path, compose_cfg):
     other = compose_cfg("stage=loop", "search.alpha=0.3")
     with pytest.raises(ConfigError, match="another config"):
         claim_dir(other, tmp_path)
-    # which methods are evaluated is not part of it: a folder resumes with another list
+    # which methods are evaluated is not part of it: a folder resumes with another list; nor is
+    # the number of iterations (iteration k never depends on K) or the policy's own evaluation
     claim_dir(compose_cfg("stage=loop", "stage.eval_methods=[cot,mcts_star]"), tmp_path)
+    claim_dir(compose_cfg("stage=loop", "stage.iterations=5", "stage.policy_eval=null"), tmp_path)
+    with pytest.raises(ConfigError, match="another config"):
+        claim_dir(compose_cfg("stage=loop", "stage.sft.epochs=9"), tmp_path)

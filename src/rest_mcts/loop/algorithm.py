@@ -28,7 +28,12 @@ from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0, prm_eval_set
 from rest_mcts.loop.data import D_V_NODES, extract_data, mix
-from rest_mcts.loop.evaluate import EVAL_METHODS, check_eval_methods, evaluate_iteration
+from rest_mcts.loop.evaluate import (
+    EVAL_METHODS,
+    PolicyEval,
+    check_eval_methods,
+    evaluate_iteration,
+)
 from rest_mcts.loop.search_run import SearchRun, run_search
 from rest_mcts.loop.steps import StepRunner
 from rest_mcts.loop.train import train_policy_sft, train_prm_model
@@ -75,11 +80,13 @@ class LoopSettings:
         prm_init_epochs: epochs of PRM_0 on D_V0.
         prm_epochs: epochs of PRM_k on the iteration's data mix.
         init_prm: how D_V0 is made.
+        policy_eval: the policy's own greedy / pass@N evaluation each iteration (None: off).
         sft: policy fine-tuning settings (``policy.*`` with ``stage.sft.*`` over it).
     """
 
     init_prm: InitPRMSettings
     sft: TrainSettings
+    policy_eval: PolicyEval | None = PolicyEval()
     iterations: int = 2
     train_problems: int = 400
     eval_split: str = "test"
@@ -171,7 +178,8 @@ def run_loop(
     def evaluate(k: int, extra: dict[str, Any]) -> dict[str, Any]:
         row = evaluate_iteration(ctx, runner, k, policy=policy, prm=prm, mcts=mcts,
                                  eval_run=eval_run, prm_eval_file=prm_eval["file"],
-                                 sc_max_n=s.sc_max_n, extra=extra, methods=s.eval_methods)
+                                 sc_max_n=s.sc_max_n, extra=extra, methods=s.eval_methods,
+                                 policy_eval=s.policy_eval)
         if logger:
             logger.log_metrics({f"loop/{key}": float(v) for key, v in row.items()
                                 if v is not None}, step=k)

@@ -21,10 +21,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rest_mcts.config import ConfigError
+from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.search_run import SearchRun, run_search
 from rest_mcts.loop.steps import StepRunner
@@ -47,6 +48,24 @@ EVAL_METHODS: dict[str, tuple[str, str]] = {
 SAMPLED = ("self_consistency", "best_of_n", "weighted_vote")
 # Methods whose budget is matched to MCTS*'s tokens: they need cot and mcts_star evaluated.
 MATCHED = (*SAMPLED, "bfs")
+
+
+@dataclass(frozen=True)
+class PolicyEval:
+    """The policy's own evaluation in the loop (``stage.policy_eval``): greedy accuracy and
+    pass@``samples`` at ``temperature`` on ``num_problems`` held-out questions -- more than the
+    search methods get, because the policy's gain is a few points and 200 questions give a
+    standard error of about 2.5 points."""
+
+    num_problems: int = 1000
+    samples: int = 8
+    temperature: float = 1.0
+    option: str = field(default="stage.policy_eval", repr=False)
+
+    def __post_init__(self) -> None:
+        check_value(f"{self.option}.num_problems", self.num_problems, 1, integer=True)
+        check_value(f"{self.option}.samples", self.samples, 1, integer=True)
+        check_value(f"{self.option}.temperature", self.temperature, 0)
 
 
 def check_eval_methods(option: str, methods: Any) -> tuple[str, ...]:
@@ -126,7 +145,7 @@ def prm_validation(ctx: Context, prm: str, data_file: str) -> dict[str, float]:
 def evaluate_iteration(
     ctx: Context, runner: StepRunner, k: int, *, policy: str, prm: str, mcts: Any,
     eval_run: SearchRun, prm_eval_file: str, sc_max_n: int, extra: dict[str, Any],
-    methods: tuple[str, ...] = tuple(EVAL_METHODS),
+    methods: tuple[str, ...] = tuple(EVAL_METHODS), policy_eval: PolicyEval | None = None,
 ) -> dict[str, Any]:
     """Held-out evaluation of iteration k, each method its own resumable step
     ``iter_k/eval_<name>``, then the PRM metrics (``iter_k/eval_prm``).
@@ -135,12 +154,14 @@ def evaluate_iteration(
     this order: CoT, MCTS* (``mcts``, the configured typed MCTS* config) with PRM_k, the
     sampling methods at the shared N (:func:`matched_n`), BFS at :func:`bfs_at`, MCTS* with
     ``widen=true`` (when ``mcts`` already widens, that is the same search: its numbers are
-    reused, nothing runs twice).
+    reused, nothing runs twice). With ``policy_eval``, the policy alone first
+    (``iter_k/eval_policy``: greedy accuracy and pass@N on its own, larger question set).
 
     Returns:
         The iteration's row of the results table: ``<prefix>/acc`` and ``<prefix>/tokens``
         (policy tokens per question) per method, ``<prefix>/prm_calls`` for the PRM-guided
-        ones, ``sc/n`` (the shared N), ``bfs/beam_width``, ``prm/*`` and ``extra``.
+        ones, ``sc/n`` (the shared N), ``bfs/beam_width``, ``policy/greedy_acc``,
+        ``policy/pass@N`` and ``policy/legal_step_rate``, ``prm/*`` and ``extra``.
     """
     from rest_mcts.search.configs import search_config
     from rest_mcts.search.registry import needs_scorer
@@ -167,6 +188,20 @@ def evaluate_iteration(
         if prm_calls:
             row[f"{prefix}/prm_calls"] = metrics["eval/prm_calls_per_question"]
 
+    if policy_eval is not None:
+        pe = policy_eval
+        metrics = runner.run(
+            f"{it}/eval_policy",
+            lambda d: evaluate_policy_at(ctx, policy, num_problems=pe.num_problems,
+                                         samples=pe.samples, temperature=pe.temperature,
+                                         split=eval_run.split),
+            produced_by=f"the policy alone: greedy and pass@{pe.samples} (temperature "
+                        f"{pe.temperature}) on {pe.num_problems} {eval_run.split} questions",
+            inputs={"policy": policy},
+        )
+        row["policy/greedy_acc"] = metrics["eval/greedy_acc"]
+        row["policy/pass@k"] = metrics[f"eval/pass@{pe.samples}"]
+        row["policy/legal_step_rate"] = metrics["eval/legal_step_rate"]
     done: dict[str, dict[str, Any]] = {}
     if "cot" in methods:
         done["cot"] = run_eval("cot", search_config("cot"))

@@ -16,8 +16,11 @@ from rest_mcts.loop.evaluate import EVAL_METHODS
 # Method columns (prefix, header): accuracy and tokens of each method of the evaluation.
 METHODS: list[tuple[str, str]] = list(EVAL_METHODS.values())
 
-# PRM and data columns (key, header, format), the second markdown table.
+# The policy alone (stage.policy_eval: k = its samples), the PRM and the data (key, header,
+# format): the second markdown table.
 OTHER: list[tuple[str, str, str]] = [
+    ("policy/greedy_acc", "policy greedy", "{:.3f}"),
+    ("policy/pass@k", "policy pass@k", "{:.3f}"),
     ("prm/val_mse", "PRM mse", "{:.4f}"),
     ("prm/val_sibling_acc", "PRM sibling acc", "{:.3f}"),
     ("prm/val_oracle_mse", "PRM oracle mse", "{:.4f}"),

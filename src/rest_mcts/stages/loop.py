@@ -18,6 +18,7 @@ from rest_mcts.config import ConfigError, from_node
 from rest_mcts.loop.algorithm import LoopSettings, check_inputs, run_loop
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings
+from rest_mcts.loop.evaluate import PolicyEval
 from rest_mcts.loop.report import print_summary, write_report
 from rest_mcts.loop.train import ensure_policy0
 from rest_mcts.search.configs import search_config_from
@@ -34,7 +35,9 @@ def loop(cfg: DictConfig) -> dict[str, float]:
     s = cfg.stage
     init = from_node(InitPRMSettings, s.init_prm, concurrency=s.concurrency,
                      cache_values=s.cache_values, option="stage.init_prm")
-    settings = from_node(LoopSettings, s, init_prm=init,
+    policy_eval = None if s.get("policy_eval") is None else from_node(
+        PolicyEval, s.policy_eval, option="stage.policy_eval")
+    settings = from_node(LoopSettings, s, init_prm=init, policy_eval=policy_eval,
                          sft=ctx.policy.overridden("stage.sft", s.get("sft")),
                          prm_init_epochs=s.prm_train.init_epochs, prm_epochs=s.prm_train.epochs)
     mcts = search_config_from(cfg.search)
@@ -59,14 +62,16 @@ def loop(cfg: DictConfig) -> dict[str, float]:
 
 def loop_config(cfg: DictConfig) -> dict[str, Any]:
     """Everything that shapes the loop's results (not where files go, not logging, not
-    which evaluation methods run)."""
+    which evaluation methods run, not how many iterations: iteration k never depends on K, so a
+    finished loop extended by ``stage.iterations`` resumes in its folder)."""
     plain = OmegaConf.to_container(cfg, resolve=False)
     for key in ("paths", "hydra", "logger", "run_name"):
         plain.pop(key, None)
     plain.get("stage", {}).pop("dir", None)
     # which methods are evaluated adds or removes steps and columns, never changes a number:
     # a folder resumes with another list (each method is its own step)
-    plain.get("stage", {}).pop("eval_methods", None)
+    for key in ("eval_methods", "policy_eval", "iterations"):
+        plain.get("stage", {}).pop(key, None)
     for key in ("default_root_dir", "enable_progress_bar"):
         plain.get("trainer", {}).pop(key, None)
     return plain
