@@ -198,6 +198,20 @@ def test_registered_with_capabilities(compose_cfg):
     assert "openai" in registered("policy") and "openai" in registered("scorer")
 
 
+def test_the_loop_refuses_served_models(compose_cfg):
+    """The loop retrains both models: a served policy or PRM stops it before any work."""
+    from rest_mcts.config import ConfigError
+    from rest_mcts.loop.algorithm import check_inputs
+    from rest_mcts.loop.context import Context
+    from rest_mcts.search.configs import search_config_from
+
+    for overrides, message in [(["backend=openai"], "backend=openai: the loop retrains"),
+                               (["prm=openai"], "prm=openai: the loop trains a neural PRM")]:
+        cfg = compose_cfg("stage=loop", *overrides)
+        with pytest.raises(ConfigError, match=message):
+            check_inputs(Context.from_config(cfg), search_config_from(cfg.search))
+
+
 def test_search_through_the_server_equals_the_in_process_mock(server):
     """MCTS* on Countdown: backend=openai (over HTTP) and backend=mock give the same trees."""
     search = make_search({"name": "mcts_star", "iterations": 4}, WORLD, max_solution_tokens=128)
