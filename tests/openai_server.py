@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 import threading
-import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -258,12 +257,3 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-
-def wait_until(check: Callable[[], bool], seconds: float) -> bool:
-    """Poll ``check`` until it is true or ``seconds`` pass."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()

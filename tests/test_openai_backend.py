@@ -1,4 +1,5 @@
-"""`backend=openai` and `prm=openai` against real HTTP servers on 127.0.0.1 (tests/openai_server.py).
+"""`backend=openai` and `prm=openai` against real HTTP servers on 127.0.0.1
+(tests/openai_server.py).
 
 The fake server writes the scripted mock policy's text for the request's seed, so the backend
 over HTTP must give exactly what `MockPolicyBackend` gives in process: texts (stop strings
@@ -123,7 +124,8 @@ def test_round_robin_over_two_servers():
 def test_chat_endpoint_sends_one_user_message(server):
     chat = backend(server, endpoint="chat", model="served-name")
     outputs = chat.generate(PROMPTS[:2], STEP, seeds=[1, 2])
-    assert as_tuples(outputs) == as_tuples(backend(server).generate(PROMPTS[:2], STEP, seeds=[1, 2]))
+    plain = backend(server).generate(PROMPTS[:2], STEP, seeds=[1, 2])
+    assert as_tuples(outputs) == as_tuples(plain)
     bodies = server.bodies("/v1/chat/completions")  # (in the order they arrived)
     assert sorted(b["messages"][0]["content"] for b in bodies) == sorted(PROMPTS[:2])
     assert all(len(b["messages"]) == 1 and b["messages"][0]["role"] == "user" for b in bodies)
@@ -227,15 +229,16 @@ def test_search_through_the_server_equals_the_in_process_mock(server):
 # ----------------------------------------------------------------------------- prm=openai
 def test_prm_reads_raw_values_from_classify(server):
     scorer = OpenAIValueScorer(base_urls=server.root, model="prm", max_batch_size=2)
-    items = [(p.question.text, ()) for p in PROBLEMS[:3]] + [(PROBLEMS[0].question.text, ("x",)),
-                                                             (PROBLEMS[1].question.text, ("y", "z"))]
+    items = [(p.question.text, ()) for p in PROBLEMS[:3]]
+    items += [(PROBLEMS[0].question.text, ("x",)), (PROBLEMS[1].question.text, ("y", "z"))]
     values = scorer.score(items)
     expected = [min(1.0, max(0.0, default_value(prm_input(q, s)))) for q, s in items]
     assert values == pytest.approx(expected)
     bodies = server.bodies("/classify")
     assert sorted(len(b["input"]) for b in bodies) == [1, 2, 2]  # (sent side by side)
     assert all(b["use_activation"] is False and b["model"] == "prm" for b in bodies)
-    assert sorted(t for b in bodies for t in b["input"]) == sorted(prm_input(q, s) for q, s in items)
+    sent = sorted(text for body in bodies for text in body["input"])
+    assert sent == sorted(prm_input(q, s) for q, s in items)
 
 
 def test_prm_values_are_clamped_and_a_multi_output_model_is_refused(server):

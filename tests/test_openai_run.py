@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -47,3 +48,19 @@ def test_search_through_run_py_keeps_the_api_key_out_of_everything(tmp_path):
         p.read_text() for p in files if p.suffix == ".log")  # the logs were verbose
     # the variable's NAME is what the config records
     assert "api_key_env: OPENAI_API_KEY" in (run / ".hydra" / "config.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_a_dead_server_stops_run_py_with_one_line_naming_the_url(tmp_path):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    cmd = [sys.executable, str(ROOT / "run.py"), "stage=search", "backend=openai", "prm=oracle",
+           "search=cot", "stage.num_problems=2", "logger=null", f"backend.base_urls=[{url}]",
+           "backend.max_retries=1", "backend.backoff_base=0.01", f"hydra.run.dir={tmp_path / 'run'}"]
+    env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path)}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {url}/completions: ConnectError") and "after 2 attempts" in last
+    assert "Traceback" not in proc.stderr

@@ -37,7 +37,6 @@ Answers are mapped to :class:`~rest_mcts.backends.base.Completion`:
 
 from __future__ import annotations
 
-import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, Mapping, Sequence
@@ -51,8 +50,6 @@ from rest_mcts.backends.base import (
 )
 from rest_mcts.backends.openai_client import RetryPolicy, ServerError, ServerPool
 from rest_mcts.backends.registry import Capabilities, register_policy
-
-logger = logging.getLogger(__name__)
 
 ENDPOINTS = {"completions": "/completions", "chat": "/chat/completions"}
 
@@ -103,7 +100,9 @@ class OpenAIPolicyBackend:
             model_path: ignored (a configured backend may be handed one).
         """
         if endpoint not in ENDPOINTS:
-            raise ValueError(f"backend.endpoint must be one of {sorted(ENDPOINTS)}, got {endpoint!r}")
+            raise ValueError(
+                f"backend.endpoint must be one of {sorted(ENDPOINTS)}, got {endpoint!r}"
+            )
         if n_per_request is not None and n_per_request < 1:
             raise ValueError(f"backend.n_per_request must be >= 1 (or null), got {n_per_request}")
         self.model = model or None
@@ -120,7 +119,9 @@ class OpenAIPolicyBackend:
         }
 
     def __repr__(self) -> str:
-        return f"OpenAIPolicyBackend(model={self.model!r}, endpoint={self.endpoint!r}, {self.pool!r})"
+        return (
+            f"OpenAIPolicyBackend(model={self.model!r}, endpoint={self.endpoint!r}, {self.pool!r})"
+        )
 
     def close(self) -> None:
         """Close the connections and stop the worker threads."""
