@@ -151,3 +151,21 @@ def test_self_consistency_tops_up_the_choices_llama_cpp_leaves_out(llama_server,
         assert len({s["text"] for s in samples}) > 1  # seeded differently: different texts
     # llama.cpp answers one choice per request: n requests per question, n - 1 of them top-ups
     assert (policy.stats["requests"], policy.stats["topped_up"]) == (2 * n, 2 * (n - 1))
+
+
+def test_a_row_seed_gives_the_same_samples_again(llama_server, world):
+    from rest_mcts.backends.base import SamplingParams
+    from rest_mcts.backends.openai_backend import OpenAIPolicyBackend
+    from rest_mcts.prompts import policy_prompt, prompt_format
+
+    (problem,) = world.generate(1, seed=0, split="train")
+    prompt = policy_prompt(problem.question.text, (), prompt_format(world))
+    policy = OpenAIPolicyBackend(base_urls=llama_server, api_key_env=None, max_retries=0)
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=24, stop=("\n",))
+
+    def texts(seed: int) -> list[str]:
+        return [c.text for c in policy.generate([prompt], params, seeds=[seed])[0].completions]
+
+    first = texts(42)
+    assert texts(42) == first and texts(43) != first
+    assert all(t.strip() for t in first)
