@@ -37,12 +37,16 @@ def run(folder: Path) -> dict[str, dict[str, float]]:
         raise SystemExit(f"error: {folder} was run with stage.d_v_nodes="
                          f"{record['stage']['d_v_nodes']}; give a paths-only loop folder")
     cfg = compose("stage=loop", f"seed={record['seed']}", f"paths.output_dir={folder}-d_v_all")
+    from loop_variants import AFTER_ITERATION_0, flat
     from rest_mcts.stages.loop import loop_config
-    from rest_mcts.utils.hashing import fingerprint
 
-    if fingerprint(loop_config(cfg)) != read_json(folder / "loop_config.json")["fingerprint"]:
-        raise SystemExit(f"error: {folder} was not run with the default config of seed "
-                         f"{record['seed']}: its PRM settings may differ")
+    # iteration 0 (D_V0, PRM_0, the validation set) as today's default config makes it
+    mine, theirs = flat(loop_config(cfg)), flat(record)
+    differ = [k for k in sorted(mine.keys() | theirs.keys()) if mine.get(k) != theirs.get(k)
+              and not f"{k}=".startswith(AFTER_ITERATION_0)]
+    if differ:
+        raise SystemExit(f"error: {folder}'s iteration 0 was not made by the default config of "
+                         f"seed {record['seed']} (differs in {', '.join(differ)})")
     ctx = Context.from_config(cfg)
     base = read_json(folder / "iter_0" / "policy" / "manifest.json")["outputs"]["model"]
     eval_file = read_json(folder / "prm_eval_set" / "manifest.json")["outputs"]["file"]

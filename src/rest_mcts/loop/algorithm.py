@@ -88,7 +88,7 @@ class LoopSettings:
     sft: TrainSettings
     policy_eval: PolicyEval | None = PolicyEval()
     iterations: int = 2
-    train_problems: int = 400
+    train_problems: int = 1600
     eval_split: str = "test"
     eval_problems: int = 200
     prm_eval_problems: int = 100
