@@ -1,7 +1,8 @@
 """Model backends behind the :class:`PolicyBackend` and :class:`ValueScorer` protocols.
 
-The protocols and record types are imported eagerly (they are light); the Hugging Face
-backends are imported on first use so that ``import rest_mcts.backends`` stays cheap.
+The protocols and record types are imported eagerly (they are light); the Hugging Face and
+vLLM backends are imported on first use so that ``import rest_mcts.backends`` stays cheap
+(the vLLM modules import vLLM itself only when an engine is built).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from rest_mcts.backends.base import (
 _LAZY_EXPORTS = {
     "HFPolicyBackend": "hf_policy",
     "HFValueScorer": "hf_scorer",
+    "VLLMPolicyBackend": "vllm_policy",
+    "VLLMValueScorer": "vllm_scorer",
 }
 
 __all__ = sorted(
@@ -38,6 +41,8 @@ __all__ = sorted(
 if TYPE_CHECKING:
     from rest_mcts.backends.hf_policy import HFPolicyBackend
     from rest_mcts.backends.hf_scorer import HFValueScorer
+    from rest_mcts.backends.vllm_policy import VLLMPolicyBackend
+    from rest_mcts.backends.vllm_scorer import VLLMValueScorer
 
 
 def __getattr__(name: str) -> Any:
