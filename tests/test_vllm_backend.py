@@ -386,6 +386,15 @@ def test_configs_compose_and_register(compose_cfg):
     assert big.backend.dtype == "bfloat16" and big.prm.scorer.dtype == "bfloat16"
 
 
+def test_gpu_shares_of_policy_and_prm_must_fit_one_gpu(compose_cfg):
+    from rest_mcts.stages import check_config
+
+    check_config(compose_cfg("backend=vllm", "prm=vllm", "prm.scorer.gpu_memory_utilization=0.4"))
+    cfg = compose_cfg("backend=vllm", "prm=vllm", "backend.gpu_memory_utilization=0.8")
+    with pytest.raises(ConfigError, match=r"backend.gpu_memory_utilization=0.8 \+ prm.scorer"):
+        check_config(cfg)
+
+
 def test_prm_vllm_without_a_trained_model_stops_before_loading(compose_cfg):
     cfg = compose_cfg("prm=vllm")
     with pytest.raises(ConfigError, match=r"prm.scorer \(vllm\) serves a trained value model: "
