@@ -287,7 +287,8 @@ def test_every_search_config_builds(name):
 
 def test_make_search_rejects_unknown_knobs_and_bad_values_before_any_question():
     with pytest.raises(ValueError, match=r"^search\.beam_size is not a knob of search 'bfs'; "
-                       r"allowed: beam_width, branch, max_depth, max_step_tokens, score, temperature$"):
+                       r"allowed: beam_width, branch, max_depth, max_step_tokens, score, "
+                       r"temperature$"):
         make_search({"name": "bfs", "beam_size": 3}, WORLD, 64)
     with pytest.raises(ValueError, match="unknown search 'nope'"):
         make_search({"name": "nope"}, WORLD, 64)

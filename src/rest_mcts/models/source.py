@@ -14,11 +14,6 @@ import os
 import re
 from pathlib import Path
 
-def is_gguf(path: str | os.PathLike) -> bool:
-    """Whether `path` names a GGUF file (by its suffix)."""
-    return str(path).lower().endswith(".gguf")
-
-
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -26,6 +21,11 @@ def is_hub_id(path: str | os.PathLike) -> bool:
     """Whether `path` names a hub repository (`org/name`) rather than a local folder."""
     text = str(path)
     return bool(HUB_ID.match(text)) and not text.startswith((".", "~", "/"))
+
+
+def is_gguf(path: str | os.PathLike) -> bool:
+    """Whether `path` names a GGUF file (by its suffix)."""
+    return str(path).lower().endswith(".gguf")
 
 
 def model_source(path: str | os.PathLike, what: str = "model") -> Path | str:
