@@ -118,6 +118,11 @@ def test_which_searches_need_a_trained_prm(compose_cfg, overrides, stops):
         ctx.require_trained_prm(method)
 
 
+def test_prm_require_trained_is_a_flag(compose_cfg):
+    with pytest.raises(ConfigError, match=r"^prm\.require_trained='yes' must be true or false$"):
+        Context.from_config(compose_cfg("prm.require_trained=yes"))
+
+
 @pytest.mark.slow
 def test_the_headline_command_without_a_prm_is_one_error_line(tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled"}

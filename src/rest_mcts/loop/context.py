@@ -133,6 +133,9 @@ class Context:
         trainer = _plain(cfg.trainer)
         key = fingerprint(key_model, data, key_policy, trainer.get("max_steps"), int(cfg.seed))
         prm = _plain(cfg.prm)
+        require_trained = prm.get("require_trained", False)
+        if not isinstance(require_trained, bool):
+            raise ConfigError(f"prm.require_trained={require_trained!r} must be true or false")
         return cls(
             seed=int(cfg.seed),
             data_name=str(data["name"]),
@@ -152,7 +155,7 @@ class Context:
             tiny_model=tiny,
             bootstrap=boot,
             prm_name=str(prm.get("name", "")),
-            prm_require_trained=bool(prm.get("require_trained", False)),
+            prm_require_trained=require_trained,
             model_name=str(model.get("name", "")),
         )
 
