@@ -55,11 +55,11 @@ def run_step(name: str, overrides: list[str], out: Path) -> float:
 
 
 def quoted_tree(folder: Path) -> list[str]:
-    """The chosen path of the first MCTS* question that stated an answer (else the first),
-    node by node with its PRM score, value and visits and the self-critic's verdict before
-    its expansion, as markdown lines."""
+    """The chosen path of the MCTS* question with the longest path that states an answer
+    (else the longest path), node by node with its PRM score, value and visits and what the
+    self-critic answered before its expansion, as markdown lines."""
     rows = [json.loads(line) for line in (folder / "results.jsonl").open()]
-    row = next((r for r in rows if r["prediction"] is not None), rows[0])
+    row = max(rows, key=lambda r: (r["prediction"] is not None, len(r["steps"])))
     tree = json.loads((folder / "trees" / f"{row['id']}.json").read_text())
     nodes = {n["id"]: n for n in tree["nodes"]}
     info = row["info"]
@@ -80,10 +80,38 @@ def quoted_tree(folder: Path) -> list[str]:
             score = node.get("prm_score")
             lines.append(f"[prm={'-' if score is None else f'{score:.3f}'} "
                          f"v={node['value']:.3f} n={node['visits']}] {node['step'].rstrip()}")
-        if node.get("critic"):
-            verdict = "Problem solved" if node["critic"] == "end" else node["critic"]
-            lines.append(f"    self-critic here: {' '.join(verdict.split())[:200]}")
+        state = node.get("mcts") or {}
+        if state.get("critic_status"):
+            said = state.get("critic_raw") or node.get("critic") or ""
+            lines.append(f"    self-critic ({state['critic_status']}): "
+                         f"{' '.join(said.split())[:150]}")
+        elif node.get("critic") == "end":
+            lines.append("    (finished: the step states the answer)")
     return [*lines, "```"]
+
+
+def observations(out: Path, iterations: int) -> list[str]:
+    """Counts behind the table: answers stated per method, the self-critic's verdicts."""
+    def rows(name: str) -> list[dict]:
+        return [json.loads(line) for line in (out / name / "results.jsonl").open()]
+
+    stated = {name: sum(r["prediction"] is not None for r in rows(name))
+              for name in ("cot", "self_consistency", "mcts_star")}
+    mcts = rows("mcts_star")
+    critic = {k: sum(r["info"].get(f"critic_{k}", 0) for r in mcts)
+              for k in ("calls", "solved", "hints", "unparsed", "tokens")}
+    gate = sum(bool(r["info"].get("stopped_at_end_gate")) for r in mcts)
+    return [
+        f"- Questions whose chosen solution states an answer: CoT {stated['cot']}, "
+        f"self-consistency {stated['self_consistency']}, MCTS* {stated['mcts_star']} "
+        f"(of {len(mcts)}); none is right.",
+        f"- MCTS* self-critic (`search.self_critic=llm`): {critic['calls']} calls, "
+        f"{critic['solved']} `Problem solved`, {critic['hints']} `Analysis: ...` hints, "
+        f"{critic['unparsed']} unparsed ({critic['tokens']} tokens): the 135M model answers "
+        f"the critic prompt with more `Step k:` lines instead of its format.",
+        f"- MCTS* ran T={iterations} iterations (the paper's 50 would take ~5x the CPU time "
+        f"here); {gate} of {len(mcts)} questions stopped at the end gate l=0.9.",
+    ]
 
 
 def _path(node: dict, nodes: dict) -> list[dict]:
@@ -102,6 +130,8 @@ def main() -> None:
     parser.add_argument("--prm-questions", type=int, default=30)
     parser.add_argument("--iterations", type=int, default=10, help="MCTS* T")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "smollm2_gsm8k")
+    parser.add_argument("--load-note", default="",
+                        help="what else ran on the machine meanwhile (goes into the note)")
     args = parser.parse_args()
     args.out = args.out.resolve()
 
@@ -124,7 +154,7 @@ def main() -> None:
         f"of `{args.test.name}` after the seed-0 shuffle, the same for every method. "
         f"Machine: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; "
-        f"load at the end: `{load}` (other jobs shared the CPU: wall times are loose).", "",
+        f"`uptime` when this note was written: `{load}`. {args.load_note}", "",
         markdown_table(["method", "accuracy", "questions", "policy tokens / question",
                         "PRM calls / question", "wall s (stage)"], table), "",
         f"PRM_0: `stage=init_prm stage.method=reference` on {args.prm_questions} questions of "
@@ -133,6 +163,7 @@ def main() -> None:
         f"1.5; val MSE {prm0.get('val/mse', float('nan')):.4f} vs "
         f"{prm0.get('val/mse_mean_baseline', float('nan')):.4f} for the training mean "
         f"({walls['init_prm']:.0f} s).", "",
+        "## What the runs show", "", *observations(args.out, args.iterations), "",
         "## Commands", "", "```bash",
         *[f"python run.py {' '.join(o)} hydra.run.dir={args.out / n}" for n, o in plan.items()],
         "```", "", "## One MCTS* tree", "", *quoted_tree(args.out / "mcts_star"), "",
