@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT / "src"))  # works from a plain checkout, installed 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from rest_mcts.backends.openai_client import ServerError  # noqa: E402
 from rest_mcts.config import ConfigError, normalize_cli_args  # noqa: E402
 
 
@@ -28,6 +29,9 @@ def main(cfg: DictConfig) -> float | None:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except ServerError as err:  # a model server failed for good (after its retries)
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

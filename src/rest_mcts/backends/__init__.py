@@ -1,7 +1,9 @@
 """Model backends behind the :class:`PolicyBackend` and :class:`ValueScorer` protocols.
 
-The protocols and record types are imported eagerly (they are light); the Hugging Face
-backends are imported on first use so that ``import rest_mcts.backends`` stays cheap.
+The protocols and record types are imported eagerly (they are light); the Hugging Face and
+OpenAI-compatible-server and vLLM backends are imported on first use so that
+``import rest_mcts.backends`` stays cheap (the vLLM modules import vLLM itself only when an
+engine is built).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from rest_mcts.backends.base import (
 _LAZY_EXPORTS = {
     "HFPolicyBackend": "hf_policy",
     "HFValueScorer": "hf_scorer",
+    "OpenAIPolicyBackend": "openai_backend",
+    "OpenAIValueScorer": "openai_scorer",
+    "VLLMPolicyBackend": "vllm_policy",
+    "VLLMValueScorer": "vllm_scorer",
 }
 
 __all__ = sorted(
@@ -38,6 +44,10 @@ __all__ = sorted(
 if TYPE_CHECKING:
     from rest_mcts.backends.hf_policy import HFPolicyBackend
     from rest_mcts.backends.hf_scorer import HFValueScorer
+    from rest_mcts.backends.openai_backend import OpenAIPolicyBackend
+    from rest_mcts.backends.openai_scorer import OpenAIValueScorer
+    from rest_mcts.backends.vllm_policy import VLLMPolicyBackend
+    from rest_mcts.backends.vllm_scorer import VLLMValueScorer
 
 
 def __getattr__(name: str) -> Any:

@@ -31,6 +31,8 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import DynamicLayer
 
+from rest_mcts.models.compat import cache_keyword
+
 
 def compact_decode(
     model: PreTrainedModel,
@@ -53,7 +55,8 @@ def compact_decode(
     """Generate up to ``max_new_tokens`` tokens for each left-padded row.
 
     Args:
-        model: a causal LM that accepts ``past_key_values`` and ``position_ids``.
+        model: a causal LM that accepts a KV cache (``cache`` or ``past_key_values``, see
+            :mod:`rest_mcts.models.compat`) and ``position_ids``.
         input_ids: (rows, width) prompt ids, left-padded.
         attention_mask: (rows, width), 0 on padding.
         n: completions per prompt: the prompt is encoded once and its KV cache repeated
@@ -208,9 +211,9 @@ def _forward(
         input_ids=input_ids,
         attention_mask=mask,
         position_ids=positions,
-        cache=cache,
         use_cache=True,
         logits_to_keep=1,
+        **{cache_keyword(model): cache},
     )
     return output.logits[:, -1, :].float()
 

@@ -28,14 +28,14 @@ for Mistral-7B and Llama-3-8B in bfloat16 (32 layers, 8 KV heads of 128), so 20,
 weights do not change while the scorer is used: call :meth:`HFValueScorer.clear_cache` after
 changing them (the training code trains its own model objects, not a scorer's).
 
-Only models whose backbone takes a transformers ``cache`` and whose layers are all full
+Only models whose backbone takes a transformers KV cache (``cache=`` or ``past_key_values=``,
+by transformers version: :mod:`rest_mcts.models.compat`) and whose layers are all full
 attention are cached (sliding-window models such as Mistral-7B v0.1 only for sequences no
 longer than the window); others are scored without it.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections import OrderedDict
@@ -46,6 +46,7 @@ import torch
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from rest_mcts.backends.registry import Capabilities, register_scorer
+from rest_mcts.models.compat import cache_keyword, takes_cache
 from rest_mcts.models.value_head import (
     head_at,
     last_token_positions,
@@ -159,12 +160,8 @@ def _cache_limit(model: PreTrainedModel) -> tuple[int | None, str | None]:
     backbone = getattr(model, model.base_model_prefix, None)
     if backbone is None or not hasattr(model, "score"):
         return None, "no backbone/score head"
-    try:
-        parameters = inspect.signature(backbone.forward).parameters
-    except (TypeError, ValueError):
-        return None, "backbone forward has no inspectable signature"
-    if "cache" not in parameters:
-        return None, "backbone forward takes no transformers `cache`"
+    if not takes_cache(backbone):
+        return None, "backbone forward takes no transformers KV cache"
     config = model.config.get_text_config(decoder=True)
     layer_types = getattr(config, "layer_types", None) or ["full_attention"]
     if set(layer_types) != {"full_attention"}:
@@ -431,8 +428,8 @@ class HFValueScorer:
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=position_ids_from_mask(mask),
-            cache=kv_cache,
             use_cache=True,
+            **{cache_keyword(backbone): kv_cache},
         )
         raw = head_at(self.model, outputs[0], last_token_positions(mask)).clamp(0.0, 1.0).tolist()
         layers = [(layer.keys, layer.values) for layer in kv_cache.layers]
@@ -480,8 +477,8 @@ class HFValueScorer:
             input_ids=input_ids.to(self.device),
             attention_mask=mask.to(self.device),
             position_ids=positions.to(self.device),
-            cache=kv_cache,
             use_cache=True,
+            **{cache_keyword(backbone): kv_cache},
         )
         last = torch.tensor([len(ids[item]) - keep - 1 for item, _, keep in jobs])
         raw = head_at(self.model, outputs[0], last).clamp(0.0, 1.0).tolist()

@@ -44,12 +44,17 @@ class Capabilities:
         must_close: holds resources (processes, GPU memory, connections) that the caller
             releases with ``close()`` when done.
         needs_world: takes the run's world (``world=``), e.g. the oracle scorer.
+        takes_loaded_model: a scorer that can be handed a model already in memory
+            (``model=``, ``tokenizer=``), which is how an untrained value head on
+            ``prm.backbone`` is served; False: only a saved folder (``prm.path``), e.g.
+            ``prm=vllm``, whose engine loads the weights itself.
     """
 
     trainable: bool = False
     needs_model: bool = False
     must_close: bool = False
     needs_world: bool = False
+    takes_loaded_model: bool = True
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,8 @@ def build_scorer(
     * ``prm_path`` set: that trained value model.
     * ``prm_path`` unset: a value model whose backbone is ``backbone`` (``prm.backbone``, or
       else the policy) under a freshly initialised, UNTRAINED regression head (seeded by
-      ``seed``), as the paper initialises the PRM from the policy; a warning says so.
+      ``seed``), as the paper initialises the PRM from the policy; a warning says so. A
+      scorer that loads only saved folders (``takes_loaded_model=False``) needs ``prm_path``.
 
     Args:
         scorer_node: the ``prm.scorer`` node (``_target_`` and knobs).
@@ -154,7 +160,8 @@ def build_scorer(
         world: the run's world, passed to scorers that take one (``needs_world``).
 
     Raises:
-        ConfigError: the scorer needs a model and neither ``prm_path`` nor ``backbone`` is set.
+        ConfigError: the scorer needs a model and neither ``prm_path`` nor ``backbone`` is set,
+            or it loads only saved folders and ``prm_path`` is unset.
     """
     capabilities = scorer_capabilities(scorer_node)
     extra = {"world": world} if capabilities.needs_world and world is not None else {}
@@ -162,6 +169,12 @@ def build_scorer(
         return instantiate(scorer_node, "prm.scorer", **extra)
     if prm_path:
         return instantiate(scorer_node, "prm.scorer", model_path=str(prm_path), **extra)
+    if not capabilities.takes_loaded_model:
+        name = lookup("scorer", scorer_node).name
+        raise ConfigError(
+            f"prm.scorer ({name}) serves a trained value model: set prm.path (stage=init_prm "
+            "or stage=train_prm writes one); an untrained head on the backbone needs prm=tiny"
+        )
     if not backbone:
         raise ConfigError("prm.scorer needs a model: set prm.path (or prm.backbone / a policy)")
     from rest_mcts.models.factory import load_tokenizer, value_model_from_causal_lm
@@ -177,6 +190,24 @@ def build_scorer(
     )
     tokenizer = load_tokenizer(str(backbone), trust_remote_code=remote)
     return instantiate(scorer_node, "prm.scorer", model=model, tokenizer=tokenizer, **extra)
+
+
+def close_backend(backend: Any) -> None:
+    """Release what a policy backend or value scorer holds (GPU memory, processes,
+    connections) when its class is registered with ``must_close``; others are left alone.
+    Safe on None and on an unregistered object."""
+    if backend is None:
+        return
+    entry = None
+    for kind in KINDS:
+        entry = next(
+            (_REGISTRY[kind][klass] for klass in type(backend).__mro__ if klass in _REGISTRY[kind]),
+            None,
+        )
+        if entry is not None:
+            break
+    if entry is not None and entry.capabilities.must_close:
+        backend.close()
 
 
 def _target_class(kind: str, node: Mapping[str, Any]) -> type:

@@ -88,7 +88,7 @@ class LoopSettings:
     sft: TrainSettings
     policy_eval: PolicyEval | None = PolicyEval()
     iterations: int = 2
-    train_problems: int = 400
+    train_problems: int = 1600
     eval_split: str = "test"
     eval_problems: int = 200
     prm_eval_problems: int = 100
@@ -137,8 +137,10 @@ class LoopSettings:
 
 
 def check_inputs(ctx: Context, mcts: Any) -> None:
-    """One-line errors before any work: the loop trains a neural PRM and searches with MCTS*."""
+    """One-line errors before any work: the loop trains a neural PRM and a policy that its
+    backend loads, and searches with MCTS*."""
     ctx.require_trainable_scorer("the loop")
+    ctx.require_model_policy("the loop")
     if mcts.name != "mcts_star":
         raise ConfigError(f"search={mcts.name}: the loop searches with MCTS* (search=mcts_star); "
                           "other methods are evaluated alongside it")

@@ -202,6 +202,18 @@ class Context:
 
         return policy_capabilities(dict(self.policy_backend)).needs_model
 
+    def require_model_policy(self, what: str) -> None:
+        """One-line error when ``backend=...`` serves no model of its own (``mock``, ``openai``):
+        a retrained policy could not be loaded into it."""
+        if not self.policy_needs_model():
+            from rest_mcts.backends.registry import lookup
+
+            name = lookup("policy", dict(self.policy_backend)).name
+            raise ConfigError(
+                f"backend={name}: {what} retrains the policy and loads each new one, which this "
+                "backend cannot (use backend=hf)"
+            )
+
     def scorer_is_trainable(self) -> bool:
         """Does ``prm=...`` name a neural value model the loop can train (not the oracle)?"""
         from rest_mcts.backends.registry import scorer_capabilities

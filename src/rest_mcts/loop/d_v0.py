@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from rest_mcts.backends.registry import close_backend
 from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.data import d_v_rows, extract_data, load_trees
@@ -180,8 +181,11 @@ def build_d_v0(
         return {k.replace("extract/", "d_v0/"): v for k, v in counts.items()}
     chosen = ctx.problems("train", init.num_problems, at_most=True)
     weak = ctx.build_policy(init.weak_model or policy_path)
-    rows = reference_rows(chosen, ctx.world, weak, temperature=init.weak_temperature,
-                          max_step_tokens=init.max_step_tokens, seed=ctx.seed)
+    try:
+        rows = reference_rows(chosen, ctx.world, weak, temperature=init.weak_temperature,
+                              max_step_tokens=init.max_step_tokens, seed=ctx.seed)
+    finally:
+        close_backend(weak)
     write_jsonl(out / "d_v.jsonl", rows)
     counts = {
         "d_v0/d_v_rows": float(len(rows)),

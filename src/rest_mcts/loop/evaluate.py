@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rest_mcts.backends.registry import close_backend
 from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.search_run import SearchRun, run_search
@@ -122,10 +123,14 @@ def evaluate_policy_at(
     from rest_mcts.search.evaluation import evaluate_policy
 
     test = ctx.problems(split, num_problems, at_most=True)
-    return evaluate_policy(
-        ctx.build_policy(model_path), ctx.world, test, samples=samples, temperature=temperature,
-        max_new_tokens=ctx.max_solution_tokens, seed=ctx.seed,
-    )
+    policy = ctx.build_policy(model_path)
+    try:
+        return evaluate_policy(
+            policy, ctx.world, test, samples=samples, temperature=temperature,
+            max_new_tokens=ctx.max_solution_tokens, seed=ctx.seed,
+        )
+    finally:
+        close_backend(policy)
 
 
 def prm_validation(ctx: Context, prm: str, data_file: str) -> dict[str, float]:
@@ -138,7 +143,10 @@ def prm_validation(ctx: Context, prm: str, data_file: str) -> dict[str, float]:
 
     rows = read_value_rows(data_file)
     scorer = ctx.build_scorer(prm, None)
-    preds = scorer.score([(r.question, tuple(r.steps)) for r in rows])
+    try:
+        preds = scorer.score([(r.question, tuple(r.steps)) for r in rows])
+    finally:
+        close_backend(scorer)
     return value_metrics(preds, rows, value_oracle(ctx.world))
 
 

