@@ -231,6 +231,23 @@ def test_bfs_with_only_illegal_proposals_returns_the_empty_path():
     assert len(result.tree["nodes"]) == 2 and scorer.calls == []
 
 
+def test_bfs_without_scoring_runs_with_no_scorer_and_keeps_values_at_0():
+    """search.score=false (D_V0 tree sampling): the tree is sampled on an engine that has no
+    scorer at all, every value stays 0, and the configured search needs no PRM."""
+    from rest_mcts.search.registry import config_needs_scorer
+
+    proposals = {0: ["Step 1: 2 * 3 = 6 (left: 6 4)", "Step 1: 2 + 3 = 5 (left: 5 4)"],
+                 1: ["Step 2: 6 + 4 = 10 (left: 10)", "Step 2: 5 * 4 = 20 (left: 20)"]}
+    config = BFSConfig(branch=2, beam_width=4, max_depth=2, max_step_tokens=24, score=False)
+    policy = bfs_policy(proposals)
+    result = run_one(bfs(Q, WORLD, config), policy, scorer=None)
+    tree = Tree.from_dict(result.tree)
+    assert len(policy.calls) == 2 and len(tree.nodes) == 1 + 2 + 4
+    assert all(n.value == 0.0 and n.prm_score is None for n in tree.nodes)
+    assert {n.answer for n in tree.nodes if n.terminal} == {"10", "20"}
+    assert not config_needs_scorer(config) and config_needs_scorer(BFSConfig())
+
+
 # ---------------------------------------------------------------------------- no gold at test time
 PROBLEM = Problem(question=Q, gold="10")
 CALLS = {
@@ -270,7 +287,8 @@ def test_every_search_config_builds(name):
 
 def test_make_search_rejects_unknown_knobs_and_bad_values_before_any_question():
     with pytest.raises(ValueError, match=r"^search\.beam_size is not a knob of search 'bfs'; "
-                       r"allowed: beam_width, branch, max_depth, max_step_tokens, temperature$"):
+                       r"allowed: beam_width, branch, max_depth, max_step_tokens, score, "
+                       r"temperature$"):
         make_search({"name": "bfs", "beam_size": 3}, WORLD, 64)
     with pytest.raises(ValueError, match="unknown search 'nope'"):
         make_search({"name": "nope"}, WORLD, 64)

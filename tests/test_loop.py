@@ -482,3 +482,20 @@ def test_a_loop_folder_refuses_another_config(tmp_path, compose_cfg):
     claim_dir(compose_cfg("stage=loop", "stage.iterations=5", "stage.policy_eval=null"), tmp_path)
     with pytest.raises(ConfigError, match="another config"):
         claim_dir(compose_cfg("stage=loop", "stage.sft.epochs=9"), tmp_path)
+
+
+def test_d_v0_bfs_trees_are_sampled_without_a_scorer(compose_cfg, tiny_policy, tmp_path,
+                                                      monkeypatch, caplog):
+    """D_V0's BFS keeps every node and takes its targets from verified leaves: it builds no
+    value scorer (no untrained head is loaded, no UNTRAINED warning)."""
+    from rest_mcts.loop.context import Context
+    from rest_mcts.loop.d_v0 import InitPRMSettings, sample_bfs_trees
+
+    ctx = Context.from_config(compose_cfg("stage=init_prm"))
+    monkeypatch.setattr(Context, "build_scorer",
+                        lambda *a, **k: pytest.fail("D_V0 BFS built a value scorer"))
+    init = InitPRMSettings(num_problems=2, branch=2, max_depth=2, max_step_tokens=16,
+                           concurrency=2)
+    trees = sample_bfs_trees(ctx, init, tmp_path / "bfs", "train", 2, tiny_policy)
+    assert len(list(trees.glob("*.json"))) == 2
+    assert "UNTRAINED" not in caplog.text

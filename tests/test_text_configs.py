@@ -38,7 +38,8 @@ def test_model_configs_name_policy_and_prm_checkpoints(compose_cfg, model):
 
 
 def test_every_model_config_is_covered():
-    shipped = {p.stem for p in (CONF / "model").glob("*.yaml")} - {"tiny"}
+    # smollm2_135m (a GGUF file on the CPU): tests/test_model_defaults.py
+    shipped = {p.stem for p in (CONF / "model").glob("*.yaml")} - {"tiny", "smollm2_135m"}
     assert shipped == set(PAPER)
 
 

@@ -2,3 +2,7 @@
 and self-training, batched and reproducible."""
 
 __version__ = "0.1.0"
+
+from rest_mcts.resolvers import register as _register_resolvers
+
+_register_resolvers()

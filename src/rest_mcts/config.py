@@ -67,7 +67,16 @@ def _split_sweep(value: str) -> list[str]:
 
 # ---------------------------------------------------------------------------- values
 def _get(cfg: DictConfig, key: str) -> Any:
-    return OmegaConf.select(cfg, key, default=None)
+    """The resolved value at ``key`` (None when absent); a resolver that fails (e.g.
+    ``${rest.package_file:...}`` naming a package that is not installed) is one ConfigError
+    line naming ``key``."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    try:
+        return OmegaConf.select(cfg, key, default=None)
+    except InterpolationResolutionError as err:
+        reason = str(err).splitlines()[0].split("while resolving interpolation: ")[-1]
+        raise ConfigError(f"{key}: {reason}") from err
 
 
 def _require(ok: bool, message: str) -> None:
@@ -128,13 +137,21 @@ def check_choice(key: str, value: Any, allowed: Iterable[str]) -> None:
 
 
 def check_model_path(key: str, path: Any) -> None:
-    """A model path is an existing folder, or a Hugging Face hub id like `org/name`
+    """A model path is an existing folder, a GGUF file that can be loaded (converted already,
+    or the `gguf` package is installed), or a Hugging Face hub id like `org/name`
     (`rest_mcts.models.source`: the loaders take a hub id to `from_pretrained` unchanged)."""
-    from rest_mcts.models.source import is_hub_id
+    from rest_mcts.models.source import is_gguf, is_hub_id
 
     if path is None:
         return
     text = str(path)
+    if is_gguf(text) and Path(text).expanduser().is_file():
+        from rest_mcts.models.gguf import missing_converter
+
+        problem = missing_converter(text)
+        if problem:
+            raise ConfigError(f"{key}='{text}': {problem}")
+        return
     if Path(text).expanduser().exists() or is_hub_id(text):
         return
     raise ConfigError(f"{key}='{text}' does not exist (give a model folder or a hub id org/name)")

@@ -76,6 +76,9 @@ class Context:
         prm_path: ``prm.path``: a trained PRM (None: untrained head or a model-free scorer).
         prm_backbone: ``prm.backbone``: causal LM under a fresh value head (None: the policy).
         prm_name: ``prm=...`` (the value model's config name), for messages.
+        prm_require_trained: ``prm.require_trained``: stage=search/eval refuse an untrained
+            value head (the pretrained model configs set it).
+        model_name: ``model.name``, for messages.
         policy: policy training settings (``policy.*``; they also key the policy_0 cache).
         prm: PRM training settings (``prm.*``).
         trainer: the Lightning trainer.
@@ -104,6 +107,8 @@ class Context:
     tiny_model: TinyModelSpec | None = None
     bootstrap: BootstrapData | None = None
     prm_name: str = ""
+    prm_require_trained: bool = False
+    model_name: str = ""
 
     def __post_init__(self) -> None:
         check_value("data.max_solution_tokens", self.max_solution_tokens, 1, integer=True)
@@ -128,6 +133,9 @@ class Context:
         trainer = _plain(cfg.trainer)
         key = fingerprint(key_model, data, key_policy, trainer.get("max_steps"), int(cfg.seed))
         prm = _plain(cfg.prm)
+        require_trained = prm.get("require_trained", False)
+        if not isinstance(require_trained, bool):
+            raise ConfigError(f"prm.require_trained={require_trained!r} must be true or false")
         return cls(
             seed=int(cfg.seed),
             data_name=str(data["name"]),
@@ -147,6 +155,8 @@ class Context:
             tiny_model=tiny,
             bootstrap=boot,
             prm_name=str(prm.get("name", "")),
+            prm_require_trained=require_trained,
+            model_name=str(model.get("name", "")),
         )
 
     @functools.cached_property
@@ -209,6 +219,29 @@ class Context:
         from rest_mcts.backends.registry import scorer_capabilities
 
         return scorer_capabilities(dict(self.scorer)).trainable
+
+    def require_trained_prm(self, search: Any) -> None:
+        """Stop, before anything is loaded, when ``search`` would score with an untrained
+        value head although ``prm.require_trained`` is set: one line saying how to get a
+        trained PRM.
+
+        Raises:
+            ConfigError: ``prm.require_trained`` is true, ``prm.path`` is unset, the search
+                asks for values and ``prm=...`` is a neural value model.
+        """
+        from rest_mcts.search.registry import config_needs_scorer
+
+        if not self.prm_require_trained or self.prm_path:
+            return
+        if not config_needs_scorer(search) or not self.scorer_is_trainable():
+            return
+        model = f"model={self.model_name}" if self.model_name else "this model"
+        raise ConfigError(
+            f"prm.path is unset and {model} is paired with a value-head PRM that must be "
+            f"trained first: run `python run.py stage=init_prm {model} data={self.data_name}` "
+            f"and pass prm.path=<that run folder>/prm (or prm.path=<a trained PRM>); "
+            f"search={search.name} will not score with an untrained head"
+        )
 
     def require_trainable_scorer(self, what: str) -> None:
         """One-line error when ``prm=...`` is not a trainable value model."""

@@ -79,11 +79,13 @@ class InitPRMSettings:
 
     def bfs_search(self):
         """``search=bfs`` whose beam keeps every node: a full tree of ``branch`` children per
-        node down to ``max_depth`` steps."""
+        node down to ``max_depth`` steps, sampled without a PRM (no value is asked for:
+        targets come from verifying the leaves)."""
         from rest_mcts.search.configs import search_config
 
         return search_config("bfs", branch=self.branch, beam_width=self.branch ** self.max_depth,
-                             max_depth=self.max_depth, temperature=self.temperature)
+                             max_depth=self.max_depth, temperature=self.temperature,
+                             score=False)
 
 
 def sample_bfs_trees(

@@ -172,14 +172,14 @@ def evaluate_iteration(
         ``policy/pass@N`` and ``policy/legal_step_rate``, ``prm/*`` and ``extra``.
     """
     from rest_mcts.search.configs import search_config
-    from rest_mcts.search.registry import needs_scorer
+    from rest_mcts.search.registry import config_needs_scorer
 
     it = f"iter_{k}"
     inputs = {"policy": policy, "prm": prm}
     row: dict[str, Any] = {"iteration": k}
 
     def run_eval(name: str, search: Any) -> dict[str, Any]:
-        prm_path = prm if needs_scorer(search.name) else None
+        prm_path = prm if config_needs_scorer(search) else None
         metrics = runner.run(
             f"{it}/eval_{name}",
             lambda d: run_search(ctx, d, search, eval_run, policy_path=policy, prm_path=prm_path),

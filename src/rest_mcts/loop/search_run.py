@@ -67,7 +67,7 @@ def run_search(
     typed search config) into ``out_dir``; resumable. Returns ``<prefix>/*`` metrics."""
     from rest_mcts.backends.registry import close_backend
     from rest_mcts.search.engine import SearchEngine
-    from rest_mcts.search.registry import make_search, needs_scorer
+    from rest_mcts.search.registry import config_needs_scorer, make_search
 
     world = ctx.world
     try:
@@ -88,7 +88,7 @@ def run_search(
     policy = ctx.build_policy(policy_path)
     scorer = None
     try:
-        scorer = ctx.build_scorer(prm_path, policy_path) if needs_scorer(name) else None
+        scorer = ctx.build_scorer(prm_path, policy_path) if config_needs_scorer(search) else None
         engine = SearchEngine(policy, scorer, concurrency=run.concurrency, seed=ctx.seed,
                               cache_values=run.cache_values)
         by_id = {p.id: p for p in todo}

@@ -51,8 +51,8 @@ class PromptFormat:
     """Renders policy, self-critic and verification prompts for one model.
 
     Args:
-        tokenizer: a tokenizer, or the model folder / hub id to load it from (lazily, on
-            first use); None for models without one (plain templates only).
+        tokenizer: a tokenizer, or the model folder / GGUF file / hub id to load it from
+            (lazily, on first use); None for models without one (plain templates only).
         chat_template: ``true`` (use the tokenizer's chat template; error if it has none),
             ``false`` (plain template) or ``auto`` (the chat template when there is one).
         style: ``continue`` or ``propose`` (see the module docstring).
@@ -101,11 +101,11 @@ class PromptFormat:
     # ------------------------------------------------------------------ tokenizer
     @property
     def tokenizer(self):
-        """The tokenizer (loaded on first use from the folder or hub id given)."""
+        """The tokenizer (loaded on first use from the folder, GGUF file or hub id given)."""
         if self._tokenizer is None and isinstance(self._tokenizer_source, str):
-            from transformers import AutoTokenizer
+            from rest_mcts.models.factory import load_tokenizer
 
-            self._tokenizer = AutoTokenizer.from_pretrained(
+            self._tokenizer = load_tokenizer(
                 self._tokenizer_source, trust_remote_code=self.trust_remote_code
             )
         return self._tokenizer

@@ -377,7 +377,8 @@ def bfs(question: Question, world: World, config: BFSConfig | None = None) -> Se
         world: the step parser.
         config: ``branch`` (steps sampled per frontier node), ``beam_width`` (frontier size
             kept per depth), ``max_depth`` (most steps in a path), ``temperature`` and
-            ``max_step_tokens`` of the step proposals; None: the defaults.
+            ``max_step_tokens`` of the step proposals, ``score`` (false: no Score requests,
+            every value stays 0: tree sampling without a PRM); None: the defaults.
 
     Returns:
         The search generator; its result's ``tree`` is ``Tree.to_dict()``.
@@ -388,11 +389,12 @@ def bfs(question: Question, world: World, config: BFSConfig | None = None) -> Se
     _require_question(question, "bfs")
     config = _require_config(config, BFSConfig)
     params = step_params(config.branch, config.temperature, config.max_step_tokens)
-    return _bfs(question, world, params, config.beam_width, config.max_depth)
+    return _bfs(question, world, params, config.beam_width, config.max_depth, config.score)
 
 
 def _bfs(
-    question: Question, world: World, params: SamplingParams, beam_width: int, max_depth: int
+    question: Question, world: World, params: SamplingParams, beam_width: int, max_depth: int,
+    score: bool = True,
 ) -> SearchGen:
     tree = Tree(question.id, question.text)
     frontier = [tree.root]
@@ -405,9 +407,10 @@ def _bfs(
         for parent, output in zip(frontier, outputs):
             new_nodes += expand_node(tree, parent, output.completions, world, question)
         legal = [node for node in new_nodes if node.legal]
-        values = yield Score(tuple((question.text, tree.steps(node)) for node in legal))
-        for node, value in zip(legal, values):
-            node.prm_score = node.value = float(value)
+        if score:
+            values = yield Score(tuple((question.text, tree.steps(node)) for node in legal))
+            for node, value in zip(legal, values):
+                node.prm_score = node.value = float(value)
         frontier = top_nodes([n for n in legal if not n.terminal], beam_width)
         depth += 1
     chosen = choose_node(tree)

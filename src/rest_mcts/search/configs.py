@@ -227,6 +227,9 @@ class BFSConfig(SearchConfig):
     temperature: float = knob(1.0, low=0, what="sampling temperature")
     # Token cap for one proposed step.
     max_step_tokens: int = knob(48, low=1, integer=True, what="tokens per step")
+    # false: no PRM (tree sampling, e.g. for D_V0): no Score requests, nodes keep value 0,
+    # the frontier is the first beam_width unfinished legal nodes.
+    score: bool = knob(True, flag=True)
 
 
 SEARCH_CONFIGS: dict[str, type[SearchConfig]] = {

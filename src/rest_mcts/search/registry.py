@@ -75,6 +75,13 @@ def needs_scorer(name: str) -> bool:
     return _check_name(name) in _NEEDS_SCORER
 
 
+def config_needs_scorer(config: SearchConfig) -> bool:
+    """Whether a configured search sends Score requests: its method does
+    (:func:`needs_scorer`) and the config does not switch scoring off (``search=bfs
+    search.score=false``, the tree sampling of D_V0)."""
+    return needs_scorer(config.name) and bool(getattr(config, "score", True))
+
+
 def make_search(
     config: SearchConfig | Mapping[str, Any], world: World, max_solution_tokens: int
 ) -> Callable[[Question], SearchGen]:

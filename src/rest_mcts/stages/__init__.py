@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -61,6 +62,9 @@ def run_stage(cfg: DictConfig) -> float | None:
     from rest_mcts.training.loggers import close_wandb_run
     from rest_mcts.utils.console import setup_console
 
+    # converted GGUF checkpoints are cached here (rest_mcts.models.gguf); the environment
+    # carries it to worker processes
+    os.environ["REST_MCTS_CACHE_DIR"] = str(cfg.paths.cache_dir)
     check_config(cfg)
     setup_console()
     seed_everything(cfg.seed)

@@ -24,6 +24,7 @@ def search(cfg: DictConfig) -> dict[str, float]:
     ctx = Context.from_config(cfg)
     method = search_config_from(cfg.search)
     run = from_node(SearchRun, cfg.stage, prefix=cfg.stage.name)
+    ctx.require_trained_prm(method)  # before any model is loaded
     out = Path(cfg.paths.output_dir)
     policy = ensure_policy0(ctx, out)
     metrics = run_search(ctx, out, method, run, policy_path=policy, prm_path=ctx.prm_path)
