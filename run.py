@@ -12,6 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 os.environ.setdefault("REST_MCTS_ROOT", str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))  # works from a plain checkout, installed or not
+# ... and so do the processes a launcher starts (submitit's jobs unpickle the stage there)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402

@@ -185,6 +185,16 @@ def validate(cfg: DictConfig, stages: Iterable[str]) -> None:
             f"{prm_share} > 1: the policy and PRM engines share the GPU (keep the sum <= 0.9)",
         )
 
+    # Question sharding across jobs (stage=search|eval only: rest_mcts.loop.search_run).
+    num_shards = _get(cfg, "data.num_shards")
+    if num_shards is not None:
+        check_value("data.num_shards", num_shards, 1, integer=True)
+        check_value("data.shard", _get(cfg, "data.shard"), 0, num_shards - 1, integer=True,
+                    what=f"one of data.num_shards={num_shards} shards")
+        _require(num_shards == 1 or name in ("search", "eval"),
+                 f"data.num_shards={num_shards}: only stage=search and stage=eval shard their "
+                 f"questions (stage={name} runs on all of them)")
+
     # Stage options (training, loop and D_V0 settings are checked by their typed configs).
     for key in ("stage.eval_problems", "stage.num_problems"):
         check_range(cfg, key, 1, integer=True)

@@ -21,6 +21,22 @@ from rest_mcts.worlds.base import Problem
 
 # policy.* knobs added after the iteration-0 cache key was introduced: left out of the key
 # at their neutral values, so existing caches stay valid.
+
+
+def unsharded(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` without its question sharding (``data.shard``/``data.num_shards``: which
+    questions a stage=search|eval job takes, :func:`rest_mcts.loop.search_run.shard_problems`),
+    which never shapes a model or a cache: dropped, or reset to 0/1 where a dataset world
+    (``data=text`` and the named datasets) lists them, so every key stays what it was before
+    sharding existed. The world itself never shards: run_search does."""
+    out = {k: v for k, v in data.items() if k not in ("shard", "num_shards")}
+    world = dict(out.get("world") or {})
+    if isinstance(world.get("dataset"), Mapping):
+        out.update(shard=0, num_shards=1)
+        world["dataset"] = {**world["dataset"], "shard": 0, "num_shards": 1}
+        out["world"] = world
+    return out
+
 _NEUTRAL_POLICY_KNOBS = {"gradient_checkpointing": False, "lora": None, "val_greedy_questions": 0}
 
 
@@ -120,7 +136,7 @@ class Context:
     def from_config(cls, cfg: Any) -> "Context":
         """The context of a composed Hydra config (validated: one-line ConfigError)."""
         model = _plain(cfg.model)
-        data = _plain(cfg.data)
+        data = unsharded(_plain(cfg.data))
         policy_node = _plain(cfg.policy)
         tiny = None
         if all(k in model for k in ("hidden_size", "num_layers", "num_heads")):

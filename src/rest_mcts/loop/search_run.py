@@ -5,7 +5,8 @@ after the search returns (evaluation), and for training-data search labels the f
 leaves of each tree with the verifier (:func:`rest_mcts.search.verify.verify_tree`), the only
 place where search output meets the gold answer.
 
-Output folder: ``trees/<id>.json``, ``results.jsonl`` (one line per question, appended whole
+Output folder: ``shard.json`` (the questions this run owes: ``data.shard`` of
+``data.num_shards``), ``trees/<id>.json``, ``results.jsonl`` (one line per question, appended whole
 and fsynced after its tree file is written). Running again into the same folder skips the
 questions already in results.jsonl, so a killed run completes its set with every question once.
 """
@@ -20,10 +21,13 @@ from typing import Any, Iterable
 from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.context import Context
 from rest_mcts.search.requests import SearchResult
-from rest_mcts.utils.io import append_jsonl, read_jsonl, repair_jsonl, write_json
+from rest_mcts.utils.io import append_jsonl, read_json, read_jsonl, repair_jsonl, write_json
 from rest_mcts.worlds.base import Problem
 
 log = logging.getLogger(__name__)
+
+# The questions a run owes (its shard's ids, in order): what `stage=merge` checks against.
+SHARD_FILE = "shard.json"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,9 @@ class SearchRun:
         concurrency: questions searched side by side (their model calls are batched).
         cache_values: score each (question, partial solution) once per question.
         prefix: metric name prefix (``search`` or ``eval``).
+        shard: which of ``num_shards`` disjoint parts of the questions this run searches
+            (``data.shard``; :func:`shard_problems`).
+        num_shards: how many jobs share the questions (``data.num_shards``).
     """
 
     split: str
@@ -47,10 +54,23 @@ class SearchRun:
     concurrency: int = 64
     cache_values: bool = True
     prefix: str = "search"
+    shard: int = 0
+    num_shards: int = 1
 
     def __post_init__(self) -> None:
         check_value("stage.num_problems", self.num_problems, 1, integer=True)
         check_value("stage.concurrency", self.concurrency, 1, integer=True)
+        check_value("data.num_shards", self.num_shards, 1, integer=True)
+        check_value("data.shard", self.shard, 0, self.num_shards - 1, integer=True,
+                    what=f"one of data.num_shards={self.num_shards} shards")
+
+
+def shard_problems(problems: list[Problem], shard: int, num_shards: int) -> list[Problem]:
+    """Shard ``shard`` of ``num_shards``: every ``num_shards``-th problem from ``shard``, in
+    the split's order. The shards are disjoint and together cover ``problems``; a question's
+    search depends only on the run seed and the question (its sampling seeds,
+    :mod:`rest_mcts.search.engine`), so merged shards answer exactly as one unsharded run."""
+    return list(problems[shard::num_shards])
 
 
 def run_search(
@@ -74,8 +94,10 @@ def run_search(
         search_fn = make_search(search, world, max_solution_tokens=ctx.max_solution_tokens)
     except (TypeError, ValueError) as err:
         raise ConfigError(str(err)) from err
-    todo_all = ctx.problems(run.split, run.num_problems, at_most=True)
+    todo_all = shard_problems(ctx.problems(run.split, run.num_problems, at_most=True),
+                              run.shard, run.num_shards)
     out = Path(out_dir)
+    claim_shard(out, run, [p.id for p in todo_all])
     results_path = out / "results.jsonl"
     if repair_jsonl(results_path):
         log.warning("%s: dropped a torn last line (killed writer)", results_path)
@@ -107,6 +129,21 @@ def run_search(
              run.split, metrics[f"{run.prefix}/acc"],
              metrics[f"{run.prefix}/policy_tokens_per_question"])
     return metrics
+
+
+def claim_shard(out: Path, run: SearchRun, ids: list[str]) -> None:
+    """Write ``shard.json`` (the questions this run owes); a folder that already holds
+    another shard is refused in one line (shards never share a folder)."""
+    claim = {"split": run.split, "prefix": run.prefix, "shard": run.shard,
+             "num_shards": run.num_shards, "ids": ids}
+    path = out / SHARD_FILE
+    if path.exists():
+        old = read_json(path)
+        if (old.get("shard"), old.get("num_shards")) != (run.shard, run.num_shards):
+            raise ConfigError(
+                f"{out} holds shard {old.get('shard')} of {old.get('num_shards')}, not data.shard="
+                f"{run.shard} of data.num_shards={run.num_shards}: give each shard its own folder")
+    write_json(path, claim)
 
 
 def record_result(

@@ -32,6 +32,7 @@ STAGES: dict[str, str] = {
     "init_prm": "rest_mcts.stages.init_prm:init_prm",
     "extract": "rest_mcts.stages.extract:extract",
     "loop": "rest_mcts.stages.loop:loop",
+    "merge": "rest_mcts.stages.merge:merge",
 }
 
 

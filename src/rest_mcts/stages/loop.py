@@ -68,6 +68,10 @@ def loop_config(cfg: DictConfig) -> dict[str, Any]:
     for key in ("paths", "hydra", "logger", "run_name"):
         plain.pop(key, None)
     plain.get("stage", {}).pop("dir", None)
+    data = plain.get("data", {})
+    if "dataset" not in (data.get("world") or {}):  # data.shard: search/eval jobs only
+        data.pop("shard", None)
+        data.pop("num_shards", None)
     # which methods are evaluated adds or removes steps and columns, never changes a number:
     # a folder resumes with another list (each method is its own step)
     for key in ("eval_methods", "policy_eval", "iterations"):

@@ -1,9 +1,11 @@
 """stage=search and stage=eval: a search method over many questions on the batching engine.
 
-Writes `trees/<id>.json`, `results.jsonl` and `metrics.json` into the run folder; running
-again with the same `hydra.run.dir` skips the questions already done
-(`rest_mcts.loop.search_run`). `stage=search` labels the trees for training (verified
-leaves); `stage=eval` reports accuracy on a held-out split.
+Writes `shard.json`, `trees/<id>.json`, `results.jsonl` and `metrics.json` into the run
+folder; running again with the same `hydra.run.dir` skips the questions already done
+(`rest_mcts.loop.search_run`). With `data.shard`/`data.num_shards` a job searches its share
+of the questions (Slurm arrays, README "Slurm"); `stage=merge` joins the shards.
+`stage=search` labels the trees for training (verified leaves); `stage=eval` reports accuracy
+on a held-out split.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from rest_mcts.training.loggers import log_and_finish, open_logger
 def search(cfg: DictConfig) -> dict[str, float]:
     ctx = Context.from_config(cfg)
     method = search_config_from(cfg.search)
-    run = from_node(SearchRun, cfg.stage, prefix=cfg.stage.name)
+    run = from_node(SearchRun, cfg.stage, prefix=cfg.stage.name,
+                    shard=int(cfg.data.get("shard", 0)),
+                    num_shards=int(cfg.data.get("num_shards", 1)))
     ctx.require_trained_prm(method)  # before any model is loaded
     out = Path(cfg.paths.output_dir)
     policy = ensure_policy0(ctx, out)

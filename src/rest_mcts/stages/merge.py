@@ -1,0 +1,20 @@
+"""stage=merge: join the folders of a sharded stage=search|eval (``data.shard`` of
+``data.num_shards``, e.g. the jobs of a Slurm multirun) into one ``results.jsonl``, its trees,
+``merge.json`` (duplicated and missing questions, one line each) and ``metrics.json``
+recomputed from the merged rows (``rest_mcts.loop.merge``).
+
+    python run.py stage=merge stage.sweep_dir=multirun/search/<time>
+    python run.py stage=merge 'stage.dirs=[outputs/search/a,outputs/search/b]'
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from rest_mcts.loop.merge import merge_shards, shard_dirs
+
+
+def merge(cfg: DictConfig) -> dict[str, float]:
+    dirs = shard_dirs(list(cfg.stage.get("dirs") or []), cfg.stage.get("sweep_dir"))
+    metrics, _ = merge_shards(dirs, cfg.paths.output_dir, bool(cfg.stage.get("copy_trees", True)))
+    return metrics
