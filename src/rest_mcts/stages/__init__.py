@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -55,6 +56,15 @@ def check_config(cfg: DictConfig) -> None:
     Context.from_config(cfg)
 
 
+def is_global_zero() -> bool:
+    """Is this process global rank zero of a distributed training run (or no such run)?
+
+    Lightning's strategies set the rank on ``rank_zero_only`` at setup (its import reads
+    ``RANK``/``LOCAL_RANK`` for launched ranks); a stage that never loaded Lightning is rank 0."""
+    rank_zero = sys.modules.get("lightning_utilities.core.rank_zero")
+    return rank_zero is None or getattr(rank_zero.rank_zero_only, "rank", 0) == 0
+
+
 def run_stage(cfg: DictConfig) -> float | None:
     """Validate, seed, run `cfg.stage.name`, write metrics.json; returns the main metric.
 
@@ -80,6 +90,7 @@ def run_stage(cfg: DictConfig) -> float | None:
         close_wandb_run(failed=failed)
     metrics = {k: float(v) for k, v in metrics.items()}
     metrics["time/stage_seconds"] = time.time() - start
-    write_json(out / "metrics.json", metrics)
-    log.info("metrics written to %s", out / "metrics.json")
+    if is_global_zero():  # under DDP every rank runs the stage; one writes its metrics
+        write_json(out / "metrics.json", metrics)
+        log.info("metrics written to %s", out / "metrics.json")
     return metrics.get("eval/acc", metrics.get("eval/greedy_acc"))

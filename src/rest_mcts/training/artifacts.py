@@ -96,14 +96,24 @@ def save_trained_model(
     """Save the trained model (safetensors, LoRA merged) and ``manifest.json`` into
     ``folder``, atomically (a temporary sibling renamed into place: a killed run never leaves
     half a model). Under sharded strategies the full weights are gathered first (every rank
-    must call this); only global rank zero writes. Returns the folder (None on other ranks).
+    must call this); only global rank zero writes, and every rank returns once it has.
+    Returns the folder (None on other ranks).
     """
+    weights = trainer.strategy.lightning_module_state_dict() if _sharded(trainer) else None
+    folder = Path(folder) if trainer.is_global_zero else None
+    if folder is not None:
+        _write_model(model, tokenizer, folder, manifest, weights)
+    # the other ranks wait for the folder: code after training (evaluation) may load it
+    trainer.strategy.barrier("save_trained_model")
+    return folder
+
+
+def _write_model(
+    model: Any, tokenizer: Any, folder: Path, manifest: dict, weights: dict | None
+) -> None:
+    """Global rank zero's half of :func:`save_trained_model`: the atomic write."""
     from rest_mcts.models.factory import save_model
 
-    weights = trainer.strategy.lightning_module_state_dict() if _sharded(trainer) else None
-    if not trainer.is_global_zero:
-        return None
-    folder = Path(folder)
     plain = mergeable_model(model)
     with atomic_folder(folder) as tmp:
         if weights is not None:
@@ -115,4 +125,3 @@ def save_trained_model(
             save_model(plain, tokenizer, tmp)
         write_json(tmp / "manifest.json", manifest)
     log.info("saved %s to %s", type(plain).__name__, folder)
-    return folder

@@ -39,4 +39,6 @@ class PolicySFTModule(WarmupAdamWModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         loss = self._loss(batch)
-        self.log("val/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        # sync_dist: under DDP the mean over every rank's validation batches, not rank 0's
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0],
+                 sync_dist=True)

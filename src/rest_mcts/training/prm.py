@@ -60,7 +60,24 @@ class PRMRegressionModule(WarmupAdamWModule):
         self._val_preds += self._values(batch).tolist()
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking or len(self._val_preds) != len(self.val_rows):
+        if self.trainer.sanity_checking:
             return
-        for key, value in value_metrics(self._val_preds, self.val_rows, self.oracle).items():
-            self.log(key, value, prog_bar=key == "val/mse")
+        preds = self._all_val_preds()
+        if len(preds) != len(self.val_rows):
+            return
+        # every rank holds all predictions, so the metrics agree; sync_dist only averages equals
+        for key, value in value_metrics(preds, self.val_rows, self.oracle).items():
+            self.log(key, value, prog_bar=key == "val/mse", sync_dist=True)
+
+    def _all_val_preds(self) -> list[float]:
+        """The predictions of all validation rows, in row order, on every rank.
+
+        Under DDP Lightning's ``DistributedSampler`` (no shuffle) deals rank r the rows
+        r, r+W, r+2W, ... of the W ranks, wrapped round to equal lengths; gathering the
+        ranks' lists and interleaving them restores the order (the wrapped tail is cut)."""
+        world = self.trainer.world_size
+        if world == 1 or len(self._val_preds) == len(self.val_rows):
+            return self._val_preds  # one process, or every rank scored every row
+        local = torch.tensor(self._val_preds, dtype=torch.float32, device=self.device)
+        gathered = self.all_gather(local)  # (world, rows per rank)
+        return gathered.T.reshape(-1).tolist()[: len(self.val_rows)]
