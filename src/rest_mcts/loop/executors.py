@@ -96,10 +96,13 @@ class LocalExecutor:
     def search(self, ctx: Any, search: Any, run: Any, questions: list[tuple[str, Any]], *,
                policy_path: str | Path, prm_path: str | Path | None,
                stats: dict[str, float]) -> Iterator[tuple[str, Any]]:
-        """Yield ``(id, SearchResult)`` per question; ``stats`` gets the engine's stats."""
+        """Yield ``(id, SearchResult)`` per question; ``stats`` gets the engine's stats and
+        ``executor/start_seconds`` (building the models)."""
+        start = time.perf_counter()
         searcher = Searcher(ctx, search, concurrency=run.concurrency,
                             cache_values=run.cache_values, policy_path=policy_path,
                             prm_path=prm_path)
+        stats["executor/start_seconds"] = time.perf_counter() - start
         try:
             yield from searcher.run(questions)
         finally:  # frees GPU memory before the next step loads models
@@ -155,7 +158,8 @@ class RayExecutor:
         """Deal chunks of ``(id, Question)`` to the actors and yield ``(id, SearchResult)``
         as chunks come back; a dead actor's chunks go to the others. ``stats`` gets the
         actors' engine stats summed, ``executor/driver_share`` (the driver's time outside
-        waiting for actors, over its wall time) and ``executor/actor_failures``."""
+        waiting for actors, over its wall time), ``executor/actor_failures`` and
+        ``executor/start_seconds`` (until every actor had built its models)."""
         import ray
         from ray.exceptions import RayActorError
         from tqdm import tqdm
@@ -178,7 +182,7 @@ class RayExecutor:
         load = {a: 0 for a in actors}
         pending: dict[Any, tuple[Any, list]] = {}
         engine_stats: dict[Any, dict] = {}
-        failures = 0
+        failures, started = 0, 0.0
         bar = tqdm(total=len(questions), desc="search (ray)", unit="question")
 
         def deal() -> None:
@@ -189,6 +193,11 @@ class RayExecutor:
                     load[actor] += 1
 
         try:
+            # every actor's start-up (its process, imports, models): a task waits for it anyway
+            t0 = time.perf_counter()
+            ray.wait([a.ready.remote() for a in actors], num_returns=len(actors))
+            started = time.perf_counter() - t0
+            waited += started
             deal()
             while pending:
                 t0 = time.perf_counter()
@@ -229,6 +238,7 @@ class RayExecutor:
             wall = time.perf_counter() - start
             stats["executor/driver_share"] = (wall - waited) / wall if wall > 0 else 0.0
             stats["executor/actor_failures"] = float(failures)
+            stats["executor/start_seconds"] = started
 
     def start_ray(self) -> None:
         """Join ``address`` or start a local cluster (once per process); the actors import
@@ -268,6 +278,10 @@ class _SearchActor:
             sys.modules["torch"].set_num_threads(torch_threads)
         self.fail_after_chunks = fail_after_chunks
         self.chunks = 0
+
+    def ready(self) -> bool:
+        """Returns once the actor is built (its models loaded)."""
+        return True
 
     def search(self, chunk: list[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], dict]:
         """Search one chunk; returns its ``(id, SearchResult)`` pairs and the engine's stats
