@@ -105,3 +105,25 @@ def test_executor_is_built_from_config_and_keys_nothing(compose_cfg):
     # every executor gives the same answers: a loop folder and policy_0 are keyed without it
     assert loop_config(local) == loop_config(ray)
     assert Context.from_config(local).policy0_key == Context.from_config(ray).policy0_key
+
+
+@pytest.mark.slow
+def test_the_loops_searches_run_on_ray_too(compose_cfg, tiny_policy, tmp_path):
+    """The loop's search steps go through the same run_search (here D_V0's BFS trees, on
+    backend=hf in the actors): with executor=ray the trees equal executor=local's."""
+    ray = pytest.importorskip("ray")
+    from rest_mcts.loop.context import Context
+    from rest_mcts.loop.d_v0 import InitPRMSettings, sample_bfs_trees
+
+    init = InitPRMSettings(num_problems=4, branch=2, max_depth=2, max_step_tokens=16,
+                           concurrency=4)
+    trees = {}
+    try:
+        for name, extra in (("local", []), ("ray", ["executor=ray", "executor.chunk_size=1"])):
+            ctx = Context.from_config(compose_cfg("stage=init_prm", *extra))
+            assert ctx.executor.name == name
+            out = sample_bfs_trees(ctx, init, tmp_path / name, "train", 4, tiny_policy)
+            trees[name] = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
+    finally:
+        ray.shutdown()
+    assert len(trees["local"]) == 4 and trees["ray"] == trees["local"]
