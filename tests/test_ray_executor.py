@@ -79,6 +79,23 @@ def test_a_dead_actors_questions_go_to_the_others(tmp_path, local_rows):
     assert "a Ray actor died (1 of 2 left)" in logs
 
 
+@pytest.mark.slow
+def test_when_every_actor_dies_the_run_stops_and_resumes(tmp_path, local_rows):
+    """The only actor dies on its first chunk: the run stops naming the unanswered questions;
+    run again into the same folder (no fault), it answers them, each once."""
+    pytest.importorskip("ray")
+    env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1",
+           "WANDB_MODE": "disabled"}
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), *TINY, "executor=ray",
+                           "executor.num_actors=1", "+executor.fail_after_chunks=0",
+                           f"hydra.run.dir={tmp_path / 'ray'}"], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "every Ray actor died; 12 questions are unanswered" in proc.stdout + proc.stderr
+    rows, _, _ = _run(tmp_path, "ray", "executor=ray", "executor.num_actors=1")
+    _same_answers(rows, local_rows)
+
+
 @pytest.mark.parametrize("override,message", [
     ("executor.num_actors=0", "executor.num_actors=0 is outside [1, inf]"),
     ("executor.chunk_size=0", "executor.chunk_size=0 is outside [1, inf]"),

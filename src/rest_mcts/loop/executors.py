@@ -216,9 +216,10 @@ class RayExecutor:
                                     "to the others (%s)", len(alive), len(actors), reason)
                     chunks.appendleft(chunk)
                     if not alive:
+                        left = sum(map(len, chunks)) + sum(len(c) for _, c in pending.values())
                         raise RuntimeError(
-                            f"every Ray actor died; {sum(map(len, chunks))} questions are "
-                            "unanswered (run again into the same folder to resume)") from err
+                            f"every Ray actor died; {left} questions are unanswered (run "
+                            "again into the same folder to resume)") from err
                     deal()
                     continue
                 engine_stats[actor] = actor_stats
