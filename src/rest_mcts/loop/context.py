@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from rest_mcts.config import ConfigError, check_value, instantiate
+from rest_mcts.loop.executors import executor_from
 from rest_mcts.training.settings import TrainerSpec, TrainSettings
 from rest_mcts.utils.hashing import fingerprint
 from rest_mcts.worlds.base import Problem
@@ -103,6 +104,9 @@ class Context:
         tiny_model: architecture of the bootstrapped tiny policy (None for pretrained models).
         bootstrap: policy_0's training traces (None for worlds without a solver).
         policy0_key: fingerprint of everything that shapes policy_0.
+        executor: where searches run (``executor=local|ray``,
+            :mod:`rest_mcts.loop.executors`; None: in this process). Never part of a key:
+            every executor gives the same answers.
     """
 
     seed: int
@@ -125,6 +129,7 @@ class Context:
     prm_name: str = ""
     prm_require_trained: bool = False
     model_name: str = ""
+    executor: Any = None
 
     def __post_init__(self) -> None:
         check_value("data.max_solution_tokens", self.max_solution_tokens, 1, integer=True)
@@ -173,6 +178,7 @@ class Context:
             prm_name=str(prm.get("name", "")),
             prm_require_trained=require_trained,
             model_name=str(model.get("name", "")),
+            executor=executor_from(cfg.get("executor")),
         )
 
     @functools.cached_property

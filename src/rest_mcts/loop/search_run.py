@@ -9,6 +9,8 @@ Output folder: ``shard.json`` (the questions this run owes: ``data.shard`` of
 ``data.num_shards``), ``trees/<id>.json``, ``results.jsonl`` (one line per question, appended whole
 and fsynced after its tree file is written). Running again into the same folder skips the
 questions already in results.jsonl, so a killed run completes its set with every question once.
+Where the questions are searched (this process, or a pool of Ray actors) is ``ctx.executor``
+(:mod:`rest_mcts.loop.executors`); results are judged and written here alone, under every one.
 """
 
 from __future__ import annotations
@@ -84,14 +86,15 @@ def run_search(
     logger: Any = False,
 ) -> dict[str, float]:
     """Search ``run.num_problems`` questions of ``run.split`` with the method ``search`` (a
-    typed search config) into ``out_dir``; resumable. Returns ``<prefix>/*`` metrics."""
-    from rest_mcts.backends.registry import close_backend
-    from rest_mcts.search.engine import SearchEngine
-    from rest_mcts.search.registry import config_needs_scorer, make_search
+    typed search config) into ``out_dir``; resumable. The questions are searched by
+    ``ctx.executor`` (this process, or Ray actors: :mod:`rest_mcts.loop.executors`); this
+    process alone judges and writes the results. Returns ``<prefix>/*`` metrics."""
+    from rest_mcts.loop.executors import LocalExecutor
+    from rest_mcts.search.registry import make_search
 
     world = ctx.world
-    try:
-        search_fn = make_search(search, world, max_solution_tokens=ctx.max_solution_tokens)
+    try:  # a bad method is one line here, before any model or actor starts
+        make_search(search, world, max_solution_tokens=ctx.max_solution_tokens)
     except (TypeError, ValueError) as err:
         raise ConfigError(str(err)) from err
     todo_all = shard_problems(ctx.problems(run.split, run.num_problems, at_most=True),
@@ -106,27 +109,21 @@ def run_search(
     if done:
         log.info("resuming: %d of %d questions already done", len(done), len(todo_all))
 
-    name = search.name
-    policy = ctx.build_policy(policy_path)
-    scorer = None
-    try:
-        scorer = ctx.build_scorer(prm_path, policy_path) if config_needs_scorer(search) else None
-        engine = SearchEngine(policy, scorer, concurrency=run.concurrency, seed=ctx.seed,
-                              cache_values=run.cache_values)
-        by_id = {p.id: p for p in todo}
-        jobs = ((p.id, search_fn(p.question)) for p in todo)
-        for qid, result in engine.run(jobs, total=len(todo)):
-            record_result(world, name, run, by_id[qid], result, out)
-    finally:  # frees GPU memory (backend=vllm, prm=vllm) before the next step loads models
-        close_backend(scorer)
-        close_backend(policy)
+    executor = ctx.executor or LocalExecutor()
+    stats: dict[str, float] = {}
+    by_id = {p.id: p for p in todo}
+    results = executor.search(ctx, search, run, [(p.id, p.question) for p in todo],
+                              policy_path=policy_path, prm_path=prm_path, stats=stats)
+    for qid, result in results:  # pop: no question is ever recorded twice
+        record_result(world, search.name, run, by_id.pop(qid), result, out)
 
     wanted = {p.id for p in todo_all}
     rows = [r for r in read_jsonl(results_path) if r["id"] in wanted]
     metrics = summarize(rows, prefix=run.prefix)
-    metrics["engine/overhead_share"] = engine.stats.get("overhead_share", 0.0)
-    log.info("%s on %d %s questions: acc %.3f, %.0f policy tokens/question", name, len(rows),
-             run.split, metrics[f"{run.prefix}/acc"],
+    metrics["engine/overhead_share"] = stats.get("overhead_share", 0.0)
+    metrics.update({k: v for k, v in stats.items() if k.startswith("executor/")})
+    log.info("%s on %d %s questions: acc %.3f, %.0f policy tokens/question", search.name,
+             len(rows), run.split, metrics[f"{run.prefix}/acc"],
              metrics[f"{run.prefix}/policy_tokens_per_question"])
     return metrics
 

@@ -63,9 +63,10 @@ def loop(cfg: DictConfig) -> dict[str, float]:
 def loop_config(cfg: DictConfig) -> dict[str, Any]:
     """Everything that shapes the loop's results (not where files go, not logging, not
     which evaluation methods run, not how many iterations: iteration k never depends on K, so a
-    finished loop extended by ``stage.iterations`` resumes in its folder)."""
+    finished loop extended by ``stage.iterations`` resumes in its folder; not the executor:
+    every executor gives the same answers)."""
     plain = OmegaConf.to_container(cfg, resolve=False)
-    for key in ("paths", "hydra", "logger", "run_name"):
+    for key in ("paths", "hydra", "logger", "run_name", "executor"):
         plain.pop(key, None)
     plain.get("stage", {}).pop("dir", None)
     data = plain.get("data", {})
