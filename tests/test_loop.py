@@ -499,3 +499,24 @@ def test_d_v0_bfs_trees_are_sampled_without_a_scorer(compose_cfg, tiny_policy, t
     trees = sample_bfs_trees(ctx, init, tmp_path / "bfs", "train", 2, tiny_policy)
     assert len(list(trees.glob("*.json"))) == 2
     assert "UNTRAINED" not in caplog.text
+
+
+def test_a_typo_in_a_nested_loop_setting_is_one_line(compose_cfg):
+    """stage.policy_eval, stage.init_prm and executor are read strictly: a key that is no
+    setting (a typo) stops the run with one line naming it, instead of being ignored."""
+    from rest_mcts.config import ConfigError
+    from rest_mcts.stages.loop import loop
+
+    with pytest.raises(ConfigError, match=r"^stage\.policy_eval\.sample is not a setting of "
+                       r"stage\.policy_eval \(known: num_problems, samples, temperature\)$"):
+        loop(compose_cfg("stage=loop", "+stage.policy_eval.sample=4"))
+    with pytest.raises(ConfigError, match=r"^stage\.init_prm\.num_problem is not a setting"):
+        loop(compose_cfg("stage=loop", "+stage.init_prm.num_problem=4"))
+
+
+def test_a_typo_in_the_executor_is_one_line():
+    from rest_mcts.config import ConfigError
+    from rest_mcts.loop.executors import executor_from
+
+    with pytest.raises(ConfigError, match=r"^executor\.num_actor is not a setting of executor"):
+        executor_from({"name": "ray", "num_actor": 4})

@@ -225,13 +225,23 @@ def instantiate(node: DictConfig | dict, what: str, **kwargs: Any) -> Any:
         raise
 
 
-def from_node(cls: type, node: Any, **extra: Any) -> Any:
+def from_node(cls: type, node: Any, *, strict: str | None = None, **extra: Any) -> Any:
     """An instance of the dataclass ``cls`` from the keys of a config node (or mapping) that
-    name its fields (other keys are ignored), plus ``extra``; the dataclass validates it."""
+    name its fields, plus ``extra``; the dataclass validates it.
+
+    Other keys are ignored, unless ``strict`` names the node (e.g. ``"stage.policy_eval"``):
+    then a key that is no field (a typo) raises ConfigError, one line naming it and the
+    known ones."""
     import dataclasses
 
     plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     names = {f.name for f in dataclasses.fields(cls)}
-    values = {k: v for k, v in dict(plain or {}).items() if k in names}
+    given = dict(plain or {})
+    unknown = sorted(str(k) for k in given if k not in names)
+    if strict and unknown:
+        known = sorted(n for n in names if n != "option")
+        raise ConfigError(f"{strict}.{unknown[0]} is not a setting of {strict} "
+                          f"(known: {', '.join(known)})")
+    values = {k: v for k, v in given.items() if k in names}
     values.update(extra)
     return cls(**values)

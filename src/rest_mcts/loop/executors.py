@@ -307,4 +307,4 @@ def executor_from(node: Any) -> LocalExecutor | RayExecutor:
     if name not in EXECUTORS:
         raise ConfigError(f"executor.name={name!r} is unknown: choose one of "
                           f"{', '.join(EXECUTORS)}")
-    return from_node(EXECUTORS[name], node)
+    return from_node(EXECUTORS[name], node, strict="executor")

@@ -33,10 +33,11 @@ def loop(cfg: DictConfig) -> dict[str, float]:
     """Run (or resume) the self-training loop; returns the last row's metrics and the gains."""
     ctx = Context.from_config(cfg)
     s = cfg.stage
-    init = from_node(InitPRMSettings, s.init_prm, concurrency=s.concurrency,
+    init = from_node(InitPRMSettings, s.init_prm, strict="stage.init_prm",
+                     concurrency=s.concurrency,
                      cache_values=s.cache_values, option="stage.init_prm")
     policy_eval = None if s.get("policy_eval") is None else from_node(
-        PolicyEval, s.policy_eval, option="stage.policy_eval")
+        PolicyEval, s.policy_eval, option="stage.policy_eval", strict="stage.policy_eval")
     settings = from_node(LoopSettings, s, init_prm=init, policy_eval=policy_eval,
                          sft=ctx.policy.overridden("stage.sft", s.get("sft")),
                          prm_init_epochs=s.prm_train.init_epochs, prm_epochs=s.prm_train.epochs)
