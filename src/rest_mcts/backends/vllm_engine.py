@@ -105,6 +105,37 @@ def llm_kwargs(
     return kwargs
 
 
+def start_engine(
+    model_path: str | None, llm: Any, make_params: Any, params_name: str, what: str,
+    **settings: Any,
+) -> tuple[Any, Any]:
+    """The engine and the request-parameter factory of one vLLM backend.
+
+    ``llm`` (an engine or a stand-in) is used as given; otherwise the :func:`llm_kwargs`
+    built from ``model_path`` and ``settings`` are checked BEFORE vLLM is imported and a
+    ``vllm.LLM`` is started (a ``pooler_config`` given as a dict becomes
+    ``vllm.config.PoolerConfig``). ``make_params`` defaults to ``vllm.<params_name>``
+    (``SamplingParams`` or ``PoolingParams``); vLLM is imported only when one is needed.
+
+    Raises:
+        ConfigError: vLLM is not installed.
+        ValueError: a setting out of range, or no model path and no ``llm``.
+    """
+    kwargs = llm_kwargs(model_path, **settings) if llm is None else None
+    if kwargs is None and make_params is not None:
+        return llm, make_params
+    vllm = import_vllm()
+    make_params = make_params or getattr(vllm, params_name)
+    if kwargs is not None:
+        if isinstance(kwargs.get("pooler_config"), dict):
+            from vllm.config import PoolerConfig
+
+            kwargs["pooler_config"] = PoolerConfig(**kwargs["pooler_config"])
+        logger.info("starting a vLLM %s for %s", what, model_path)
+        llm = vllm.LLM(**kwargs)
+    return llm, make_params
+
+
 def engine_context_length(llm: Any, configured: int | None) -> int | None:
     """The longest sequence the engine takes: ``configured``, else the engine's resolved
     ``model_config.max_model_len`` (None when it has none)."""

@@ -29,10 +29,9 @@ from rest_mcts.backends.base import Completion, GenerationOutput, SamplingParams
 from rest_mcts.backends.registry import Capabilities, register_policy
 from rest_mcts.backends.vllm_engine import (
     engine_context_length,
-    import_vllm,
     keep_last,
-    llm_kwargs,
     shutdown,
+    start_engine,
 )
 
 logger = logging.getLogger(__name__)
@@ -173,20 +172,13 @@ class VLLMPolicyBackend:
             ConfigError: vLLM is not installed.
             ValueError: a setting out of range, or no model path and no ``llm``.
         """
-        settings = None
-        if llm is None:  # checked before vLLM is imported
-            settings = llm_kwargs(
-                model_path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
-                gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-                enable_prefix_caching=enable_prefix_caching, trust_remote_code=trust_remote_code,
-                seed=seed, enforce_eager=enforce_eager, extra=engine_kwargs,
-            )
-        if settings is not None or make_sampling_params is None:
-            vllm = import_vllm()
-            make_sampling_params = make_sampling_params or vllm.SamplingParams
-            if settings is not None:
-                logger.info("starting a vLLM engine for %s", model_path)
-                llm = vllm.LLM(**settings)
+        llm, make_sampling_params = start_engine(
+            model_path, llm, make_sampling_params, "SamplingParams", "engine", dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+            enable_prefix_caching=enable_prefix_caching, trust_remote_code=trust_remote_code,
+            seed=seed, enforce_eager=enforce_eager, extra=engine_kwargs,
+        )
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()
         self.context_length = engine_context_length(llm, max_model_len)

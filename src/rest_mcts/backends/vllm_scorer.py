@@ -25,10 +25,9 @@ from typing import Any, Callable, Mapping, Sequence
 from rest_mcts.backends.registry import Capabilities, register_scorer
 from rest_mcts.backends.vllm_engine import (
     engine_context_length,
-    import_vllm,
     keep_last,
-    llm_kwargs,
     shutdown,
+    start_engine,
 )
 from rest_mcts.prompts import prm_input
 
@@ -120,26 +119,16 @@ class VLLMValueScorer:
             ConfigError: vLLM is not installed.
             ValueError: a setting out of range, or no model path and no ``llm``.
         """
-        settings = None
-        if llm is None:  # checked before vLLM is imported
-            extra = dict(engine_kwargs or {})
-            for key, value in pooling_engine_kwargs().items():
-                extra.setdefault(key, value)
-            settings = llm_kwargs(
-                model_path, dtype=dtype, tensor_parallel_size=tensor_parallel_size,
-                gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
-                enable_prefix_caching=enable_prefix_caching, trust_remote_code=trust_remote_code,
-                seed=seed, enforce_eager=enforce_eager, extra=extra,
-            )
-        if settings is not None or make_pooling_params is None:
-            vllm = import_vllm()
-            make_pooling_params = make_pooling_params or vllm.PoolingParams
-            if settings is not None:
-                from vllm.config import PoolerConfig
-
-                settings["pooler_config"] = PoolerConfig(**settings["pooler_config"])
-                logger.info("starting a vLLM pooling engine for %s", model_path)
-                llm = vllm.LLM(**settings)
+        extra = dict(engine_kwargs or {})
+        for key, value in pooling_engine_kwargs().items():
+            extra.setdefault(key, value)
+        llm, make_pooling_params = start_engine(
+            model_path, llm, make_pooling_params, "PoolingParams", "pooling engine",
+            dtype=dtype, tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+            enable_prefix_caching=enable_prefix_caching, trust_remote_code=trust_remote_code,
+            seed=seed, enforce_eager=enforce_eager, extra=extra,
+        )
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()
         self.context_length = engine_context_length(llm, max_model_len)
