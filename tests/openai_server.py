@@ -13,7 +13,8 @@ writes for that seed; like a real server it leaves the stop string out of the te
 ``/classify`` answers the value ``value_of(text)`` (deterministic, may lie outside [0, 1])
 as vLLM's pooling runner does, with a sigmoid applied unless ``use_activation`` is false.
 Every request is recorded (path, JSON body, headers); ``reply`` set, every completion is
-that text (an LLM judge's verdict). :class:`FaultProxy` forwards to an
+that text (an LLM judge's verdict); ``before_answer`` set, it sees (and may hold back) every
+completion request first. :class:`FaultProxy` forwards to an
 upstream server after answering a scripted list of statuses first, or hangs.
 """
 
@@ -41,6 +42,7 @@ def default_value(text: str) -> float:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # (socketserver's 5 resets connections under 32 in flight)
 
 
 class _Base:
@@ -88,6 +90,8 @@ class FakeServer(_Base):
         self.policy = MockPolicyBackend(seed=0, answer_rate=answer_rate)
         self.requests: list[tuple[str, dict, dict]] = []
         self.reply: str | None = None  # set: every completion is this text (an LLM judge)
+        # set: called with each completion request's body before it is answered (may block)
+        self.before_answer: Callable[[dict], None] | None = None
         self._lock = threading.Lock()
         self._serve(_FakeHandler)
 
@@ -166,6 +170,8 @@ class _FakeHandler(BaseHTTPRequestHandler):
         with server._lock:
             server.requests.append((self.path, body, dict(self.headers)))
         if self.path in ("/v1/completions", "/v1/chat/completions"):
+            if server.before_answer is not None:
+                server.before_answer(body)  # e.g. hold some requests back
             answer = server.complete(self.path, body)
         elif self.path == "/classify":
             answer = server.classify(body)

@@ -37,6 +37,7 @@ Answers are mapped to :class:`~rest_mcts.backends.base.Completion`:
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, Mapping, Sequence
@@ -52,11 +53,15 @@ from rest_mcts.backends.openai_client import RetryPolicy, ServerError, ServerPoo
 from rest_mcts.backends.registry import Capabilities, register_policy
 
 ENDPOINTS = {"completions": "/completions", "chat": "/chat/completions"}
+SCHEDULES = ("rounds", "streaming")
 
 
 @register_policy("openai", Capabilities(needs_model=False, must_close=True))
 class OpenAIPolicyBackend:
     """A :class:`~rest_mcts.backends.base.PolicyBackend` on OpenAI-compatible servers.
+
+    ``generate`` may be called from several threads at once (``concurrent_calls``): the
+    ``streaming`` schedule of the search engine does so.
 
     Attributes:
         pool: the servers (:class:`~rest_mcts.backends.openai_client.ServerPool`).
@@ -66,6 +71,8 @@ class OpenAIPolicyBackend:
             ``topped_up`` (requests for choices a server left out), ``prompt_tokens``,
             ``generated_tokens`` and ``seconds``.
     """
+
+    concurrent_calls = True
 
     def __init__(
         self,
@@ -81,6 +88,7 @@ class OpenAIPolicyBackend:
         n_per_request: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
         model_path: str | None = None,
+        schedule: str = "rounds",
     ) -> None:
         """Args:
             base_urls: server URL(s) up to and including ``/v1``, served round-robin.
@@ -98,6 +106,9 @@ class OpenAIPolicyBackend:
             extra_body: more request fields, e.g. ``{top_k: 20}`` or vLLM's
                 ``{include_stop_str_in_output: true}``.
             model_path: ignored (a configured backend may be handed one).
+            schedule: how the search engine sends this backend its requests: ``rounds``
+                (each round's requests merged into one call) or ``streaming`` (each search's
+                requests sent as it makes them; see :mod:`rest_mcts.search.engine`).
         """
         if endpoint not in ENDPOINTS:
             raise ValueError(
@@ -105,10 +116,14 @@ class OpenAIPolicyBackend:
             )
         if n_per_request is not None and n_per_request < 1:
             raise ValueError(f"backend.n_per_request must be >= 1 (or null), got {n_per_request}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"backend.schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.model = model or None
         self.endpoint = endpoint
         self.n_per_request = n_per_request
         self.extra_body = dict(extra_body or {})
+        self.schedule = schedule
+        self._stats_lock = threading.Lock()  # generate may run on several threads at once
         self.pool = ServerPool(
             base_urls, api_key_env=api_key_env, timeout=timeout, concurrency=concurrency,
             retry=RetryPolicy(max_retries, backoff_base, backoff_max), option="backend",
@@ -169,7 +184,8 @@ class OpenAIPolicyBackend:
                     got = got[:count]
                     slots[i][first : first + len(got)] = got
                     if len(got) < count:  # a server that ignores n: ask for the rest
-                        self.stats["topped_up"] += 1
+                        with self._stats_lock:
+                            self.stats["topped_up"] += 1
                         ask(i, first + len(got), count - len(got))
         finally:
             for future in pending:
@@ -226,6 +242,10 @@ class OpenAIPolicyBackend:
         return completions, int(usage.get("prompt_tokens") or 0)
 
     def _count(self, outputs: list[GenerationOutput], seconds: float) -> None:
+        with self._stats_lock:
+            self._add(outputs, seconds)
+
+    def _add(self, outputs: list[GenerationOutput], seconds: float) -> None:
         self.stats["calls"] += 1
         self.stats["prompts"] += len(outputs)
         self.stats["completions"] += sum(len(o.completions) for o in outputs)

@@ -12,6 +12,15 @@ and in each *round* it
 4. yields the :class:`SearchResult` of every search that returned, and pulls new jobs from
    the (lazily consumed) job iterable into the freed slots.
 
+That is the ``rounds`` schedule (default): the fewest, largest calls, right for a backend that
+batches in this process (HF, in-process vLLM). With a server that batches continuously
+(``backend=openai`` in front of ``vllm serve``, SGLang), a round waits for its slowest
+request while the searches whose answers are back sit idle; the ``streaming`` schedule sends
+each search's Generate the moment it is made, as its own call on a worker thread, and hands
+the answer back the moment it arrives (Score requests still queue into one scorer call at a
+time). Both give the same answers (seeding below); ``experiments/bench_serving.py`` measures
+them against a server.
+
 A value model is a deterministic function of (question, partial solution), so with
 ``cache_values`` (default) each question keeps a memo of the values it has been given and a
 repeated item (the same step sampled twice, a rollout retracing a path) is not scored again;
@@ -37,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, cast
 
@@ -52,6 +62,9 @@ from rest_mcts.backends.base import (
 from rest_mcts.search.requests import Costs, Generate, Request, Score, SearchGen, SearchResult
 
 logger = logging.getLogger(__name__)
+
+
+SCHEDULES = ("rounds", "streaming")
 
 
 class SearchError(RuntimeError):
@@ -71,6 +84,8 @@ class _Active:
     request_index: int = -1
     answer: Any = None
     result: SearchResult | None = None
+    # streaming: ``pending`` has been sent (or queued for the scorer) and is not answered yet
+    sent: bool = False
     # value memo of this question: (question, steps) -> value, when the engine caches values
     values: dict[tuple[str, tuple[str, ...]], float] = field(default_factory=dict)
 
@@ -125,6 +140,10 @@ class SearchEngine:
         seed: the run seed that every question's sampling seeds derive from.
         progress: show a tqdm bar counting finished questions.
         cache_values: memoise values per question (items scored once per question).
+        schedule: ``rounds`` (merge each round's requests into one call per kind, the default)
+            or ``streaming`` (each search's requests go out the moment it makes them; for
+            servers that batch continuously, see the module docstring); None: the policy
+            backend's own ``schedule`` attribute, else ``rounds``.
         stats: running totals over all runs of this engine: ``total_seconds`` (engine
             time, excluding the time the caller spends between results), ``policy_seconds``
             and ``scorer_seconds`` (inside the backends), ``policy_calls``, ``scorer_calls``,
@@ -142,9 +161,19 @@ class SearchEngine:
         seed: int = 0,
         progress: bool = True,
         cache_values: bool = True,
+        schedule: str | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        schedule = schedule or getattr(policy, "schedule", None) or "rounds"
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        if schedule == "streaming" and not getattr(policy, "concurrent_calls", False):
+            raise ValueError(
+                f"schedule 'streaming' needs a policy backend that serves concurrent calls "
+                f"(backend=openai); {type(policy).__name__} batches in one process: use 'rounds'"
+            )
+        self.schedule = schedule
         self.policy = policy
         self.scorer = scorer
         self.concurrency = int(concurrency)
@@ -195,15 +224,11 @@ class SearchEngine:
         active: list[_Active] = []
         watch = _Stopwatch()
         bar = tqdm(total=total, disable=not self.progress, desc="search", unit="question")
+        steps = (self._stream(active, source) if self.schedule == "streaming"
+                 else self._rounds(active, source))
         watch.start()
         try:
-            while True:
-                finished = self._fill(active, source)
-                if not finished and active:
-                    finished = self._round(active)
-                    active[:] = [a for a in active if a.result is None]
-                if not finished and not active:
-                    break
+            for finished in steps:
                 for done in finished:
                     bar.update(1)
                     watch.stop()
@@ -211,6 +236,7 @@ class SearchEngine:
                     yield done.key, done.result  # type: ignore[misc]
                     watch.start()
         finally:
+            steps.close()
             watch.stop()
             self._update_overhead(watch)
             bar.close()
@@ -229,6 +255,88 @@ class SearchEngine:
     ) -> dict[str, SearchResult]:
         """Run every job and return ``{key: result}`` (in finishing order)."""
         return dict(self.run(jobs, total=total))
+
+    # ------------------------------------------------------------------ schedules
+    def _rounds(self, active: list[_Active], source: "_JobSource") -> Iterator[list[_Active]]:
+        """``rounds``: yields the searches that finished, round after round (see
+        :meth:`_round`)."""
+        while True:
+            finished = self._fill(active, source)
+            if not finished and active:
+                finished = self._round(active)
+                active[:] = [a for a in active if a.result is None]
+            if not finished and not active:
+                return
+            yield finished
+
+    def _stream(self, active: list[_Active], source: "_JobSource") -> Iterator[list[_Active]]:
+        """``streaming``: every search's Generate is sent the moment the search makes it, as
+        its own ``policy.generate`` call on a worker thread (the server batches the calls of
+        all searches continuously), so a search whose answer is back goes on at once instead
+        of waiting for the slowest request of a round. Score requests queue and go to the
+        scorer together, one scorer call at a time (a value model batches best in one call).
+        Yields the searches that finished, as they finish. The answers equal ``rounds``':
+        each search's samples are seeded by its own key and request index."""
+        callers = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="engine")
+        scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-scorer")
+        in_flight: dict[Future, tuple[str, list[_Active], Any]] = {}
+        to_score: list[_Active] = []
+        try:
+            while True:
+                finished = self._fill(active, source)
+                for search in active:
+                    if search.result is None and not search.sent:
+                        self._send(search, callers, in_flight, to_score)
+                finished += [search for search in active if search.result is not None]
+                active[:] = [search for search in active if search.result is None]
+                if finished:
+                    yield finished
+                    continue
+                if to_score and not any(kind == "score" for kind, _, _ in in_flight.values()):
+                    todo, owners = self._to_score(to_score)
+                    future = scorer.submit(self._call_scorer, todo, list(to_score))
+                    in_flight[future] = ("score", list(to_score), (todo, owners))
+                    to_score.clear()
+                if not in_flight:
+                    if active:  # cannot happen: every active search has a request out
+                        raise SearchError(f"searches {[a.key for a in active]} are stuck")
+                    return
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                self.stats["rounds"] += 1
+                for future in done:
+                    kind, group, extra = in_flight.pop(future)
+                    if kind == "generate":
+                        outputs, seconds = future.result()
+                        self._hand_outputs(extra, group, outputs, seconds)
+                    else:
+                        values, seconds = future.result()
+                        self._hand_values(group, *extra, values, seconds)
+                    for search in group:
+                        search.sent = False
+                        self._advance(search)
+        finally:
+            for future in in_flight:
+                future.cancel()
+            callers.shutdown(wait=False, cancel_futures=True)
+            scorer.shutdown(wait=False, cancel_futures=True)
+
+    def _send(self, search: _Active, callers: ThreadPoolExecutor,
+              in_flight: dict[Future, tuple[str, list[_Active], Any]],
+              to_score: list[_Active]) -> None:
+        """Streaming: answer the search's empty requests, then send its Generate to a worker
+        thread or queue its Score."""
+        while search.result is None and _is_empty(search.pending):
+            search.answer = []
+            self._advance(search)
+        if search.result is not None:
+            return
+        search.sent = True
+        if isinstance(search.pending, Generate):
+            params = dataclasses.replace(search.pending.params, seed=None)
+            future = callers.submit(self._call_policy, params, [search])
+            in_flight[future] = ("generate", [search], params)
+        else:
+            to_score.append(search)
 
     # ------------------------------------------------------------------ one search
     def _fill(self, active: list[_Active], source: "_JobSource") -> list[_Active]:
@@ -328,14 +436,27 @@ class SearchEngine:
 
     def _generate(self, params: SamplingParams, group: list[_Active]) -> None:
         """One ``policy.generate`` call for the prompts of ``group``; hand the outputs back."""
+        self._hand_outputs(params, group, *self._call_policy(params, group))
+
+    def _call_policy(
+        self, params: SamplingParams, group: list[_Active]
+    ) -> tuple[list[GenerationOutput], float]:
+        """The ``policy.generate`` call for the prompts of ``group`` (touches no engine
+        state: streaming runs it on a worker thread); (outputs, seconds)."""
         prompts = [prompt for search in group for prompt in _prompts(search)]
         seeds = [seed for search in group for seed in self._row_seeds(search)]
         start = time.perf_counter()
         outputs = self.policy.generate(prompts, params, seeds=seeds)
-        self.stats["policy_seconds"] += time.perf_counter() - start
+        return outputs, time.perf_counter() - start
+
+    def _hand_outputs(self, params: SamplingParams, group: list[_Active],
+                      outputs: list[GenerationOutput], seconds: float) -> None:
+        """Count a policy call and give each search of ``group`` its outputs."""
+        prompts = sum(len(_prompts(search)) for search in group)
+        self.stats["policy_seconds"] += seconds
         self.stats["policy_calls"] += 1
-        self.stats["policy_prompts"] += len(prompts)
-        _check_outputs(outputs, len(prompts), params.n, group)
+        self.stats["policy_prompts"] += prompts
+        _check_outputs(outputs, prompts, params.n, group)
         offset = 0
         for search in group:
             count = len(_prompts(search))
@@ -355,13 +476,20 @@ class SearchEngine:
 
     def _score(self, group: list[_Active]) -> None:
         """One ``scorer.score`` call for the items of ``group``; hand the values back."""
+        todo, owners = self._to_score(group)
+        self._hand_values(group, todo, owners, *self._call_scorer(todo, group))
+
+    def _to_score(
+        self, group: list[_Active]
+    ) -> tuple[list[tuple[str, tuple[str, ...]]], list[_Active]]:
+        """The items of ``group`` to score: each search's distinct items that its memo does
+        not hold, and the search each belongs to."""
         if self.scorer is None:
             keys = ", ".join(repr(search.key) for search in group[:3])
             raise SearchError(
                 f"search {keys} asked to Score but the engine has no value scorer; "
                 "configure a PRM (value scorer) for this search method"
             )
-        # items to score: each search's distinct items that its memo does not hold
         todo: list[tuple[str, tuple[str, ...]]] = []
         owners: list[_Active] = []
         for search in group:
@@ -371,11 +499,25 @@ class SearchEngine:
                 if item not in search.values:
                     todo.append(item)
                     owners.append(search)
-        values: list[float] = []
+        return todo, owners
+
+    def _call_scorer(
+        self, todo: list[tuple[str, tuple[str, ...]]], group: list[_Active]
+    ) -> tuple[list[float], float]:
+        """The ``scorer.score`` call for ``todo`` (none when it is empty; touches no engine
+        state: streaming runs it on a worker thread); (values, seconds)."""
+        if not todo:
+            return [], 0.0
+        start = time.perf_counter()
+        values = list(self.scorer.score(todo))  # type: ignore[union-attr]
+        return values, time.perf_counter() - start
+
+    def _hand_values(self, group: list[_Active], todo: list[tuple[str, tuple[str, ...]]],
+                     owners: list[_Active], values: list[float], seconds: float) -> None:
+        """Count a scorer call, fill the memos and give each search of ``group`` its
+        values."""
         if todo:
-            start = time.perf_counter()
-            values = list(self.scorer.score(todo))
-            self.stats["scorer_seconds"] += time.perf_counter() - start
+            self.stats["scorer_seconds"] += seconds
             self.stats["scorer_calls"] += 1
             self.stats["scorer_items"] += len(todo)
         if len(values) != len(todo):
