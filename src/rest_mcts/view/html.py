@@ -236,7 +236,11 @@ _SCRIPT = r"""
     var t = Math.max(0, Math.min(1, typeof v === "number" ? v : 0));
     return "hsl(" + Math.round(120 * t) + ",70%,72%)";
   }
-  function firstLine(s) { s = (s || "").trim(); var i = s.indexOf("\n"); return i < 0 ? s : s.slice(0, i) + " ..."; }
+  function firstLine(s) {
+    s = (s || "").trim();
+    var i = s.indexOf("\n");
+    return i < 0 ? s : s.slice(0, i) + " ...";
+  }
 
   var detail = document.getElementById("detail");
   var selected = null;
@@ -244,7 +248,10 @@ _SCRIPT = r"""
     detail.textContent = "";
     detail.appendChild(el("b", null, "node " + n.id + " (depth " + n.depth + ")"));
     var path = [], m = n;
-    while (m && m.parent !== null && m.parent !== undefined) { path.unshift(m); m = nodes[m.parent]; }
+    while (m && m.parent !== null && m.parent !== undefined) {
+      path.unshift(m);
+      m = nodes[m.parent];
+    }
     detail.appendChild(el("div", "n", "path (" + path.length + " steps):"));
     detail.appendChild(el("pre", "path", path.map(function (p) { return p.step; }).join("")));
     detail.appendChild(el("div", "n", "this step:"));
@@ -253,9 +260,11 @@ _SCRIPT = r"""
     var rows = [["value v", num(n.value)], ["visits n", n.visits], ["PRM score", num(n.prm_score)],
       ["legal", n.legal], ["finished", !!(n.terminal && n.legal)], ["answer", n.answer],
       ["verifier", n.correct === true ? "correct" : n.correct === false ? "wrong" : "-"],
-      ["self-critic", n.critic], ["critic status", mc.critic_status], ["rollout v_max", num(mc.rollout_v_max)],
+      ["self-critic", n.critic], ["critic status", mc.critic_status],
+      ["rollout v_max", num(mc.rollout_v_max)],
       ["expansions", mc.expansions], ["exhausted", n.exhausted], ["tokens", n.tokens],
-      ["chosen path", !!chosen[n.id]], ["info", n.info && Object.keys(n.info).length ? JSON.stringify(n.info) : null]];
+      ["chosen path", !!chosen[n.id]],
+      ["info", n.info && Object.keys(n.info).length ? JSON.stringify(n.info) : null]];
     var table = el("table");
     rows.forEach(function (r) {
       if (r[1] === undefined || r[1] === null) return;
@@ -274,7 +283,10 @@ _SCRIPT = r"""
     r.appendChild(el("span", "prm", "prm=" + num(n.prm_score)));
     if (chosen[n.id]) r.appendChild(el("span", "badge b-chosen", "chosen"));
     if (n.legal === false) r.appendChild(el("span", "badge b-illegal", "illegal"));
-    if (n.terminal && n.legal !== false) r.appendChild(el("span", "badge b-end", "end" + (n.answer !== null && n.answer !== undefined ? " = " + n.answer : "")));
+    if (n.terminal && n.legal !== false) {
+      var said = (n.answer !== null && n.answer !== undefined) ? " = " + n.answer : "";
+      r.appendChild(el("span", "badge b-end", "end" + said));
+    }
     if (n.correct === true) r.appendChild(el("span", "badge b-correct", "\u2713 correct"));
     if (n.correct === false) r.appendChild(el("span", "badge b-wrong", "\u2717 wrong"));
     var critic = n.critic || (n.mcts && n.mcts.critic_status);
@@ -315,11 +327,15 @@ _SCRIPT = r"""
   var holder = document.getElementById("tree");
   holder.appendChild(root);
 
-  function setAll(open) { holder.querySelectorAll("details").forEach(function (d) { d.open = open; }); }
+  function setAll(open) {
+    holder.querySelectorAll("details").forEach(function (d) { d.open = open; });
+  }
   document.getElementById("expand").addEventListener("click", function () { setAll(true); });
   document.getElementById("collapse").addEventListener("click", function () { setAll(false); });
   document.getElementById("show-chosen").addEventListener("click", function () {
-    holder.querySelectorAll("details").forEach(function (d) { d.open = d.parentNode.classList.contains("chosen"); });
+    holder.querySelectorAll("details").forEach(function (d) {
+      d.open = d.parentNode.classList.contains("chosen");
+    });
     var target = holder.querySelector("li.chosen-leaf");
     if (target) target.scrollIntoView({block: "center"});
   });
