@@ -85,10 +85,11 @@ def render_tree_html(
     finished = sum(1 for n in nodes if n.get("terminal") and n.get("legal", True))
     facts = [("question id", qid), ("nodes", len(nodes)), ("finished leaves", finished),
              ("correct leaves", sum(1 for n in nodes if n.get("correct") is True))]
-    if result:
-        facts += [("method", result.get("method")), ("prediction", result.get("prediction")),
-                  ("gold", result.get("gold")), ("verdict", _verdict(result.get("correct"))),
-                  ("value", _fmt(result.get("value")))]
+    shown = {"method": result.get("method"), "prediction": result.get("prediction"),
+             "gold": result.get("gold"), "verdict": result.get("correct"),
+             "value": result.get("value")}
+    facts += [(k, _verdict(v) if k == "verdict" else _fmt(v))
+              for k, v in shown.items() if v is not None]
     if not chosen:
         facts.append(("chosen path", "unknown (no results.jsonl row for this tree)"))
     fact_html = "".join(f"<span class='fact'><b>{_e(k)}</b> {_e(v)}</span>" for k, v in facts)
@@ -296,6 +297,17 @@ _SCRIPT = r"""
     return r;
   }
 
+  var size = {};
+  function below(id) {  // nodes under `id` (memoised)
+    if (size[id] === undefined) {
+      size[id] = 0;
+      (nodes[id].children || []).forEach(function (c) {
+        if (nodes[c] !== undefined) size[id] += 1 + below(c);
+      });
+    }
+    return size[id];
+  }
+
   function build(id) {
     var n = nodes[id];
     var li = el("li", "node");
@@ -310,6 +322,7 @@ _SCRIPT = r"""
     });
     var kids = (n.children || []).filter(function (c) { return nodes[c] !== undefined; });
     if (kids.length) {
+      r.appendChild(el("span", "n below", "[" + below(id) + " below]"));
       var d = el("details");
       d.open = openAll || n.depth < 1 || !!chosen[id];
       var s = el("summary"); s.appendChild(r); d.appendChild(s);
