@@ -290,7 +290,7 @@ def test_browser_check_would_catch_markup_insertion(tmp_path):
 
 @pytest.mark.browser
 @needs_chromium
-def test_browser_renders_a_large_tree_and_a_screenshot(tmp_path):
+def test_browser_renders_a_364_node_tree(tmp_path):
     tree = make_tree(branch=3, depth=5)  # 364 nodes
     leaf = len(tree["nodes"]) - 1
     path = tmp_path / "big.html"
@@ -301,6 +301,14 @@ def test_browser_renders_a_large_tree_and_a_screenshot(tmp_path):
     while tree["nodes"][min(on_path)]["parent"] is not None:
         on_path.add(tree["nodes"][min(on_path)]["parent"])
     assert {i for i, c in classes.items() if "chosen" in c} == on_path == {0, 3, 12, 39, 120, 363}
-    png = tmp_path / "big.png"
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_browser_takes_a_screenshot(tmp_path):
+    tree = make_tree(branch=3, depth=3)
+    path = tmp_path / "tree.html"
+    path.write_text(render_tree_html(tree, result={"steps": steps_to(tree, 13)}))
+    png = tmp_path / "tree.png"
     chromium(tmp_path, path, f"--screenshot={png}", "--window-size=1400,1000")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
