@@ -34,6 +34,7 @@ STAGES: dict[str, str] = {
     "extract": "rest_mcts.stages.extract:extract",
     "loop": "rest_mcts.stages.loop:loop",
     "merge": "rest_mcts.stages.merge:merge",
+    "view": "rest_mcts.stages.view:view",
 }
 
 

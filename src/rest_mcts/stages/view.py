@@ -1,0 +1,30 @@
+"""stage=view: one self-contained HTML page per search tree (``rest_mcts.view``).
+
+    python run.py stage=view tree=outputs/search/<time>                # every tree + index.html
+    python run.py stage=view tree=outputs/search/<time>/trees/<id>.json view.out=/tmp/pages
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from rest_mcts.config import ConfigError
+from rest_mcts.view import TreeFileError, write_views
+
+log = logging.getLogger(__name__)
+
+
+def view(cfg: DictConfig) -> dict[str, float]:
+    target = cfg.get("tree")
+    if target is None:
+        raise ConfigError("stage=view needs tree=<a tree JSON or a search run's folder>")
+    out = (cfg.get("view") or {}).get("out")
+    try:
+        pages = write_views(Path(str(target)), None if out is None else Path(str(out)))
+    except TreeFileError as err:
+        raise ConfigError(str(err)) from None
+    log.info("view: open %s", pages[0])
+    return {"view/pages": float(len(pages))}

@@ -1,0 +1,12 @@
+"""The search-tree viewer (``stage=view``): self-contained HTML pages of search trees.
+
+``html`` renders (pure: dicts in, strings out); ``pages`` finds a run's trees and results
+and writes the pages. It reads tree JSON as written by ``rest_mcts.loop.search_run`` and
+imports nothing of the search itself.
+"""
+
+from rest_mcts.view.html import chosen_path, render_index_html, render_tree_html
+from rest_mcts.view.pages import TreeFileError, load_tree, write_views
+
+__all__ = ["TreeFileError", "chosen_path", "load_tree", "render_index_html", "render_tree_html",
+           "write_views"]

@@ -1,0 +1,128 @@
+"""Find a search run's trees and results, write their pages (``stage=view``).
+
+A target is one tree JSON (``<run>/trees/<id>.json`` or anywhere) or a search run's folder
+(``<run>`` holding ``trees/`` and ``results.jsonl``, or its ``trees/`` folder itself).
+Pages go to ``<run>/view/`` (a lone tree outside a run: a ``view/`` folder beside it) unless
+``out`` names a folder (or, for one tree, an ``.html`` file).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from rest_mcts.view.html import render_index_html, render_tree_html
+
+log = logging.getLogger(__name__)
+
+RESULTS = "results.jsonl"
+TREES = "trees"
+
+
+class TreeFileError(ValueError):
+    """A target that is missing or is not a search tree; the message names the file."""
+
+
+def load_tree(path: Path) -> dict:
+    """A tree record from ``path``, checked to be a search tree (nodes with ids, parents,
+    steps and children, node 0 the root); TreeFileError naming the file otherwise."""
+    if not path.is_file():
+        raise TreeFileError(f"{path}: no such tree file")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TreeFileError(f"{path}: not a tree JSON ({type(err).__name__}: {err})") from None
+    if isinstance(record, dict) and "samples" in record and "nodes" not in record:
+        raise TreeFileError(f"{path}: not a tree JSON (sampled paths of "
+                            f"{record.get('method', 'a sampling method')}, no nodes to draw)")
+    nodes = record.get("nodes") if isinstance(record, dict) else None
+    if not isinstance(nodes, list) or not nodes:
+        raise TreeFileError(f"{path}: not a tree JSON (expected an object with a 'nodes' list)")
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict) or not {"id", "parent", "step", "children"} <= set(node):
+            raise TreeFileError(f"{path}: not a tree JSON (node {i} lacks id, parent, step "
+                                f"or children)")
+    if nodes[0]["id"] != 0 or nodes[0]["parent"] is not None:
+        raise TreeFileError(f"{path}: not a tree JSON (node 0 is not the root)")
+    return record
+
+
+def read_results(run_dir: Path) -> dict[str, dict]:
+    """The run's ``results.jsonl`` rows by question id ({} without one; torn lines skipped)."""
+    rows: dict[str, dict] = {}
+    path = run_dir / RESULTS
+    if not path.is_file():
+        return rows
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "id" in row:
+            rows.setdefault(str(row["id"]), row)
+    return rows
+
+
+def _run_dir_of(tree_file: Path) -> Path | None:
+    """The run folder of ``<run>/trees/<id>.json`` (None for a tree elsewhere)."""
+    parent = tree_file.parent
+    return parent.parent if parent.name == TREES else None
+
+
+def _page(tree_file: Path, results: dict[str, dict], index_href: str | None) -> tuple[str, dict]:
+    tree = load_tree(tree_file)
+    qid = str(tree.get("question_id", tree_file.stem))
+    result = results.get(qid)
+    page = render_tree_html(tree, result=result, title=qid, index_href=index_href)
+    entry = {"href": f"{tree_file.stem}.html", "question": tree.get("question", ""),
+             "question_id": qid, "nodes": len(tree["nodes"])}
+    if result:
+        entry.update({k: result.get(k) for k in ("correct", "value", "prediction", "gold")})
+    return page, entry
+
+
+def write_views(target: Path, out: Path | None = None) -> list[Path]:
+    """Write the page(s) for ``target`` (a tree JSON or a search run's folder).
+
+    Returns:
+        The pages written; for a run folder its ``index.html`` comes first.
+
+    Raises:
+        TreeFileError: the target is missing, holds no trees, or a tree is not a tree JSON.
+    """
+    target = Path(target)
+    if target.is_file() or target.suffix == ".json":
+        run_dir = _run_dir_of(target)
+        results = read_results(run_dir) if run_dir else {}
+        page, _ = _page(target, results, None)
+        if out is not None and out.suffix == ".html":
+            dest = out
+        else:
+            dest = (out or (run_dir or target.parent) / "view") / f"{target.stem}.html"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(page)
+        log.info("wrote %s", dest)
+        return [dest]
+
+    if not target.is_dir():
+        raise TreeFileError(f"{target}: no such tree file or search run folder")
+    run_dir = target.parent if target.name == TREES else target
+    trees = sorted((run_dir / TREES).glob("*.json"))
+    if not trees:
+        raise TreeFileError(f"{target}: no trees/*.json in this folder (a search run's folder "
+                            f"with stage.save_trees=true, or one tree JSON)")
+    out = out or run_dir / "view"
+    out.mkdir(parents=True, exist_ok=True)
+    results = read_results(run_dir)
+    entries, written = [], []
+    for tree_file in trees:
+        page, entry = _page(tree_file, results, "index.html")
+        dest = out / entry["href"]
+        dest.write_text(page)
+        entries.append(entry)
+        written.append(dest)
+    index = out / "index.html"
+    index.write_text(render_index_html(entries, title=f"search trees of {run_dir.name}"))
+    log.info("wrote %d tree pages and %s", len(written), index)
+    return [index, *written]
