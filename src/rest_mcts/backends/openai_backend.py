@@ -88,7 +88,7 @@ class OpenAIPolicyBackend:
         n_per_request: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
         model_path: str | None = None,
-        schedule: str = "rounds",
+        schedule: str = "streaming",
     ) -> None:
         """Args:
             base_urls: server URL(s) up to and including ``/v1``, served round-robin.
