@@ -127,3 +127,12 @@ def test_judged_curve_and_metrics():
     assert metrics["eval/policy_tokens_per_question@T=2"] <= (
         metrics["eval/policy_tokens_per_question@T=6"])
     assert curve_metrics([{"correct": True}], "eval") == {}  # rows without a curve
+
+
+def test_checkpoints_do_not_key_the_loop_folder(compose_cfg):
+    """They change no answer: a loop folder made before the knob existed still resumes."""
+    from rest_mcts.stages.loop import loop_config
+
+    with_curve = loop_config(compose_cfg("stage=loop"))
+    without = loop_config(compose_cfg("stage=loop", "search.t_checkpoints=[]"))
+    assert with_curve == without and "t_checkpoints" not in with_curve["search"]
