@@ -23,6 +23,26 @@ from rest_mcts.backends.openai_client import ServerError  # noqa: E402
 from rest_mcts.config import ConfigError, normalize_cli_args  # noqa: E402
 
 
+class JobFailed(RuntimeError):
+    """A multirun job stopped by a one-line error: Hydra records the job as failed, runs the
+    sweep's other jobs, and the sweep summary lists it (rest_mcts.sweeps)."""
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def fail(err: Exception, code: int) -> None:
+    """Print the one-line error; exit with `code` (a single run) or fail this job alone."""
+    print(f"error: {err}", file=sys.stderr)
+    if in_multirun():
+        raise JobFailed(str(err)) from None
+    sys.exit(code)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     from rest_mcts.stages import run_stage
@@ -30,11 +50,10 @@ def main(cfg: DictConfig) -> float | None:
     try:
         return run_stage(cfg)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        fail(err, 2)
     except ServerError as err:  # a model server failed for good (after its retries)
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+        fail(err, 1)
+    return None
 
 
 if __name__ == "__main__":

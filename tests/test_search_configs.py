@@ -176,7 +176,7 @@ def test_unknown_knob_and_unknown_method_are_one_line():
         "search.beta is not a knob of search 'mcts_star'; allowed: alpha, answer_selection, "
         "branch, critic_max_tokens, early_stop, end_gate, exploration_constant, iterations, "
         "max_depth, max_step_tokens, rollout_branch, rollout_steps, rollout_temperature, "
-        "self_critic, stop_rule, temperature, uct, unvisited_bonus, widen"
+        "self_critic, stop_rule, t_checkpoints, temperature, uct, unvisited_bonus, widen"
     )
     with pytest.raises(ConfigError) as err:
         search_config("mcts")
@@ -199,8 +199,8 @@ def test_unknown_knob_and_unknown_method_are_one_line():
         (["+search.beta=1"], "search.beta is not a knob of search 'mcts_star'; allowed: alpha, "
          "answer_selection, branch, critic_max_tokens, early_stop, end_gate, "
          "exploration_constant, iterations, max_depth, max_step_tokens, rollout_branch, "
-         "rollout_steps, rollout_temperature, self_critic, stop_rule, temperature, uct, "
-         "unvisited_bonus, widen"),
+         "rollout_steps, rollout_temperature, self_critic, stop_rule, t_checkpoints, "
+         "temperature, uct, unvisited_bonus, widen"),
     ],
 )
 def test_validate_builds_the_typed_config(compose_cfg, overrides, message):

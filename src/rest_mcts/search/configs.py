@@ -39,12 +39,13 @@ def knob(
     what: str = "",
     choices: tuple[str, ...] | None = None,
     flag: bool = False,
+    sequence: bool = False,
 ) -> Any:
     """A config field with its default and its check: a number in [low, high] ((low, high]
     with `low_open`; whole with `integer`; `what` names it in the error), one of `choices`,
-    or a true/false `flag`."""
+    a true/false `flag`, or (`sequence`) a list of such numbers, kept as a tuple."""
     check = {"low": low, "high": high, "low_open": low_open, "integer": integer, "what": what,
-             "choices": choices, "flag": flag}
+             "choices": choices, "flag": flag, "sequence": sequence}
     return field(default=default, metadata={"check": check})
 
 
@@ -68,6 +69,18 @@ class SearchConfig:
             elif check["flag"]:
                 if not isinstance(value, bool):
                     raise ConfigError(f"{key}={value!r} must be true or false")
+            elif check["sequence"]:
+                if value is None:
+                    value = ()
+                if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                    raise ConfigError(f"{key}={value!r} must be a list ({check['what']})")
+                value = tuple(value)
+                for item in value:
+                    check_value(key, item, check["low"], check["high"], low_open=check["low_open"],
+                                integer=check["integer"], what=check["what"])
+                if check["integer"]:
+                    value = tuple(int(v) for v in value)
+                object.__setattr__(self, f.name, value)
             else:
                 check_value(key, value, check["low"], check["high"], low_open=check["low_open"],
                             integer=check["integer"], what=check["what"])
@@ -79,8 +92,11 @@ class SearchConfig:
         raises ConfigError. Most methods suit every world."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as the ``search`` group writes it: ``name`` and every knob."""
-        return {"name": self.name, **dataclasses.asdict(self)}  # type: ignore[call-overload]
+        """The config as the ``search`` group writes it: ``name`` and every knob (a
+        sequence knob as a list)."""
+        knobs = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return {"name": self.name,
+                **{k: list(v) if isinstance(v, tuple) else v for k, v in knobs.items()}}
 
 
 # ---------------------------------------------------------------------------- MCTS*
@@ -148,6 +164,12 @@ class MCTSStarConfig(SearchConfig):
     # stop rule picks is visited but not expanded (the authors' data generation,
     # sample_value='full'; the self-training loop's training search).
     early_stop: bool = knob(True, flag=True)
+    # The T curve inside one run: after each of these iteration counts below T, and at T,
+    # record the answer the search would give if T were that count, with the policy tokens
+    # spent so far (results.jsonl `t_curve`, metrics `<stage>/acc@T=t`;
+    # rest_mcts.search.t_curve). Answers and search are unchanged; []: off.
+    t_checkpoints: tuple[int, ...] = knob((5, 10, 20, 50, 100, 200), low=1, integer=True,
+                                          what="T curve checkpoints", sequence=True)
 
     def __post_init__(self) -> None:
         if isinstance(self.self_critic, bool):  # YAML reads a bare `off` as false

@@ -42,6 +42,10 @@ Each iteration runs the paper's phases, each a short function below:
 Without a stop, the answer is the best-valued finished path (`answer_selection=best_leaf`)
 or the answer with the largest summed value over finished paths (`value_vote`).
 
+The T curve (`t_checkpoints`, :mod:`rest_mcts.search.t_curve`): after t of the T iterations
+(t = 5, 10, 20, ... and T itself) the search records the answer it would return if T were t,
+by the same rule, with the policy tokens spent so far, in ``info["t_curve"]``.
+
 The function is a generator: it ``yield``s requests (:class:`Generate`, :class:`Score`)
 and receives the answers, so the engine can batch many questions' calls together. It sees
 only the :class:`Question`, never the gold answer.
@@ -59,6 +63,7 @@ from rest_mcts.prompts import first_line, policy_prompt, prompt_format
 from rest_mcts.search.configs import MCTSStarConfig
 from rest_mcts.search.requests import Generate, Score, SearchGen, SearchResult, step_params
 from rest_mcts.search.steps import expand_node
+from rest_mcts.search.t_curve import TCheckpoint, TokenMeter, checkpoint_schedule, metered
 from rest_mcts.search.tree import Node, Tree
 from rest_mcts.worlds.base import Question, World
 
@@ -374,6 +379,29 @@ def choose_answer(tree: Tree, answer_selection: str) -> Node:
     return max(finished, key=lambda n: (n.value, n.prm_score or 0.0))
 
 
+def final_answer(
+    tree: Tree, config: MCTSStarConfig, stopped: bool, stop_node: Node | None
+) -> Node:
+    """The node the search answers with when it ends: the node that stopped it at l, else
+    :func:`choose_answer` on the tree."""
+    if stopped and stop_node is not None:
+        return stop_node
+    return choose_answer(tree, config.answer_selection)
+
+
+def record_checkpoints(
+    curve: list[TCheckpoint], schedule: Sequence[int], done: float, tree: Tree, node: Node,
+    policy_tokens: int,
+) -> None:
+    """Record `node` as the answer at every scheduled t <= `done` not yet in `curve`."""
+    while len(curve) < len(schedule) and schedule[len(curve)] <= done:
+        curve.append(TCheckpoint(
+            t=schedule[len(curve)], steps=tree.steps(node),
+            answer=node.answer if node.terminal else None,
+            finished=node.terminal and node.legal, value=node.value,
+            policy_tokens=policy_tokens))
+
+
 # ---------------------------------------------------------------------------- search
 def mcts_star(
     question: Question, world: World, config: MCTSStarConfig | None = None
@@ -409,7 +437,14 @@ def mcts_star(
     done = 0
     stopped = False
     stop_node: Node | None = None
+    schedule = checkpoint_schedule(config.t_checkpoints, config.iterations)
+    curve: list[TCheckpoint] = []
+    meter = TokenMeter()  # policy tokens so far, for the T curve
     while done < config.iterations and not stopped:
+        if len(curve) < len(schedule) and schedule[len(curve)] <= done:
+            # a run with T = done would end here and answer by the same rule
+            record_checkpoints(curve, schedule, done, tree,
+                               final_answer(tree, config, False, stop_node), meter.tokens)
         leaf = select(tree, config.exploration_constant, widen, config.branch, config.uct,
                       config.unvisited_bonus)
         if leaf is None:
@@ -431,7 +466,8 @@ def mcts_star(
             mark_exhausted(tree, leaf, propagate=not widen)
             continue
         done += 1
-        if mode == "llm" and (yield from ask_critic(tree, leaf, world, question, ask_params)):
+        if mode == "llm" and (yield from metered(
+                ask_critic(tree, leaf, world, question, ask_params), meter)):
             mark_exhausted(tree, leaf, propagate=not widen)  # solved: end of inference here
             backpropagate(tree, leaf)
             stopped = (config.early_stop and not paper_stop and leaf.legal
@@ -439,19 +475,19 @@ def mcts_star(
             continue
         greedy = not paper_stop and at_end_gate(tree, leaf, end_gate)
         params = exploit_params if greedy else expand_params
-        children = yield from expand(tree, leaf, world, question, params, mode, widen)
+        children = yield from metered(
+            expand(tree, leaf, world, question, params, mode, widen), meter)
         candidates = [c for c in children if not spent(c)]  # legal, finished ones included
         if candidates and config.rollout_steps > 0:
             roll = max(candidates, key=lambda c: c.value)
-            yield from rollout(tree, roll, world, question, config.rollout_steps,
-                               rollout_params, config.alpha)
+            yield from metered(rollout(tree, roll, world, question, config.rollout_steps,
+                                       rollout_params, config.alpha), meter)
         backpropagate(tree, leaf)
         stopped = config.early_stop and not paper_stop and any(
             c.terminal and c.legal and c.value >= end_gate for c in children
         )
-    best = stop_node if stopped and stop_node is not None else choose_answer(
-        tree, config.answer_selection
-    )
+    best = final_answer(tree, config, stopped, stop_node)
+    record_checkpoints(curve, schedule, math.inf, tree, best, meter.tokens)  # stopped: kept
     return SearchResult(
         steps=tree.steps(best),
         answer=best.answer if best.terminal else None,
@@ -464,5 +500,6 @@ def mcts_star(
             "stopped_at_end_gate": stopped,
             "finished_nodes": len(tree.finished()),
             **(critic_stats(tree) if mode == "llm" else {}),
+            **({"t_curve": [c.to_dict() for c in curve]} if curve else {}),
         },
     )

@@ -1,7 +1,8 @@
 """Stages: thin wrappers, one per `stage=<name>`: config -> typed objects -> call -> metrics.
 
 `run_stage` validates the config, seeds everything, runs the stage and writes the flat
-scalar metrics to `<output_dir>/metrics.json`. The work itself lives in the library
+scalar metrics to `<output_dir>/metrics.json`, next to the resolved config it ran with
+(`<output_dir>/config.yaml`; Hydra's `.hydra/config.yaml` keeps the interpolations). The work itself lives in the library
 (`rest_mcts.loop` for Algorithm 1 and its parts); no stage imports another stage.
 """
 
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rest_mcts.config import validate
 from rest_mcts.utils.io import write_json
@@ -66,8 +67,21 @@ def is_global_zero() -> bool:
     return rank_zero is None or getattr(rank_zero.rank_zero_only, "rank", 0) == 0
 
 
+def write_resolved_config(cfg: DictConfig, out: Path) -> None:
+    """`out/config.yaml`: the job's config with every interpolation resolved (what a sweep's
+    summary reads the job's settings from). A value that cannot be resolved outside Hydra is
+    kept as written (with a warning) rather than failing the run."""
+    try:
+        text = OmegaConf.to_yaml(cfg, resolve=True)
+    except Exception as err:  # noqa: BLE001 - a record, never a reason to stop the run
+        log.warning("config.yaml written unresolved: %s", err)
+        text = OmegaConf.to_yaml(cfg)
+    (out / "config.yaml").write_text(text)
+
+
 def run_stage(cfg: DictConfig) -> float | None:
-    """Validate, seed, run `cfg.stage.name`, write metrics.json; returns the main metric.
+    """Validate, seed, run `cfg.stage.name`, write config.yaml (resolved) and metrics.json;
+    returns the main metric.
 
     A wandb run the stage left open (it failed, or forgot) is closed on the way out, so the
     next job of a serial multirun starts its own."""
@@ -82,6 +96,8 @@ def run_stage(cfg: DictConfig) -> float | None:
     seed_everything(cfg.seed)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if is_global_zero():
+        write_resolved_config(cfg, out)
     start = time.time()
     failed = True
     try:

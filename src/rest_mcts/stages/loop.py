@@ -65,7 +65,7 @@ def loop_config(cfg: DictConfig) -> dict[str, Any]:
     """Everything that shapes the loop's results (not where files go, not logging, not
     which evaluation methods run, not how many iterations: iteration k never depends on K, so a
     finished loop extended by ``stage.iterations`` resumes in its folder; not the executor:
-    every executor gives the same answers)."""
+    every executor gives the same answers; not the T curve's checkpoints)."""
     plain = OmegaConf.to_container(cfg, resolve=False)
     for key in ("paths", "hydra", "logger", "run_name", "executor"):
         plain.pop(key, None)
@@ -80,6 +80,9 @@ def loop_config(cfg: DictConfig) -> dict[str, Any]:
         plain.get("stage", {}).pop(key, None)
     for key in ("default_root_dir", "enable_progress_bar"):
         plain.get("trainer", {}).pop(key, None)
+    # the T curve's checkpoints record more and change no answer (loop folders made before
+    # the knob existed keep their key)
+    (plain.get("search") or {}).pop("t_checkpoints", None)
     return plain
 
 

@@ -1,0 +1,302 @@
+"""Summarise a Hydra multirun folder over seeds: ``summary.csv``, ``summary.md``, plots.
+
+    python -m rest_mcts.sweeps.aggregate multirun/eval/<time>          # or several folders
+
+The same runs by itself at the end of every multirun (:mod:`rest_mcts.sweeps.callback`).
+Jobs are grouped by every swept key except ``seed``; each group gets, for every metric of
+its jobs' ``metrics.json``, the mean, the sample standard deviation (n - 1; empty for one
+seed) and the count over its seeds. Jobs that failed (a folder without ``metrics.json``) or
+are missing (the sweep asked for them, ``multirun.yaml``, and no folder holds them) are
+counted per group, listed in ``summary.md`` and on the console, and never stop the summary.
+
+Written into the multirun folder (or ``--out``):
+
+* ``summary.csv``: swept keys (``seed`` excluded), ``jobs``, ``ok``, ``failed``, ``missing``,
+  ``seeds``, then ``<metric>.mean``, ``<metric>.std``, ``<metric>.count`` per metric;
+* ``summary.md``: the main metrics as ``mean ± std (n)`` and the jobs that are not ok;
+* ``<key>.png`` per swept key: the main accuracy (and policy tokens per question) against
+  that key's values, error bars over seeds, one line per value of the other swept keys;
+* ``t_curve.csv`` / ``t_curve.png`` when the jobs report MCTS*'s in-run T curve
+  (``<stage>/acc@T=t``, ``<stage>/policy_tokens_per_question@T=t``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from rest_mcts.sweeps.jobs import Job, Sweep, read_sweep
+
+log = logging.getLogger(__name__)
+
+SEED_KEY = "seed"
+# The accuracy a summary leads with, the first present (else any metric ending in "acc").
+PRIMARY_METRICS = ("eval/acc", "search/acc", "loop/mcts/acc", "loop/cot/acc",
+                   "eval/greedy_acc", "merge/acc")
+T_CURVE = re.compile(r"^(?P<prefix>.+)/(?P<what>acc|policy_tokens_per_question)@T=(?P<t>\d+)$")
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean, sample standard deviation (nan for fewer than 2 values) and count."""
+
+    mean: float
+    std: float
+    count: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> "Stat":
+        n = len(values)
+        if n == 0:
+            return cls(math.nan, math.nan, 0)
+        mean = sum(values) / n
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan
+        return cls(mean, std, n)
+
+
+@dataclass
+class Group:
+    """The jobs that share every swept value but the seed.
+
+    Attributes:
+        values: the swept keys' values (``seed`` excluded).
+        jobs: its jobs, any status.
+        stats: per metric, over its ok jobs.
+    """
+
+    values: dict[str, str]
+    jobs: list[Job] = field(default_factory=list)
+    stats: dict[str, Stat] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        return sum(job.status == status for job in self.jobs)
+
+    def seeds(self) -> str:
+        return " ".join(job.values.get(SEED_KEY, "") for job in self.jobs
+                        if job.status == "ok" and SEED_KEY in job.values)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A summarised sweep and the files written for it."""
+
+    sweep: Sweep
+    keys: tuple[str, ...]
+    groups: list[Group]
+    metrics: tuple[str, ...]
+    files: tuple[Path, ...]
+
+
+def sort_key(value: str) -> tuple:
+    """Numbers in numeric order, before any other value in text order."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def group_jobs(sweep: Sweep) -> tuple[tuple[str, ...], list[Group], tuple[str, ...]]:
+    """Group the jobs by every swept key except ``seed``; stats of every metric per group.
+    Returns (group keys, groups in swept-value order, metric names)."""
+    keys = tuple(k for k in sweep.swept if k != SEED_KEY)
+    groups: dict[tuple[str, ...], Group] = {}
+    for job in sweep.jobs:
+        values = {k: job.values.get(k, "") for k in keys}
+        groups.setdefault(tuple(values.values()), Group(values)).jobs.append(job)
+    metrics = tuple(sorted({m for job in sweep.jobs for m in job.metrics}))
+    for group in groups.values():
+        ok = [job for job in group.jobs if job.status == "ok"]
+        group.stats = {m: Stat.of([j.metrics[m] for j in ok if m in j.metrics]) for m in metrics}
+    ordered = [groups[k] for k in sorted(groups, key=lambda v: tuple(sort_key(x) for x in v))]
+    return keys, ordered, metrics
+
+
+def main_metrics(metrics: Sequence[str]) -> list[str]:
+    """The accuracy to lead with and, when reported, the same stage's policy tokens per
+    question (what plots and the markdown table show)."""
+    curve = [m for m in metrics if T_CURVE.match(m)]
+    plain = [m for m in metrics if m not in curve]
+    acc = next((m for m in PRIMARY_METRICS if m in plain), None)
+    acc = acc or next((m for m in plain if m.endswith("acc")), None)
+    acc = acc or (plain[0] if plain else None)
+    if acc is None:
+        return []
+    tokens = f"{acc.rsplit('/', 1)[0]}/policy_tokens_per_question"
+    return [acc] + ([tokens] if tokens in plain else [])
+
+
+def _fmt(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:.6g}"
+
+
+def write_csv(path: Path, keys: Sequence[str], groups: list[Group], metrics: Sequence[str]) -> Path:
+    """summary.csv: one row per group (see the module docstring)."""
+    header = [*keys, "jobs", "ok", "failed", "missing", "seeds"]
+    for m in metrics:
+        header += [f"{m}.mean", f"{m}.std", f"{m}.count"]
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(header)
+        for g in groups:
+            row = [*(g.values[k] for k in keys), len(g.jobs), g.count("ok"), g.count("failed"),
+                   g.count("missing"), g.seeds()]
+            for m in metrics:
+                s = g.stats[m]
+                row += [_fmt(s.mean), _fmt(s.std), s.count]
+            out.writerow(row)
+    return path
+
+
+def t_curve_table(groups: list[Group]) -> list[dict[str, object]]:
+    """One row per (group, stage prefix, T): acc and policy tokens per question at T."""
+    rows = []
+    for g in groups:
+        points: dict[tuple[str, int], dict[str, Stat]] = {}
+        for metric, stat in g.stats.items():
+            match = T_CURVE.match(metric)
+            if match and stat.count:
+                point = points.setdefault((match["prefix"], int(match["t"])), {})
+                point[match["what"]] = stat
+        for (prefix, t), point in sorted(points.items()):
+            rows.append({"values": g.values, "prefix": prefix, "T": t, **point})
+    return rows
+
+
+def write_t_curve_csv(path: Path, keys: Sequence[str], rows: list[dict]) -> Path:
+    """t_curve.csv: group keys, stage prefix, T, then acc and tokens mean/std/count."""
+    what = ("acc", "policy_tokens_per_question")
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow([*keys, "prefix", "T",
+                      *(f"{w}.{s}" for w in what for s in ("mean", "std", "count"))])
+        for r in rows:
+            cells: list[object] = [*(r["values"][k] for k in keys), r["prefix"], r["T"]]
+            for w in what:
+                s = r.get(w) or Stat.of([])
+                cells += [_fmt(s.mean), _fmt(s.std), s.count]
+            out.writerow(cells)
+    return path
+
+
+def write_markdown(path: Path, summary_sweep: Sweep, keys: Sequence[str], groups: list[Group],
+                   shown: Sequence[str], plots: Sequence[Path]) -> Path:
+    """summary.md: the main metrics per group as mean ± std (n), then the jobs not ok."""
+    sweep = summary_sweep
+    lines = [f"# Sweep summary: {sweep.folder}", ""]
+    ok, failed, missing = (len(sweep.by_status(s)) for s in ("ok", "failed", "missing"))
+    asked = "unknown" if sweep.expected is None else str(sweep.expected)
+    lines += [f"Jobs asked for: {asked}; ok: {ok}; failed: {failed}; missing: {missing}. "
+              f"Swept: {', '.join(sweep.swept) or 'nothing'}; mean ± sample std (n seeds).", ""]
+    header = [*keys, "ok / jobs", *shown]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for g in groups:
+        cells = [g.values[k] for k in keys] + [f"{g.count('ok')} / {len(g.jobs)}"]
+        for m in shown:
+            s = g.stats[m]
+            if not s.count:
+                cells.append("-")
+            elif math.isnan(s.std):
+                cells.append(f"{s.mean:.4g} (1)")
+            else:
+                cells.append(f"{s.mean:.4g} ± {s.std:.2g} ({s.count})")
+        lines.append("| " + " | ".join(cells) + " |")
+    bad = [job for job in sweep.jobs if job.status != "ok"]
+    if bad:
+        lines += ["", "## Jobs not ok", ""]
+        lines += [f"- {job.status}: {job.label()} ({job.folder or 'no folder'}): {job.reason}"
+                  for job in bad]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def report(sweep: Sweep) -> None:
+    """The console report: counts, then one line per job that failed or is missing."""
+    ok, failed, missing = (len(sweep.by_status(s)) for s in ("ok", "failed", "missing"))
+    asked = "?" if sweep.expected is None else sweep.expected
+    log.info("sweep %s: %s jobs asked for, %d ok, %d failed, %d missing",
+             sweep.folder, asked, ok, failed, missing)
+    for job in sweep.jobs:
+        if job.status != "ok":
+            log.warning("%s job %s (%s): %s", job.status, job.label(),
+                        job.folder or "no folder", job.reason)
+
+
+def aggregate(folder: str | Path, out: str | Path | None = None, plots: bool = True) -> Summary:
+    """Summarise the multirun ``folder`` into ``out`` (default: the folder itself).
+
+    Never raises for a failed or missing job (they are reported); a plot that fails is
+    logged and left out.
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder.
+    """
+    sweep = read_sweep(folder)
+    target = Path(out) if out is not None else sweep.folder
+    target.mkdir(parents=True, exist_ok=True)
+    report(sweep)
+    keys, groups, metrics = group_jobs(sweep)
+    shown = main_metrics(metrics)
+    files = [write_csv(target / "summary.csv", keys, groups, metrics)]
+    curve = t_curve_table(groups)
+    if curve:
+        files.append(write_t_curve_csv(target / "t_curve.csv", keys, curve))
+    pngs: list[Path] = []
+    if plots and shown:
+        from rest_mcts.sweeps import plots as plotting
+
+        try:
+            for key in keys:
+                pngs.append(plotting.plot_against_key(target / f"{_safe(key)}.png", key, keys,
+                                                      groups, shown))
+            if curve:
+                pngs.append(plotting.plot_t_curve(target / "t_curve.png", keys, curve))
+        except Exception as err:  # noqa: BLE001 - the tables matter more than a figure
+            log.warning("plot failed: %s: %s", type(err).__name__, err)
+    files.append(write_markdown(target / "summary.md", sweep, keys, groups, shown, pngs))
+    files += pngs
+    for path in files:
+        log.info("wrote %s", path)
+    return Summary(sweep, keys, groups, metrics, tuple(files))
+
+
+def _safe(key: str) -> str:
+    """A file name for a swept key (``search.alpha`` -> ``search.alpha``, ``+a/b`` -> ``a_b``)."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", key).strip("_") or "key"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rest_mcts.sweeps.aggregate <multirun folder>... [--out DIR] [--no-plots]``;
+    exit status 0 when every folder was summarised (failed jobs included), 1 otherwise."""
+    parser = argparse.ArgumentParser(
+        prog="python -m rest_mcts.sweeps.aggregate",
+        description="Summarise Hydra multirun folders over seeds: summary.csv, summary.md, "
+                    "one plot per swept key, the T curve when present.")
+    parser.add_argument("folders", nargs="+", type=Path, help="multirun folders (hydra.sweep.dir)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write here instead of into the folder (one folder only)")
+    parser.add_argument("--no-plots", action="store_true", help="tables only")
+    args = parser.parse_args(argv)
+    if args.out is not None and len(args.folders) > 1:
+        parser.error("--out takes one folder")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    status = 0
+    for folder in args.folders:
+        try:
+            aggregate(folder, args.out, plots=not args.no_plots)
+        except FileNotFoundError as err:
+            log.error("%s", err)
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
