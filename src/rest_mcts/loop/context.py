@@ -32,6 +32,8 @@ def unsharded(data: Mapping[str, Any]) -> dict[str, Any]:
     sharding existed. The world itself never shards: run_search does."""
     out = {k: v for k, v in data.items() if k not in ("shard", "num_shards")}
     world = dict(out.get("world") or {})
+    if "dataset" not in world:  # a generated world's data.limit: stage=search|eval only
+        out.pop("limit", None)
     if isinstance(world.get("dataset"), Mapping):
         out.update(shard=0, num_shards=1)
         world["dataset"] = {**world["dataset"], "shard": 0, "num_shards": 1}

@@ -74,6 +74,7 @@ def loop_config(cfg: DictConfig) -> dict[str, Any]:
     if "dataset" not in (data.get("world") or {}):  # data.shard: search/eval jobs only
         data.pop("shard", None)
         data.pop("num_shards", None)
+        data.pop("limit", None)  # (a generated world's data.limit: stage=search|eval only)
     # which methods are evaluated adds or removes steps and columns, never changes a number:
     # a folder resumes with another list (each method is its own step)
     for key in ("eval_methods", "policy_eval", "iterations"):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from rest_mcts.config import from_node
+from rest_mcts.config import check_value, from_node
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.search_run import SearchRun, run_search
 from rest_mcts.loop.train import ensure_policy0
@@ -22,12 +22,23 @@ from rest_mcts.search.configs import search_config_from
 from rest_mcts.training.loggers import log_and_finish, open_logger
 
 
+def limited(cfg: DictConfig) -> int:
+    """``stage.num_problems``, at most ``data.limit`` when set (a dataset world also reads at
+    most ``data.limit`` records; a generated world, Countdown, searches at most that many)."""
+    limit = cfg.data.get("limit")
+    if limit is None:
+        return cfg.stage.num_problems
+    check_value("data.limit", limit, 1, integer=True)
+    return min(int(cfg.stage.num_problems), int(limit))
+
+
 def search(cfg: DictConfig) -> dict[str, float]:
     ctx = Context.from_config(cfg)
     method = search_config_from(cfg.search)
     run = from_node(SearchRun, cfg.stage, prefix=cfg.stage.name,
                     shard=int(cfg.data.get("shard", 0)),
-                    num_shards=int(cfg.data.get("num_shards", 1)))
+                    num_shards=int(cfg.data.get("num_shards", 1)),
+                    num_problems=limited(cfg))
     ctx.require_trained_prm(method)  # before any model is loaded
     out = Path(cfg.paths.output_dir)
     policy = ensure_policy0(ctx, out)
