@@ -36,9 +36,12 @@ def steps(args: argparse.Namespace) -> dict[str, list[str]]:
     """The run.py overrides of each step, by folder name (run in this order)."""
     test = ["stage=eval", "model=smollm2_135m", f"data.path={args.test}",
             f"stage.num_problems={args.questions}", "logger=null"]
-    if args.backend == "openai":  # llama.cpp ignores n: the samples go out side by side
+    if args.backend == "openai":
+        # llama.cpp ignores n (the samples go out side by side) and answers one request at a
+        # time: more requests in flight would only queue at the server, where the wait counts
+        # against backend.timeout (32 queued SC samples took > 300 s), so 4 are in flight.
         test += ["backend=openai", f"backend.base_urls=[{args.url}]", "backend.api_key_env=null",
-                 "backend.n_per_request=1"]
+                 "backend.n_per_request=1", "backend.concurrency=4"]
     plan = {} if args.prm else {
         "init_prm": ["stage=init_prm", "model=smollm2_135m", f"data.path={args.train}",
                      "stage.method=reference", f"stage.num_problems={args.prm_questions}",
