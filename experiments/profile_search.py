@@ -2,7 +2,7 @@
 by side (what one Ray actor of ``executor=ray`` does with its share of the questions).
 
     OMP_NUM_THREADS=1 python experiments/profile_search.py [--questions 92 184 368]
-        [--concurrency ...] [--iterations 50] [--prm tiny] [--policy <policy_0 folder>]
+        [--concurrency 4 64 ...] [--iterations 50] [--prm tiny] [--policy <policy_0 folder>]
 
 For each number of questions n (all searched side by side unless --concurrency is given), one
 :class:`~rest_mcts.loop.executors.Searcher` on one torch thread searches the first n Countdown
@@ -31,8 +31,9 @@ from _common import ROOT, compose, markdown_table
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--questions", type=int, nargs="+", default=[92, 184, 368])
-    parser.add_argument("--concurrency", type=int, default=None,
-                        help="questions side by side (default: all of them)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=None,
+                        help="questions side by side, one value or one per --questions "
+                             "(default: all of them)")
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--prm", default="tiny")
     parser.add_argument("--policy", type=Path, default=None)
@@ -50,7 +51,10 @@ def main() -> None:
     from rest_mcts.search.configs import search_config_from
 
     torch.set_num_threads(1)
-    policy = args.policy or sorted((ROOT / "artifacts" / "policy0").glob("countdown-s0-*"))[0]
+    found = sorted((ROOT / "artifacts" / "policy0").glob("countdown-s0-*/manifest.json"))
+    policy = args.policy or (found[0].parent if found else None)
+    if policy is None:
+        raise SystemExit("no cached policy_0: run `python run.py stage=bootstrap` or pass --policy")
     cfg = compose("stage=eval", "backend=hf", f"prm={args.prm}", "search=mcts_star",
                   f"search.iterations={args.iterations}", "~logger",
                   f"paths.output_dir={tempfile.mkdtemp(prefix='profile_search-')}")
@@ -59,17 +63,18 @@ def main() -> None:
     problems = ctx.problems("test", max(args.questions), at_most=True)
     rows = []
     searcher = None
-    for n in args.questions:
+    sides = args.concurrency or [0]
+    for i, n in enumerate(args.questions):
         n = min(n, len(problems))
-        conc = args.concurrency or n
+        conc = sides[min(i, len(sides) - 1)] or n
         searcher = Searcher(ctx, method, concurrency=conc, cache_values=True,
                             policy_path=policy, prm_path=None, progress=False, reuse=searcher)
         if hasattr(searcher.scorer, "clear_cache"):
             searcher.scorer.clear_cache()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for _ in searcher.run([(p.id, p.question) for p in problems[:n]]):
             pass
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         s = searcher.engine.stats
         other = s["total_seconds"] - s["policy_seconds"] - s["scorer_seconds"]
         rows.append([
@@ -79,12 +84,12 @@ def main() -> None:
             f"{1000 * s['policy_seconds'] / max(1, s['policy_calls']):.0f}",
             int(s["scorer_calls"]), f"{s['scorer_items'] / max(1, s['scorer_calls']):.0f}",
             f"{1000 * s['scorer_seconds'] / max(1, s['scorer_calls']):.0f}",
-            f"{1000 * wall / n:.0f}",
+            f"{1000 * wall / n:.0f}", f"{1000 * cpu / n:.0f}",
         ])
         print(rows[-1], flush=True)
     header = ["questions", "side by side", "wall s", "policy s", "scorer s", "engine s",
               "rounds", "policy calls", "rows/call", "ms/call", "scorer calls", "items/call",
-              "ms/call", "ms/question"]
+              "ms/call", "ms/question", "CPU ms/question"]
     table = markdown_table(header, rows)
 
     # single calls at fixed batch sizes: a Countdown prompt, one step of up to 32 tokens

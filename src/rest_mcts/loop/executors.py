@@ -473,7 +473,8 @@ class _SearchActor:
         elif hasattr(self.searcher.scorer, "clear_cache"):  # answer as a fresh one would
             self.searcher.scorer.clear_cache()
         self.base = dict(self.searcher.engine.stats)
-        return {"built": int(built), "loaded": loaded, "seconds": time.perf_counter() - start, "pid": os.getpid()}
+        return {"built": int(built), "loaded": loaded, "seconds": time.perf_counter() - start,
+                "pid": os.getpid()}
 
     def search(self, chunk: list[tuple[str, Any]]) -> Iterator[tuple[str, Any, dict]]:
         """Search one chunk (a streaming generator); yields ``(id, SearchResult, stats)`` as
