@@ -206,3 +206,40 @@ def test_the_pool_outlives_a_search_and_rebuilds_only_what_changed(compose_cfg):
     finally:
         close_pools()
         ray.shutdown()
+
+
+@pytest.mark.slow
+def test_a_dead_actor_is_replaced_at_the_next_search(compose_cfg):
+    """The pool's first actor dies after one chunk: its questions go to the other actor
+    (each answered once, as executor=local answers); the next search on the pool starts one
+    new actor in its place and loses none."""
+    ray = pytest.importorskip("ray")
+    from rest_mcts.loop.context import Context
+    from rest_mcts.loop.executors import close_pools
+    from rest_mcts.loop.search_run import SearchRun
+    from rest_mcts.search.configs import search_config_from
+
+    cfg = compose_cfg(*TINY[:-1], "~logger", "executor=ray", "executor.chunk_size=2",
+                      "+executor.fail_after_chunks=1")
+    ctx = Context.from_config(cfg)
+    method = search_config_from(cfg.search)
+    run = SearchRun(split="test", num_problems=8, prefix="eval", concurrency=4)
+    questions = [(p.id, p.question) for p in ctx.problems("test", 8)]
+
+    def answers(executor):
+        stats = {}
+        got = list(executor.search(ctx, method, run, questions, policy_path="p", prm_path=None,
+                                   stats=stats))
+        assert len(got) == len({q for q, _ in got}) == 8
+        return {q: (r.answer, r.steps, r.finished, r.value) for q, r in got}, stats
+
+    try:
+        want, _ = answers(LocalExecutor())
+        got, stats = answers(ctx.executor)
+        assert got == want and stats["executor/actor_failures"] == 1
+        got, stats = answers(ctx.executor)
+        assert got == want and stats["executor/actor_failures"] == 0
+        assert stats["executor/actors_started"] == 1 and stats["executor/searchers_built"] == 1
+    finally:
+        close_pools()
+        ray.shutdown()

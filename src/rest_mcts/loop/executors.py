@@ -257,11 +257,23 @@ class RayExecutor:
             new_actors = pool.fill(min(self.num_actors, len(chunks)))
             alive = pool.actors[:min(self.num_actors, len(chunks))]
             # every actor's start-up (process, imports, models) or rebuild: tasks wait anyway
-            infos = ray.get([a.prepare.remote(spec) for a in alive])
+            refs = {a: a.prepare.remote(spec) for a in alive}
+            for actor, ref in refs.items():
+                try:
+                    info = ray.get(ref)
+                except RayActorError:  # died while idle (a lost node): search without it
+                    alive.remove(actor)
+                    pool.drop(actor)
+                    failures += 1
+                    log.warning("a Ray actor died before searching (%d of %d left)",
+                                len(alive), len(refs))
+                    if not alive:
+                        raise
+                    continue
+                built += info["built"]
+                loaded += info["loaded"]
             started = time.perf_counter() - t0
             waited += started
-            built = sum(info["built"] for info in infos)
-            loaded = sum(info["loaded"] for info in infos)
             load = {a: 0 for a in alive}
 
             def deal() -> None:
