@@ -69,8 +69,9 @@ class Searcher:
         prm_path: the PRM checkpoint (None: untrained head or a model-free scorer).
         progress: show the engine's progress bar.
         reuse: a Searcher this one replaces: its policy and scorer are taken over when they
-            are built from the same settings and checkpoints, the rest is freed before any
-            model is loaded (it must not be used afterwards).
+            are built from the same settings and checkpoints (the scorer also by a method that
+            does not score, for the next one that does), the rest is freed before any model
+            is loaded (it must not be used afterwards).
     """
 
     def __init__(self, ctx: Any, search: Any, *, concurrency: int, cache_values: bool,
@@ -95,7 +96,9 @@ class Searcher:
         if reuse is not None:  # take over the unchanged models, free the others first
             if reuse.policy_key == self.policy_key:
                 self.policy, reuse.policy = reuse.policy, None
-            if needs_scorer and reuse.scorer is not None and reuse.scorer_key == self.scorer_key:
+            if reuse.scorer is not None and reuse.scorer_key == self.scorer_key:
+                # kept even for a method that does not score (it never calls it), so the
+                # next method that does finds it loaded
                 self.scorer, reuse.scorer = reuse.scorer, None
                 if hasattr(self.scorer, "clear_cache"):  # answer as a freshly built one
                     self.scorer.clear_cache()
@@ -323,6 +326,9 @@ class RayExecutor:
             if not self.keeps_models():  # frees GPU memory before the loop trains
                 ray.get([a.release.remote() for a in alive])
             finished = True
+            log.info("ray: %d questions on %d actors (%d started now), %d Searchers built, "
+                     "%d models loaded, %.1f s until every actor was ready", len(questions),
+                     len(load), new_actors, built, loaded, started)
         finally:
             bar.close()
             if not finished:  # failed or abandoned: tasks may still run, end the pool
