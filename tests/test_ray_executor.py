@@ -1,6 +1,7 @@
 """`executor=ray` (rest_mcts.loop.executors): Ray actors answer exactly as `executor=local`,
-a dead actor's questions go to the others (each answered once), bad options are one line.
-The slow tests start a local Ray cluster through run.py (about 10 s each)."""
+a dead actor's questions go to the others (each answered once), the pool outlives a search
+and rebuilds an actor's Searcher only when a search needs another, bad options are one line.
+The slow tests start a local Ray cluster (through run.py: about 10 s each)."""
 
 from __future__ import annotations
 
@@ -98,9 +99,11 @@ def test_when_every_actor_dies_the_run_stops_and_resumes(tmp_path, local_rows):
 
 @pytest.mark.parametrize("override,message", [
     ("executor.num_actors=0", "executor.num_actors=0 is outside [1, inf]"),
-    ("executor.chunk_size=0", "executor.chunk_size=0 is outside [1, inf]"),
+    ("executor.chunk_size=0", "executor.chunk_size=0 must be a whole number >= 1 or auto"),
     ("executor.num_gpus=-1", "executor.num_gpus=-1 is outside [0, inf]"),
     ("executor.address=''", "executor.address='' must be <host>:<port>"),
+    ("executor.chunk_size=big", "executor.chunk_size='big' must be a whole number >= 1 or auto"),
+    ("executor.keep_models=maybe", "executor.keep_models='maybe' must be true, false or auto"),
 ])
 def test_bad_executor_option_is_one_line(compose_cfg, override, message):
     with pytest.raises(ConfigError) as err:
@@ -118,7 +121,7 @@ def test_executor_is_built_from_config_and_keys_nothing(compose_cfg):
 
     local, ray = compose_cfg("stage=loop"), compose_cfg("stage=loop", "executor=ray")
     assert Context.from_config(local).executor == LocalExecutor()
-    assert Context.from_config(ray).executor == RayExecutor(num_actors=2, chunk_size=4)
+    assert Context.from_config(ray).executor == RayExecutor(num_actors=2, chunk_size="auto")
     # every executor gives the same answers: a loop folder and policy_0 are keyed without it
     assert loop_config(local) == loop_config(ray)
     assert Context.from_config(local).policy0_key == Context.from_config(ray).policy0_key
@@ -142,5 +145,101 @@ def test_the_loops_searches_run_on_ray_too(compose_cfg, tiny_policy, tmp_path):
             out = sample_bfs_trees(ctx, init, tmp_path / name, "train", 4, tiny_policy)
             trees[name] = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
     finally:
+        ctx.executor.close()
         ray.shutdown()
     assert len(trees["local"]) == 4 and trees["ray"] == trees["local"]
+
+
+def test_auto_chunks_split_evenly_and_are_capped():
+    ex = RayExecutor(num_actors=2)
+    assert ex.chunk_for(64, 2, concurrency=64) == 32
+    assert ex.chunk_for(368, 2, concurrency=64) == 184
+    assert ex.chunk_for(5000, 2, concurrency=64) == 256  # 4 x concurrency
+    assert ex.chunk_for(1, 2, concurrency=64) == 1
+    assert RayExecutor(chunk_size=3).chunk_for(368, 2, concurrency=64) == 3
+    assert RayExecutor().keeps_models() and not RayExecutor(num_gpus=1).keeps_models()
+
+
+@pytest.mark.slow
+def test_the_pool_outlives_a_search_and_rebuilds_only_what_changed(compose_cfg):
+    """Three searches on one executor, in one process: the actors start once; the same
+    search again builds no Searcher; another policy path rebuilds every actor's Searcher
+    (loading the policy and the scorer, whose backbone is the policy); more MCTS* iterations
+    rebuild it with the models kept. Every answer equals executor=local's."""
+    ray = pytest.importorskip("ray")
+    import dataclasses
+
+    from rest_mcts.loop.context import Context
+    from rest_mcts.loop.executors import close_pools
+    from rest_mcts.loop.search_run import SearchRun
+    from rest_mcts.search.configs import search_config_from
+
+    cfg = compose_cfg(*TINY[:-1], "~logger", "executor=ray")
+    ctx = Context.from_config(cfg)
+    method = search_config_from(cfg.search)
+    more = dataclasses.replace(method, iterations=6)
+    run = SearchRun(split="test", num_problems=8, prefix="eval", concurrency=4)
+    questions = [(p.id, p.question) for p in ctx.problems("test", 8)]
+
+    def answers(executor, search, policy):
+        stats = {}
+        got = executor.search(ctx, search, run, questions, policy_path=policy, prm_path=None,
+                              stats=stats)
+        return {q: (r.answer, r.steps, r.finished, r.value) for q, r in got}, stats
+
+    try:
+        for search in (method, more):
+            want, _ = answers(LocalExecutor(), search, "p1")
+            first, stats = answers(ctx.executor, search, "p1")
+            assert first == want
+        first, stats = answers(ctx.executor, method, "p1")
+        assert stats["executor/actors_started"] == 0 and stats["executor/searchers_built"] == 2
+        assert stats["executor/models_loaded"] == 0  # search config changed: models kept
+        again, stats = answers(ctx.executor, method, "p1")
+        assert again == first
+        assert stats["executor/actors_started"] == 0 and stats["executor/searchers_built"] == 0
+        assert stats["questions"] == 8
+        other, stats = answers(ctx.executor, method, "p2")
+        assert other == first  # backend=mock: the policy path changes no answer
+        assert stats["executor/actors_started"] == 0 and stats["executor/searchers_built"] == 2
+        assert stats["executor/models_loaded"] == 4  # policy and oracle scorer, per actor
+    finally:
+        close_pools()
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_a_dead_actor_is_replaced_at_the_next_search(compose_cfg):
+    """The pool's first actor dies after one chunk: its questions go to the other actor
+    (each answered once, as executor=local answers); the next search on the pool starts one
+    new actor in its place and loses none."""
+    ray = pytest.importorskip("ray")
+    from rest_mcts.loop.context import Context
+    from rest_mcts.loop.executors import close_pools
+    from rest_mcts.loop.search_run import SearchRun
+    from rest_mcts.search.configs import search_config_from
+
+    cfg = compose_cfg(*TINY[:-1], "~logger", "executor=ray", "executor.chunk_size=2",
+                      "+executor.fail_after_chunks=1")
+    ctx = Context.from_config(cfg)
+    method = search_config_from(cfg.search)
+    run = SearchRun(split="test", num_problems=8, prefix="eval", concurrency=4)
+    questions = [(p.id, p.question) for p in ctx.problems("test", 8)]
+
+    def answers(executor):
+        stats = {}
+        got = list(executor.search(ctx, method, run, questions, policy_path="p", prm_path=None,
+                                   stats=stats))
+        assert len(got) == len({q for q, _ in got}) == 8
+        return {q: (r.answer, r.steps, r.finished, r.value) for q, r in got}, stats
+
+    try:
+        want, _ = answers(LocalExecutor())
+        got, stats = answers(ctx.executor)
+        assert got == want and stats["executor/actor_failures"] == 1
+        got, stats = answers(ctx.executor)
+        assert got == want and stats["executor/actor_failures"] == 0
+        assert stats["executor/actors_started"] == 1 and stats["executor/searchers_built"] == 1
+    finally:
+        close_pools()
+        ray.shutdown()

@@ -4,10 +4,14 @@ An executor takes the questions a :func:`rest_mcts.loop.search_run.run_search` s
 yields ``(question id, SearchResult)`` as each finishes; the caller (the driver) alone judges
 and writes every result, so resuming works the same under every executor.
 
-- :class:`LocalExecutor` (default): one :class:`Searcher` in this process.
-- :class:`RayExecutor`: a pool of Ray actors, each building its own :class:`Searcher`
-  (policy and PRM) once and searching the chunks of questions the driver deals it. An actor
-  that dies has its unfinished chunks dealt to the others; every question is answered once.
+- :class:`LocalExecutor` (default): one :class:`Searcher` in this process, built per search.
+- :class:`RayExecutor`: a pool of Ray actors that lives as long as the stage (every search
+  of the loop, every evaluation method, every iteration), each holding one :class:`Searcher`
+  that it rebuilds only when a search needs another one (method, policy, PRM, concurrency),
+  keeping the models that did not change. The driver deals each actor chunks of questions
+  and gets every answer back as soon as it is found (a Ray streaming generator). An actor
+  that dies has its unanswered questions dealt to the others; every question is answered
+  once. :func:`close_pools` (at the end of every stage) ends the actors.
 
 A question's samples depend only on the run seed and the question
 (:mod:`rest_mcts.search.engine`), so every executor, chunk size and number of actors gives
@@ -34,10 +38,27 @@ _SUMMED = ("total_seconds", "policy_seconds", "scorer_seconds", "policy_calls", 
            "rounds", "questions", "policy_prompts", "scorer_items", "scorer_cache_hits",
            "policy_tokens", "prompt_tokens")
 
+# an auto chunk holds at most this many times stage.concurrency questions, so a long run is
+# still dealt in several chunks (an actor that dies or lags holds back at most one)
+_AUTO_CHUNK_CAP = 4
+
+
+def _policy_key(ctx: Any, policy_path: Any) -> tuple:
+    """What the policy backend of a Searcher is built from."""
+    return (ctx.policy_backend, str(policy_path))
+
+
+def _scorer_key(ctx: Any, policy_path: Any, prm_path: Any) -> tuple:
+    """What the value scorer of a Searcher is built from (the backbone, ``prm.backbone`` or
+    else the policy, only without a trained PRM)."""
+    backbone = None if prm_path is not None else (ctx.prm_backbone or str(policy_path))
+    return (ctx.scorer, None if prm_path is None else str(prm_path), backbone, ctx.seed,
+            ctx.world_spec)
+
 
 class Searcher:
-    """One process's search machinery, built once: the method's per-question generator,
-    the policy backend, the value scorer (when the method scores) and the batching engine.
+    """One process's search machinery: the method's per-question generator, the policy
+    backend, the value scorer (when the method scores) and the batching engine.
 
     Args:
         ctx: the run's :class:`~rest_mcts.loop.context.Context`.
@@ -47,11 +68,15 @@ class Searcher:
         policy_path: the policy checkpoint.
         prm_path: the PRM checkpoint (None: untrained head or a model-free scorer).
         progress: show the engine's progress bar.
+        reuse: a Searcher this one replaces: its policy and scorer are taken over when they
+            are built from the same settings and checkpoints (the scorer also by a method that
+            does not score, for the next one that does), the rest is freed before any model
+            is loaded (it must not be used afterwards).
     """
 
     def __init__(self, ctx: Any, search: Any, *, concurrency: int, cache_values: bool,
                  policy_path: str | Path, prm_path: str | Path | None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, reuse: Searcher | None = None) -> None:
         from rest_mcts.backends.registry import close_backend
         from rest_mcts.search.engine import SearchEngine
         from rest_mcts.search.registry import config_needs_scorer, make_search
@@ -60,12 +85,31 @@ class Searcher:
             self.search_fn = make_search(search, ctx.world,
                                          max_solution_tokens=ctx.max_solution_tokens)
         except (TypeError, ValueError) as err:
+            if reuse is not None:
+                reuse.close()
             raise ConfigError(str(err)) from err
-        self.policy = ctx.build_policy(policy_path)
-        self.scorer = None
+        self.policy_key = _policy_key(ctx, policy_path)
+        self.scorer_key = _scorer_key(ctx, policy_path, prm_path)
+        needs_scorer = config_needs_scorer(search)
+        self.policy = self.scorer = None
+        self.loaded = 0  # backends built here (not taken over)
+        if reuse is not None:  # take over the unchanged models, free the others first
+            if reuse.policy_key == self.policy_key:
+                self.policy, reuse.policy = reuse.policy, None
+            if reuse.scorer is not None and reuse.scorer_key == self.scorer_key:
+                # kept even for a method that does not score (it never calls it), so the
+                # next method that does finds it loaded
+                self.scorer, reuse.scorer = reuse.scorer, None
+                if hasattr(self.scorer, "clear_cache"):  # answer as a freshly built one
+                    self.scorer.clear_cache()
+            reuse.close()
         try:
-            if config_needs_scorer(search):
+            if self.policy is None:
+                self.policy = ctx.build_policy(policy_path)
+                self.loaded += 1
+            if needs_scorer and self.scorer is None:
                 self.scorer = ctx.build_scorer(prm_path, policy_path)
+                self.loaded += 1
             self.engine = SearchEngine(self.policy, self.scorer, concurrency=concurrency,
                                        seed=ctx.seed, cache_values=cache_values,
                                        progress=progress)
@@ -85,6 +129,7 @@ class Searcher:
 
         close_backend(self.scorer)
         close_backend(self.policy)
+        self.policy = self.scorer = None
 
 
 @dataclass(frozen=True)
@@ -109,32 +154,42 @@ class LocalExecutor:
             stats.update(searcher.engine.stats)
             searcher.close()
 
+    def close(self) -> None:
+        """Nothing outlives a search here."""
+
 
 @dataclass(frozen=True)
 class RayExecutor:
-    """``executor=ray``: a pool of Ray actors, each with its own policy and PRM.
+    """``executor=ray``: a pool of Ray actors, each with its own policy and PRM, kept for
+    the whole stage (:func:`close_pools` ends it).
 
     Attributes:
         num_actors: actors in the pool (one per GPU with ``num_gpus: 1``).
         num_cpus: CPUs Ray reserves per actor.
         num_gpus: GPUs per actor (0: CPU actors).
-        chunk_size: questions per task dealt to an actor (searched side by side in it, up to
-            ``stage.concurrency``); smaller chunks balance the load, larger ones batch more.
+        chunk_size: questions per task dealt to an actor, searched ``stage.concurrency`` at a
+            time in it (each chunk ends with a tail of small batches); ``auto``: the
+            questions split evenly over the actors, at most 4 x ``stage.concurrency`` per
+            chunk (one chunk per actor unless the run is long).
         chunks_in_flight: chunks queued per actor, so it never waits for the driver.
         address: a running Ray cluster to join (``<head>:6379``, ``auto``); None starts a
             local one on this machine.
         torch_threads: torch intra-op threads per CPU actor.
-        fail_after_chunks: fault injection for tests: actor 0 exits when asked for a chunk
-            after answering this many (None: never).
+        keep_models: an actor keeps its models loaded between searches (a later search with
+            the same models loads none); ``auto``: on CPU actors, not on GPU ones (the loop
+            trains on the GPU between searches; their worker processes are still kept).
+        fail_after_chunks: fault injection for tests: the pool's first actor exits when asked
+            for a chunk after answering this many (None: never).
     """
 
     num_actors: int = 2
     num_cpus: float = 1
     num_gpus: float = 0
-    chunk_size: int = 4
+    chunk_size: int | str = "auto"
     chunks_in_flight: int = 2
     address: str | None = None
     torch_threads: int = 1
+    keep_models: bool | str = "auto"
     fail_after_chunks: int | None = None
     name: str = "ray"
 
@@ -142,24 +197,43 @@ class RayExecutor:
         check_value("executor.num_actors", self.num_actors, 1, integer=True)
         check_value("executor.num_cpus", self.num_cpus, 0)
         check_value("executor.num_gpus", self.num_gpus, 0)
-        check_value("executor.chunk_size", self.chunk_size, 1, integer=True)
+        if self.chunk_size != "auto" and (
+                isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int)
+                or self.chunk_size < 1):
+            raise ConfigError(f"executor.chunk_size={self.chunk_size!r} must be a whole number "
+                              ">= 1 or auto")
         check_value("executor.chunks_in_flight", self.chunks_in_flight, 1, integer=True)
         check_value("executor.torch_threads", self.torch_threads, 1, integer=True)
+        if self.keep_models not in ("auto", True, False):
+            raise ConfigError(f"executor.keep_models={self.keep_models!r} must be true, false "
+                              "or auto")
         if self.address is not None and not (isinstance(self.address, str) and self.address):
             raise ConfigError(f"executor.address={self.address!r} must be <host>:<port>, "
                               "'auto' or null (start a local Ray cluster)")
         if self.fail_after_chunks is not None:
             check_value("executor.fail_after_chunks", self.fail_after_chunks, 0, integer=True)
 
+    def chunk_for(self, num_questions: int, num_actors: int, concurrency: int) -> int:
+        """Questions per chunk (``chunk_size``, or ``auto``: an even split, capped)."""
+        if self.chunk_size != "auto":
+            return int(self.chunk_size)
+        even = -(-num_questions // max(1, num_actors))
+        return max(1, min(even, _AUTO_CHUNK_CAP * concurrency))
+
     # ------------------------------------------------------------------ driver
     def search(self, ctx: Any, search: Any, run: Any, questions: list[tuple[str, Any]], *,
                policy_path: str | Path, prm_path: str | Path | None,
                stats: dict[str, float]) -> Iterator[tuple[str, Any]]:
-        """Deal chunks of ``(id, Question)`` to the actors and yield ``(id, SearchResult)``
-        as chunks come back; a dead actor's chunks go to the others. ``stats`` gets the
-        actors' engine stats summed, ``executor/driver_share`` (the driver's time outside
-        waiting for actors, over its wall time), ``executor/actor_failures`` and
-        ``executor/start_seconds`` (until every actor had built its models)."""
+        """Deal chunks of ``(id, Question)`` to the pool's actors (started on first use,
+        their Searchers rebuilt only where this search needs other ones) and yield
+        ``(id, SearchResult)`` as each is found; a dead actor's unanswered questions go to
+        the others. ``stats`` gets the actors' engine stats summed, ``executor/driver_share``
+        (the driver's time outside waiting for actors, over its wall time),
+        ``executor/actor_failures``, ``executor/start_seconds`` (until every actor dealt to
+        had its Searcher), ``executor/actors_started`` (new worker processes) and
+        ``executor/searchers_built`` (actors that built a Searcher for this search),
+        ``executor/models_loaded`` (policies and scorers they loaded for it). The
+        pool outlives the search unless it fails or is abandoned (then it is ended)."""
         import ray
         from ray.exceptions import RayActorError
         from tqdm import tqdm
@@ -169,68 +243,96 @@ class RayExecutor:
         waited = 0.0
         if not questions:
             return
-        actor_cls = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus)(_SearchActor)
-        args = dict(ctx=ctx, search=search, concurrency=run.concurrency,
+        pool = _pool_of(self)
+        chunk_size = self.chunk_for(len(questions), self.num_actors, run.concurrency)
+        chunks = deque(questions[i:i + chunk_size]
+                       for i in range(0, len(questions), chunk_size))
+        spec = dict(ctx=ctx, search=search, concurrency=run.concurrency,
                     cache_values=run.cache_values, policy_path=str(policy_path),
-                    prm_path=None if prm_path is None else str(prm_path),
-                    torch_threads=self.torch_threads if not self.num_gpus else None)
-        chunks = deque(questions[i:i + self.chunk_size]
-                       for i in range(0, len(questions), self.chunk_size))
-        actors = [actor_cls.remote(**args, fail_after_chunks=self.fail_after_chunks if i == 0
-                                   else None) for i in range(min(self.num_actors, len(chunks)))]
-        alive = list(actors)
-        load = {a: 0 for a in actors}
-        pending: dict[Any, tuple[Any, list]] = {}
+                    prm_path=None if prm_path is None else str(prm_path))
         engine_stats: dict[Any, dict] = {}
-        failures, started = 0, 0.0
+        failures, started, new_actors, built, loaded = 0, 0.0, 0, 0, 0
+        pending: dict[Any, tuple[Any, dict]] = {}  # generator -> (actor, its unanswered)
         bar = tqdm(total=len(questions), desc="search (ray)", unit="question")
-
-        def deal() -> None:
-            for actor in alive:
-                while chunks and load[actor] < self.chunks_in_flight:
-                    chunk = chunks.popleft()
-                    pending[actor.search.remote(chunk)] = (actor, chunk)
-                    load[actor] += 1
-
+        finished = False
         try:
-            # every actor's start-up (its process, imports, models): a task waits for it anyway
             t0 = time.perf_counter()
-            ray.wait([a.ready.remote() for a in actors], num_returns=len(actors))
+            new_actors = pool.fill(min(self.num_actors, len(chunks)))
+            alive = pool.actors[:min(self.num_actors, len(chunks))]
+            # every actor's start-up (process, imports, models) or rebuild: tasks wait anyway
+            refs = {a: a.prepare.remote(spec) for a in alive}
+            for actor, ref in refs.items():
+                try:
+                    info = ray.get(ref)
+                except RayActorError:  # died while idle (a lost node): search without it
+                    alive.remove(actor)
+                    pool.drop(actor)
+                    failures += 1
+                    log.warning("a Ray actor died before searching (%d of %d left)",
+                                len(alive), len(refs))
+                    if not alive:
+                        raise
+                    continue
+                built += info["built"]
+                loaded += info["loaded"]
             started = time.perf_counter() - t0
             waited += started
+            load = {a: 0 for a in alive}
+
+            def deal() -> None:
+                for actor in alive:
+                    while chunks and load[actor] < self.chunks_in_flight:
+                        chunk = chunks.popleft()
+                        gen = actor.search.options(num_returns="streaming").remote(chunk)
+                        pending[gen] = (actor, dict(chunk))
+                        load[actor] += 1
+
             deal()
             while pending:
                 t0 = time.perf_counter()
-                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                (gen,), _ = ray.wait(list(pending), num_returns=1)
                 waited += time.perf_counter() - t0
-                actor, chunk = pending.pop(ref)
-                load[actor] -= 1
+                actor, left = pending[gen]
                 try:
-                    results, actor_stats = ray.get(ref)
+                    qid, result, actor_stats = ray.get(next(gen))
+                except StopIteration:  # the chunk is done
+                    del pending[gen]
+                    load[actor] -= 1
+                    deal()
+                    continue
                 except RayActorError as err:
+                    del pending[gen]
+                    load[actor] -= 1
                     if actor in alive:
                         alive.remove(actor)
+                        pool.drop(actor)
                         failures += 1
                         reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-                        log.warning("a Ray actor died (%d of %d left): its unfinished chunks go "
-                                    "to the others (%s)", len(alive), len(actors), reason)
-                    chunks.appendleft(chunk)
+                        log.warning("a Ray actor died (%d of %d left): its unanswered questions "
+                                    "go to the others (%s)", len(alive), len(load), reason)
+                    if left:
+                        chunks.appendleft(list(left.items()))
                     if not alive:
-                        left = sum(map(len, chunks)) + sum(len(c) for _, c in pending.values())
+                        todo = sum(map(len, chunks)) + sum(len(u) for _, u in pending.values())
                         raise RuntimeError(
-                            f"every Ray actor died; {left} questions are unanswered (run "
+                            f"every Ray actor died; {todo} questions are unanswered (run "
                             "again into the same folder to resume)") from err
                     deal()
                     continue
+                del left[qid]
                 engine_stats[actor] = actor_stats
-                deal()  # before the caller records results, so the actors stay busy
-                for qid, result in results:
-                    bar.update(1)
-                    yield qid, result
+                bar.update(1)
+                yield qid, result
+            if not self.keeps_models():  # frees GPU memory before the loop trains
+                ray.get([a.release.remote() for a in alive])
+            finished = True
+            log.info("ray: %d questions on %d actors (%d started now), %d Searchers built, "
+                     "%d models loaded, %.1f s until every actor was ready", len(questions),
+                     len(load), new_actors, built, loaded, started)
         finally:
             bar.close()
-            for actor in actors:  # frees their models (GPU memory) before the next step
-                ray.kill(actor)
+            if not finished:  # failed or abandoned: tasks may still run, end the pool
+                close_pools(self)
             totals = {k: sum(s.get(k, 0) for s in engine_stats.values()) for k in _SUMMED}
             busy = totals["policy_seconds"] + totals["scorer_seconds"]
             stats.update(totals)
@@ -240,6 +342,17 @@ class RayExecutor:
             stats["executor/driver_share"] = (wall - waited) / wall if wall > 0 else 0.0
             stats["executor/actor_failures"] = float(failures)
             stats["executor/start_seconds"] = started
+            stats["executor/actors_started"] = float(new_actors)
+            stats["executor/searchers_built"] = float(built)
+            stats["executor/models_loaded"] = float(loaded)
+
+    def keeps_models(self) -> bool:
+        """Do the actors keep their models between searches (``keep_models``)?"""
+        return not self.num_gpus if self.keep_models == "auto" else bool(self.keep_models)
+
+    def close(self) -> None:
+        """End this executor's actors (the next search starts new ones)."""
+        close_pools(self)
 
     def start_ray(self) -> None:
         """Join ``address`` or start a local cluster (once per process); the actors import
@@ -262,35 +375,141 @@ class RayExecutor:
                                      int(self.num_actors * self.num_cpus + 0.999))
         ray.init(address=self.address, runtime_env={"env_vars": env}, include_dashboard=False,
                  logging_level=logging.WARNING, **kwargs)
+        if self.address is None:
+            _STARTED_RAY.append(True)
+
+
+class _Pool:
+    """The live actors of one :class:`RayExecutor` in this process (on one Ray cluster)."""
+
+    def __init__(self, executor: RayExecutor, cluster: str) -> None:
+        import ray
+
+        self.executor = executor
+        self.cluster = cluster
+        self.actors: list[Any] = []
+        self.created = 0
+        self.actor_cls = ray.remote(num_cpus=executor.num_cpus,
+                                    num_gpus=executor.num_gpus)(_SearchActor)
+
+    def fill(self, size: int) -> int:
+        """Start actors until there are ``size``; returns how many were started (the first
+        ever started gets ``fail_after_chunks``)."""
+        ex, new = self.executor, 0
+        while len(self.actors) < size:
+            threads = ex.torch_threads if not ex.num_gpus else None
+            fail = ex.fail_after_chunks if self.created == 0 else None
+            self.actors.append(self.actor_cls.remote(torch_threads=threads,
+                                                     fail_after_chunks=fail))
+            self.created += 1
+            new += 1
+        return new
+
+    def drop(self, actor: Any) -> None:
+        """Forget (and end) an actor, e.g. one that died."""
+        import ray
+
+        if actor in self.actors:
+            self.actors.remove(actor)
+        ray.kill(actor)
+
+    def close(self) -> None:
+        """End every actor (frees their models and GPU memory)."""
+        import ray
+
+        if ray.is_initialized() and _cluster_id() == self.cluster:  # else they are gone
+            for actor in self.actors:
+                ray.kill(actor)
+        self.actors = []
+
+
+# the pools of this process, one per executor setting (equal settings share one)
+_POOLS: dict[RayExecutor, _Pool] = {}
+# non-empty while a local Ray cluster that this process started is up
+_STARTED_RAY: list[bool] = []
+
+
+def _cluster_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+def _pool_of(executor: RayExecutor) -> _Pool:
+    """The executor's pool on the current Ray cluster (a new, empty one after the cluster
+    it was on was shut down)."""
+    pool = _POOLS.get(executor)
+    cluster = _cluster_id()
+    if pool is None or pool.cluster != cluster:
+        pool = _POOLS[executor] = _Pool(executor, cluster)
+    return pool
+
+
+def close_pools(executor: RayExecutor | None = None) -> None:
+    """End the actors of ``executor``'s pool (None: of every pool of this process, and the
+    local Ray cluster this process started). Run when a search fails and at the end of
+    every stage (:func:`rest_mcts.stages.run_stage`, the loop's ``finally``)."""
+    for key in [executor] if executor is not None else list(_POOLS):
+        pool = _POOLS.pop(key, None)
+        if pool is not None:
+            pool.close()
+    if executor is None and _STARTED_RAY:
+        import ray
+
+        ray.shutdown()
+        _STARTED_RAY.clear()
 
 
 class _SearchActor:
-    """A Ray actor (wrapped with ``ray.remote`` by :class:`RayExecutor`): one
-    :class:`Searcher`, built once, searching the chunks it is dealt."""
+    """A Ray actor (wrapped with ``ray.remote`` by :class:`_Pool`): one worker process that
+    keeps its imports, holding the :class:`Searcher` of the last search it was prepared for
+    and searching the chunks it is dealt."""
 
-    def __init__(self, *, ctx: Any, search: Any, concurrency: int, cache_values: bool,
-                 policy_path: str, prm_path: str | None, torch_threads: int | None,
-                 fail_after_chunks: int | None = None) -> None:
+    def __init__(self, *, torch_threads: int | None, fail_after_chunks: int | None = None) -> None:
         logging.basicConfig(level=logging.WARNING)
-        self.searcher = Searcher(ctx, search, concurrency=concurrency,
-                                 cache_values=cache_values, policy_path=policy_path,
-                                 prm_path=prm_path, progress=False)
-        if torch_threads is not None and "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(torch_threads)
+        self.torch_threads = torch_threads
         self.fail_after_chunks = fail_after_chunks
         self.chunks = 0
+        self.searcher: Searcher | None = None
+        self.spec: dict | None = None
+        self.base: dict[str, float] = {}
 
-    def ready(self) -> bool:
-        """Returns once the actor is built (its models loaded)."""
-        return True
+    def prepare(self, spec: dict) -> dict:
+        """Hold the Searcher of ``spec`` (the :class:`Searcher` arguments): the one held when
+        ``spec`` equals its own, else a new one that takes over the unchanged models.
+        Returns ``{"built": 0 or 1, "loaded": backends loaded, "seconds": ..., "pid": ...}``."""
+        start = time.perf_counter()
+        built = self.searcher is None or self.spec != spec
+        loaded = 0
+        if built:
+            old, self.searcher, self.spec = self.searcher, None, None
+            self.searcher = Searcher(**spec, progress=False, reuse=old)
+            self.spec = spec
+            loaded = self.searcher.loaded
+            if self.torch_threads is not None and "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(self.torch_threads)
+        elif hasattr(self.searcher.scorer, "clear_cache"):  # answer as a fresh one would
+            self.searcher.scorer.clear_cache()
+        self.base = dict(self.searcher.engine.stats)
+        return {"built": int(built), "loaded": loaded, "seconds": time.perf_counter() - start,
+                "pid": os.getpid()}
 
-    def search(self, chunk: list[tuple[str, Any]]) -> tuple[list[tuple[str, Any]], dict]:
-        """Search one chunk; returns its ``(id, SearchResult)`` pairs and the engine's stats
-        (running totals of this actor)."""
+    def search(self, chunk: list[tuple[str, Any]]) -> Iterator[tuple[str, Any, dict]]:
+        """Search one chunk (a streaming generator); yields ``(id, SearchResult, stats)`` as
+        each question is answered, with the engine's stats since :meth:`prepare`."""
         if self.fail_after_chunks is not None and self.chunks >= self.fail_after_chunks:
             os._exit(1)  # fault injection (tests): die like a lost node would
         self.chunks += 1
-        return list(self.searcher.run(chunk)), dict(self.searcher.engine.stats)
+        engine = self.searcher.engine
+        for qid, result in self.searcher.run(chunk):
+            stats = {k: engine.stats[k] - self.base.get(k, 0) for k in _SUMMED}
+            yield qid, result, stats
+
+    def release(self) -> None:
+        """Free the models (the worker process stays)."""
+        if self.searcher is not None:
+            self.searcher.close()
+        self.searcher, self.spec = None, None
 
 
 EXECUTORS = {"local": LocalExecutor, "ray": RayExecutor}

@@ -79,12 +79,21 @@ def write_resolved_config(cfg: DictConfig, out: Path) -> None:
     (out / "config.yaml").write_text(text)
 
 
+def close_executor_pools() -> None:
+    """End the Ray actors (and the local Ray cluster) a stage used, if any
+    (:func:`rest_mcts.loop.executors.close_pools`); nothing to do when none was imported."""
+    executors = sys.modules.get("rest_mcts.loop.executors")
+    if executors is not None:
+        executors.close_pools()
+
+
 def run_stage(cfg: DictConfig) -> float | None:
     """Validate, seed, run `cfg.stage.name`, write config.yaml (resolved) and metrics.json;
     returns the main metric.
 
     A wandb run the stage left open (it failed, or forgot) is closed on the way out, so the
-    next job of a serial multirun starts its own."""
+    next job of a serial multirun starts its own; so are the Ray actors of ``executor=ray``,
+    which live for the whole stage."""
     from rest_mcts.training.loggers import close_wandb_run
     from rest_mcts.utils.console import setup_console
 
@@ -105,6 +114,7 @@ def run_stage(cfg: DictConfig) -> float | None:
         failed = False
     finally:
         close_wandb_run(failed=failed)
+        close_executor_pools()
     metrics = {k: float(v) for k, v in metrics.items()}
     metrics["time/stage_seconds"] = time.time() - start
     if is_global_zero():  # under DDP every rank runs the stage; one writes its metrics

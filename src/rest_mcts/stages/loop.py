@@ -48,10 +48,12 @@ def loop(cfg: DictConfig) -> dict[str, float]:
     log.info("self-training loop in %s", root)
     base = str(ensure_policy0(ctx, cfg.paths.output_dir))
     logger = open_logger(cfg.get("logger"), root)
-    try:
+    try:  # the loop's searches share one pool of Ray actors (executor=ray), ended here
         rows = run_loop(ctx, settings, mcts, root, base, logger)
     finally:
         finish_logger(logger)
+        if ctx.executor is not None:
+            ctx.executor.close()
     title = f"ReST-MCTS* self-training on {ctx.data_name}, seed {ctx.seed}"
     print_summary(rows, root, title, write_report(rows, root, title), settings.eval_problems)
     last = {f"loop/{key}": float(v) for key, v in rows[-1].items() if v is not None}
