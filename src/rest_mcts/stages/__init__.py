@@ -68,8 +68,10 @@ def is_global_zero() -> bool:
 def run_stage(cfg: DictConfig) -> float | None:
     """Validate, seed, run `cfg.stage.name`, write metrics.json; returns the main metric.
 
-    A wandb run the stage left open (it failed, or forgot) is closed on the way out, so the
-    next job of a serial multirun starts its own."""
+    The stage's wandb run (:mod:`rest_mcts.tracking`: config, final metrics) is closed on the
+    way out, marked failed when the stage raised, and so is any other wandb run the stage left
+    open, so the next job of a serial multirun starts its own."""
+    from rest_mcts.tracking import begin_stage_run, end_stage_run
     from rest_mcts.training.loggers import close_wandb_run
     from rest_mcts.utils.console import setup_console
 
@@ -82,14 +84,17 @@ def run_stage(cfg: DictConfig) -> float | None:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    failed = True
+    begin_stage_run(cfg, out)
+    failed, metrics = True, None
     try:
-        metrics = get_stage(cfg.stage.name)(cfg)
+        metrics = {k: float(v) for k, v in get_stage(cfg.stage.name)(cfg).items()}
+        metrics["time/stage_seconds"] = time.time() - start
         failed = False
     finally:
-        close_wandb_run(failed=failed)
-    metrics = {k: float(v) for k, v in metrics.items()}
-    metrics["time/stage_seconds"] = time.time() - start
+        try:
+            end_stage_run(metrics, failed=failed)  # final metrics, then the run is closed
+        finally:
+            close_wandb_run(failed=failed)
     if is_global_zero():  # under DDP every rank runs the stage; one writes its metrics
         write_json(out / "metrics.json", metrics)
         log.info("metrics written to %s", out / "metrics.json")

@@ -25,18 +25,24 @@ log = logging.getLogger(__name__)
 def build_logger(cfg_logger: DictConfig | None, save_dir: str | Path) -> Any:
     """Instantiate `cfg.logger` (wandb, csv) or return False when it is null.
 
-    wandb runs offline when `offline` is null and WANDB_API_KEY is unset, so a machine
+    wandb runs offline when `offline` is null and no credentials exist (WANDB_API_KEY or a
+    key stored by `wandb login`: :func:`rest_mcts.tracking.has_credentials`), so a machine
     without a key or network still logs everything locally (`wandb sync` uploads it later).
+    Stages log through :mod:`rest_mcts.tracking`, which hands Lightning a logger on its run.
     """
+    from rest_mcts.tracking import OWN_OPTIONS, has_credentials
+
     if cfg_logger is None:
         return False
     node = OmegaConf.to_container(cfg_logger, resolve=True)
+    for key in OWN_OPTIONS:  # ours, not WandbLogger's
+        node.pop(key, None)
     node["save_dir"] = str(save_dir)
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     wandb_logger = _is_wandb_class(node.get("_target_"))
     if wandb_logger:
         if node.get("offline") is None:
-            node["offline"] = not os.environ.get("WANDB_API_KEY")
+            node["offline"] = not has_credentials()
         if node["offline"]:
             os.environ.setdefault("WANDB_MODE", "offline")
         os.environ.setdefault("WANDB_SILENT", "true")
