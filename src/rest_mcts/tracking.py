@@ -299,7 +299,7 @@ class StageRun:
         if resume_dir is not None:
             self.resume_file = Path(resume_dir) / RUN_ID_FILE
             record = _read_json(self.resume_file)
-            run_id = record.get("id") or wandb.util.generate_id()
+            run_id = record.get("id") or new_run_id()
             if not record:
                 _write_json(self.resume_file, {"id": run_id, "logged": []})
             kwargs = {"id": run_id, "resume": "allow"}
@@ -414,6 +414,14 @@ class StageRun:
             run.finish(exit_code=1 if failed else 0)
         elif self._lightning and not self.is_wandb:
             self._lightning.save()
+
+
+def new_run_id() -> str:
+    """A wandb run id (8 lowercase letters and digits, as wandb makes them)."""
+    import secrets
+    import string
+
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
 
 
 def _is_wandb_node(node: Any) -> bool:
