@@ -58,6 +58,7 @@ def test_metric_names_map_to_split_slash_name_at_the_boundary():
         assert wandb_name(key).count("/") == 1
 
 
+@pytest.mark.slow
 def test_eval_columns_are_the_loops_methods():
     from rest_mcts.loop.evaluate import EVAL_METHODS
 
@@ -99,6 +100,7 @@ def test_config_keeps_the_key_names_and_drops_the_key_values(compose_cfg, monkey
         "hf_token": REDACTED, "token_budget": 5, "tokens": 3}
 
 
+@pytest.mark.slow
 def test_no_secret_reaches_the_wandb_folder(compose_cfg, tmp_path, monkeypatch, wandb_env):
     """A stage's whole offline run (config, metrics, table, output) holds neither the wandb
     key nor the backend's key, though both are set and the config points at them."""

@@ -181,11 +181,32 @@ def _hydra_choices() -> dict[str, str]:
             if v is not None and not str(k).startswith("hydra")}
 
 
+def _swept_values(task: list[str]) -> str:
+    """``key=value,...`` of this job's overrides that the command line sweeps (``seed=0,1``,
+    ``search.alpha=range(...)``), read from ``sys.argv`` of the multirun's process; empty when
+    that is not the launching process (a Slurm job) or nothing is swept."""
+    import sys
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parser = OverridesParser.create()
+        argv = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
+        swept = {o.get_key_element() for o in parser.parse_overrides(argv)
+                 if o.is_sweep_override()}
+        job = [o for o in parser.parse_overrides(task) if o.get_key_element() in swept]
+    except Exception:  # not Hydra's command line
+        return ""
+    return ",".join(sorted(f"{o.get_key_element()}={o.get_value_element_as_str()}"
+                           for o in job))
+
+
 def run_identity(cfg: DictConfig, default_group: str | None = None) -> dict[str, Any]:
     """``name``, ``group``, ``job_type`` and ``tags`` of the stage's wandb run.
 
-    name: the swept values in a multirun (``hydra.job.override_dirname``, e.g.
-    ``search.alpha=0.5,seed=1``, unique in its sweep), else ``logger.name``. group:
+    name: the swept values in a multirun (e.g. ``search.alpha=0.5,seed=1``, unique in its
+    sweep; all of ``hydra.job.override_dirname`` where the command line is not at hand),
+    else ``logger.name``. group:
     ``logger.group``, else the multirun's folder (``<stage>-<time>``), else the chosen
     ``experiment``, else ``default_group`` (the loop: its folder). job_type: the stage.
     tags: ``<group>:<choice>`` of the config groups in :data:`TAG_GROUPS`, and ``logger.tags``.
@@ -197,7 +218,7 @@ def run_identity(cfg: DictConfig, default_group: str | None = None) -> dict[str,
     multirun = hc is not None and hc.mode == RunMode.MULTIRUN
     name = node.get("name") or cfg.get("run_name")
     if multirun and hc.job.override_dirname:
-        name = str(hc.job.override_dirname)
+        name = _swept_values(list(hc.overrides.task)) or str(hc.job.override_dirname)
     choices = _hydra_choices()
     group = node.get("group")
     if not group and multirun:
