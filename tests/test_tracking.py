@@ -217,7 +217,7 @@ LOOP = [
     "stage.init_prm.num_problems=6", "stage.init_prm.max_depth=2", "stage.init_prm.method=reference",
     "search.iterations=2", "search.max_step_tokens=24", "data.max_solution_tokens=48",
     "prm.epochs=1", "stage.sft.epochs=1", "stage.sc_max_n=3", "stage.policy_eval.num_problems=4",
-    "stage.policy_eval.samples=2",
+    "stage.policy_eval.samples=2", "trainer.log_every_n_steps=1",
 ]
 
 
@@ -250,6 +250,8 @@ def test_the_loop_logs_one_run_and_a_restart_appends_to_it(tmp_path, tiny_policy
                 "prm/mse", "prm/sibling_rank_acc", "policy/greedy_acc", "policy/pass@k"):
         assert all(key in h for h in rows), key
     assert "search/train_acc" in rows[1]
+    # the Lightning training inside the loop (PRM_0, PRM_1, policy_1) logs into the same run
+    assert first.metric("train/loss") and first.metric("trainer/global_step")
     tables = list(first.folder.glob("files/media/table/eval/samples_*.table.json"))
     assert len(tables) == 2
     table = json.loads(tables[0].read_text())

@@ -408,6 +408,7 @@ class StageRun:
                 from rest_mcts.training.loggers import build_logger
 
                 self._lightning = build_logger(self.node, self.save_dir)
+                self._lightning.log_hyperparams(loggable_config(self.cfg))
             else:
                 self._lightning = False
         return self._lightning
