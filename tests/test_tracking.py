@@ -69,7 +69,8 @@ def test_eval_columns_are_the_loops_methods():
 def test_identity_tags_the_chosen_groups_and_names_the_job(compose_cfg):
     ident = run_identity(compose_cfg("stage=eval", "search=cot", "logger.tags=[mine]"))
     assert ident["job_type"] == "eval" and ident["name"] == "eval-countdown-s0"
-    assert {"stage:eval", "data:countdown", "search:cot", "model:tiny", "mine"} <= set(ident["tags"])
+    tags = set(ident["tags"])
+    assert {"stage:eval", "data:countdown", "search:cot", "model:tiny", "mine"} <= tags
     assert run_identity(compose_cfg("stage=loop"), default_group="g")["group"] == "g"
     assert run_identity(compose_cfg("logger.group=sweep1"), default_group="g")["group"] == "sweep1"
 
@@ -214,7 +215,8 @@ def test_a_multirun_groups_its_jobs_and_names_them_by_their_swept_values(tmp_pat
 LOOP = [
     "stage=loop", "logger=wandb", "logger.log_artifacts=true", "trainer.enable_progress_bar=false",
     "stage.train_problems=4", "stage.eval_problems=4", "stage.prm_eval_problems=3",
-    "stage.init_prm.num_problems=6", "stage.init_prm.max_depth=2", "stage.init_prm.method=reference",
+    "stage.init_prm.num_problems=6", "stage.init_prm.max_depth=2",
+    "stage.init_prm.method=reference",
     "search.iterations=2", "search.max_step_tokens=24", "data.max_solution_tokens=48",
     "prm.epochs=1", "stage.sft.epochs=1", "stage.sc_max_n=3", "stage.policy_eval.num_problems=4",
     "stage.policy_eval.samples=2", "trainer.log_every_n_steps=1",

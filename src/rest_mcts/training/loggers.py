@@ -1,9 +1,11 @@
 """Build the Lightning logger from the `logger` config group, and close wandb runs.
 
-Serial multirun jobs (`python run.py -m ...`) share one process: a wandb run left open by one
-job (finished or failed) would swallow the next job's metrics, so every path closes it --
-`log_and_finish` at the end of a stage, `run_logger` as a context manager, and
-`close_wandb_run` in `rest_mcts.stages.run_stage`'s `finally`.
+Stages log through :mod:`rest_mcts.tracking` (one wandb run per stage, which hands Lightning
+a WandbLogger on that run); this module builds a stand-alone logger from the config
+(`build_logger`, `run_logger`) and closes wandb runs. Serial multirun jobs
+(`python run.py -m ...`) share one process: a wandb run left open by one job (finished or
+failed) would swallow the next job's metrics, so every path closes it -- `run_logger` as a
+context manager, and `close_wandb_run` in `rest_mcts.stages.run_stage`'s `finally`.
 """
 
 from __future__ import annotations
@@ -56,15 +58,6 @@ def build_logger(cfg_logger: DictConfig | None, save_dir: str | Path) -> Any:
             init.pop("anonymous", None)
     return logger
 
-
-def open_logger(
-    cfg_logger: DictConfig | None, save_dir: str | Path, config: DictConfig | None = None
-) -> Any:
-    """`build_logger`, with the composed ``config`` (when given) logged as hyperparameters."""
-    logger = build_logger(cfg_logger, save_dir)
-    if logger and config is not None:
-        logger.log_hyperparams(OmegaConf.to_container(config, resolve=True))
-    return logger
 
 
 def _wandb_logger_class() -> type | None:
@@ -128,10 +121,3 @@ def run_logger(cfg_logger: DictConfig | None, save_dir: str | Path) -> Iterator[
         raise
     finish_logger(logger)
 
-
-def log_and_finish(logger: Any, metrics: dict[str, float]) -> None:
-    """Log a stage's final scalar metrics to the run's logger, then close it."""
-    if logger:
-        logger.log_metrics({k: float(v) for k, v in metrics.items()})
-        logger.save()
-    finish_logger(logger)
