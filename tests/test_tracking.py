@@ -40,7 +40,15 @@ def wandb_env(tmp_path, monkeypatch):
            "NETRC": tmp_path / "no_netrc", "WANDB_SILENT": "true"}
     for key, value in env.items():
         monkeypatch.setenv(key, str(value))
-    return {k: str(v) for k, v in env.items()}
+    _reset_wandb()  # wandb reads the environment once per process setup
+    yield {k: str(v) for k, v in env.items()}
+    _reset_wandb()  # ... so later tests get their own environment, not this one
+
+
+def _reset_wandb() -> None:
+    wandb = sys.modules.get("wandb")
+    if wandb is not None:
+        wandb.teardown()
 
 
 # ---------------------------------------------------------------------------- names
