@@ -317,7 +317,7 @@ class StageRun:
         ident = run_identity(self.cfg, default_group=group)
         mode = wandb_mode(node.get("offline"))
         kwargs: dict[str, Any] = {}
-        if resume_dir is not None:
+        if resume_dir is not None and mode != "disabled":  # a disabled run logs nothing
             self.resume_file = Path(resume_dir) / RUN_ID_FILE
             record = _read_json(self.resume_file)
             run_id = record.get("id") or new_run_id()
