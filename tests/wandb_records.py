@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -62,9 +63,20 @@ class OfflineRun:
         return [row[name] for row in self.history if name in row]
 
 
-def read_run(folder: str | Path) -> OfflineRun:
+def read_run(folder: str | Path, wait: float = 15.0) -> OfflineRun:
+    """The run in ``folder``; waits up to ``wait`` seconds for its exit record (wandb's core
+    may still be writing the file when ``finish()`` has returned)."""
     folder = Path(folder)
     (path,) = folder.glob("run-*.wandb")
+    deadline = time.monotonic() + wait
+    while True:
+        run = _read(folder, path)
+        if run.exit_code is not None or time.monotonic() > deadline:
+            return run
+        time.sleep(0.1)
+
+
+def _read(folder: Path, path: Path) -> OfflineRun:
     run = OfflineRun(folder)
     for r in records(path):
         kind = r.WhichOneof("record_type")
