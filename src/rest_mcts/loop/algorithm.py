@@ -37,6 +37,7 @@ from rest_mcts.loop.evaluate import (
 from rest_mcts.loop.search_run import SearchRun, run_search
 from rest_mcts.loop.steps import StepRunner
 from rest_mcts.loop.train import train_policy_sft, train_prm_model
+from rest_mcts.tracking import LOOP_SPLITS, sample_rows
 from rest_mcts.training.settings import TrainSettings
 from rest_mcts.utils.io import read_jsonl
 
@@ -147,11 +148,18 @@ def check_inputs(ctx: Context, mcts: Any) -> None:
 
 
 def run_loop(
-    ctx: Context, settings: LoopSettings, mcts: Any, root: Path, base: str, logger: Any = False
+    ctx: Context, settings: LoopSettings, mcts: Any, root: Path, base: str, tracker: Any = None
 ) -> list[dict[str, Any]]:
     """Run (or resume) Algorithm 1 in ``root`` from the base policy ``base`` with MCTS*
-    (``mcts``, a typed MCTS* config); returns the results table, one row per iteration."""
+    (``mcts``, a typed MCTS* config); returns the results table, one row per iteration.
+
+    ``tracker`` (a :class:`rest_mcts.tracking.StageRun`, or None) gets each iteration's row
+    against ``loop/iter``, a table of sample answers and (``logger.log_artifacts``) the
+    iteration's models and data; the training inside logs into the same run."""
     s = settings
+    logger = tracker.lightning_logger() if tracker is not None else False
+    if tracker is not None:
+        tracker.step_metric("loop/iter", LOOP_SPLITS)
     check_inputs(ctx, mcts)
     runner = StepRunner(root)
     eval_run = s.search_run(s.eval_split, s.eval_problems, label_trees=False)
@@ -172,7 +180,8 @@ def run_loop(
         inputs={"policy": base},
     )
     prm = runner.run(
-        "iter_0/prm", lambda d: _train_prm(ctx, s, d, [d_v0["file"]], base, s.prm_init_epochs),
+        "iter_0/prm", lambda d: _train_prm(ctx, s, d, [d_v0["file"]], base, s.prm_init_epochs,
+                                logger),
         produced_by="train_prm on D_V0 (PRM_0)", inputs={"data": [d_v0["file"]], "init": base},
     )["model"]
     policy = base
@@ -182,11 +191,11 @@ def run_loop(
                                  eval_run=eval_run, prm_eval_file=prm_eval["file"],
                                  sc_max_n=s.sc_max_n, extra=extra, methods=s.eval_methods,
                                  policy_eval=s.policy_eval)
-        if logger:
-            logger.log_metrics({f"loop/{key}": float(v) for key, v in row.items()
-                                if v is not None}, step=k)
+        track_iteration(tracker, runner, k, row, artifacts)
         return row
 
+    artifacts = {"d_v": (d_v0["file"], "dataset"), "prm": (prm, "model"),
+                 "policy": (base, "model")}
     rows = [evaluate(0, {"data/d_v_rows": d_v0.get("d_v0/d_v_rows")})]
 
     # ---- iterations 1..K
@@ -215,17 +224,20 @@ def run_loop(
         prm_files = mix(s.prm_data, d_v_files)
         prm_start = prm if s.prm_init == "previous" else base
         prm = runner.run(  # PRM_k
-            f"{it}/prm", lambda d: _train_prm(ctx, s, d, prm_files, prm_start, s.prm_epochs),
+            f"{it}/prm",
+            lambda d: _train_prm(ctx, s, d, prm_files, prm_start, s.prm_epochs, logger),
             produced_by=f"train_prm (PRM_{k}, data={s.prm_data}, init={s.prm_init})",
             inputs={"data": prm_files, "init": prm_start},
         )["model"]
         sft_files = d_g_files if s.policy_data == "cumulative" else d_g_files[-1:]
         policy_start = policy if s.policy_init == "previous" else base
         policy = runner.run(  # policy_k
-            f"{it}/policy", lambda d: _train_policy(ctx, s, d, sft_files, policy_start),
+            f"{it}/policy", lambda d: _train_policy(ctx, s, d, sft_files, policy_start, logger),
             produced_by=f"train_policy (policy_{k}, SFT on D_G, init={s.policy_init})",
             inputs={"data": sft_files, "init": policy_start},
         )["model"]
+        artifacts = {"d_v": (data["d_v"], "dataset"), "d_g": (data["d_g"], "dataset"),
+                     "prm": (prm, "model"), "policy": (policy, "model")}
         rows.append(evaluate(k, {
             "data/d_v_rows": data.get("extract/d_v_rows"),
             "data/d_g_traces": data.get("extract/d_g_traces"),
@@ -246,8 +258,30 @@ def _last_ckpt(folder: Path) -> str | None:
     return str(last) if last.is_file() else None
 
 
+def track_iteration(
+    tracker: Any, runner: StepRunner, k: int, row: dict[str, Any],
+    artifacts: dict[str, tuple[str, str]],
+) -> None:
+    """Iteration k into the stage's run, once (a resumed run skips what it logged before):
+    the row (``loop/iter`` and every method's metrics), a table of the first answers of each
+    evaluated method, and ``artifacts`` (name: (path, type)) when artifacts are on."""
+    key = f"iter_{k}"
+    if tracker is None or tracker.logged(key):
+        return
+    tracker.log(row)
+    samples = []
+    for name in EVAL_METHODS:
+        samples += sample_rows(runner.folder(f"{key}/eval_{name}"), tracker.table_rows,
+                               iter=k, method=name)
+    tracker.log_table("eval/samples", samples)
+    for name, (path, kind) in artifacts.items():
+        tracker.log_artifact(path, name, kind, aliases=[key], metadata={"iteration": k})
+    tracker.mark_logged(key)
+
+
 def _train_prm(
-    ctx: Context, s: LoopSettings, folder: Path, files: list[str], init: str, epochs: int
+    ctx: Context, s: LoopSettings, folder: Path, files: list[str], init: str, epochs: int,
+    logger: Any = False,
 ) -> dict[str, Any]:
     if not any(read_jsonl(f) for f in files):
         raise ConfigError(
@@ -257,12 +291,14 @@ def _train_prm(
     metrics = train_prm_model(
         ctx, files, folder / "model", init, settings=ctx.prm.replace(epochs=int(epochs)),
         ckpt_dir=folder / "checkpoints", ckpt_path=_last_ckpt(folder), val_share=s.val_share,
+        logger=logger,
     )
     return {"model": str(folder / "model"), **metrics}
 
 
 def _train_policy(
-    ctx: Context, s: LoopSettings, folder: Path, files: list[str], init: str
+    ctx: Context, s: LoopSettings, folder: Path, files: list[str], init: str,
+    logger: Any = False,
 ) -> dict[str, Any]:
     files = [f for f in files if read_jsonl(f)]
     if not files:
@@ -270,6 +306,6 @@ def _train_policy(
         return {"model": init, "train/steps": 0.0}
     metrics = train_policy_sft(
         ctx, files, folder / "model", init, settings=s.sft, ckpt_dir=folder / "checkpoints",
-        ckpt_path=_last_ckpt(folder), val_share=s.val_share,
+        ckpt_path=_last_ckpt(folder), val_share=s.val_share, logger=logger,
     )
     return {"model": str(folder / "model"), **metrics}

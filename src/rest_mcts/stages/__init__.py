@@ -91,9 +91,11 @@ def run_stage(cfg: DictConfig) -> float | None:
     """Validate, seed, run `cfg.stage.name`, write config.yaml (resolved) and metrics.json;
     returns the main metric.
 
-    A wandb run the stage left open (it failed, or forgot) is closed on the way out, so the
-    next job of a serial multirun starts its own; so are the Ray actors of ``executor=ray``,
-    which live for the whole stage."""
+    The stage's wandb run (:mod:`rest_mcts.tracking`: config, final metrics) is closed on the
+    way out, marked failed when the stage raised, and so is any other wandb run the stage left
+    open, so the next job of a serial multirun starts its own; so are the Ray actors of
+    ``executor=ray``, which live for the whole stage."""
+    from rest_mcts.tracking import begin_stage_run, end_stage_run
     from rest_mcts.training.loggers import close_wandb_run
     from rest_mcts.utils.console import setup_console
 
@@ -108,15 +110,18 @@ def run_stage(cfg: DictConfig) -> float | None:
     if is_global_zero():
         write_resolved_config(cfg, out)
     start = time.time()
-    failed = True
+    begin_stage_run(cfg, out)
+    failed, metrics = True, None
     try:
-        metrics = get_stage(cfg.stage.name)(cfg)
+        metrics = {k: float(v) for k, v in get_stage(cfg.stage.name)(cfg).items()}
+        metrics["time/stage_seconds"] = time.time() - start
         failed = False
     finally:
-        close_wandb_run(failed=failed)
-        close_executor_pools()
-    metrics = {k: float(v) for k, v in metrics.items()}
-    metrics["time/stage_seconds"] = time.time() - start
+        try:
+            end_stage_run(metrics, failed=failed)  # final metrics, then the run is closed
+        finally:
+            close_wandb_run(failed=failed)
+            close_executor_pools()
     if is_global_zero():  # under DDP every rank runs the stage; one writes its metrics
         write_json(out / "metrics.json", metrics)
         log.info("metrics written to %s", out / "metrics.json")

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.evaluate import evaluate_policy_at
 from rest_mcts.loop.train import policy0_metrics, train_policy0
-from rest_mcts.training.loggers import log_and_finish, open_logger
+from rest_mcts.tracking import stage_run
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +23,17 @@ log = logging.getLogger(__name__)
 def bootstrap(cfg: DictConfig) -> dict[str, float]:
     ctx = Context.from_config(cfg)
     s, out, path = cfg.stage, Path(cfg.paths.output_dir), ctx.policy0_dir()
-    logger = open_logger(cfg.get("logger"), cfg.paths.output_dir, config=cfg)
+    tracker = stage_run()
     if s.use_cache and (path / "manifest.json").exists():
         log.info("reusing cached iteration-0 policy %s", path)
         metrics = policy0_metrics(path)
     else:
-        metrics = train_policy0(ctx, path, ckpt_dir=out / "checkpoints", logger=logger)
+        metrics = train_policy0(ctx, path, ckpt_dir=out / "checkpoints",
+                                logger=tracker.lightning_logger())
     metrics.update(evaluate_policy_at(ctx, path, num_problems=s.eval_problems,
                                       samples=s.eval_samples, temperature=s.eval_temperature))
     log.info("iteration-0 policy: greedy acc %.3f, legal steps %.3f, pass@%d %.3f (%s)",
              metrics["eval/greedy_acc"], metrics["eval/legal_step_rate"], s.eval_samples,
              metrics[f"eval/pass@{s.eval_samples}"], path)
-    log_and_finish(logger, metrics)
+    tracker.log_artifact(path, "policy", "model", aliases=["policy_0"])
     return metrics

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.data import check_d_v_nodes, extract_data
-from rest_mcts.training.loggers import log_and_finish, open_logger
+from rest_mcts.tracking import stage_run
 
 
 def extract(cfg: DictConfig) -> dict[str, float]:
@@ -20,6 +20,8 @@ def extract(cfg: DictConfig) -> dict[str, float]:
         check_value("stage.min_value", cfg.stage.min_value, 0, 1)
     nodes = cfg.stage.get("d_v_nodes", "paths")
     check_d_v_nodes(nodes, "stage.d_v_nodes")
+    tracker = stage_run()
     metrics = extract_data(cfg.stage.trees_dir, cfg.paths.output_dir, cfg.stage.min_value, nodes)
-    log_and_finish(open_logger(cfg.get("logger"), cfg.paths.output_dir), metrics)
+    for name in ("d_v", "d_g"):
+        tracker.log_artifact(f"{cfg.paths.output_dir}/{name}.jsonl", name, "dataset")
     return metrics

@@ -19,19 +19,21 @@ from rest_mcts.loop.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0
 from rest_mcts.loop.data import check_d_v_nodes
 from rest_mcts.loop.train import ensure_policy0, train_prm_model
-from rest_mcts.training.loggers import log_and_finish, open_logger
+from rest_mcts.tracking import stage_run
 
 
 def init_prm(cfg: DictConfig) -> dict[str, float]:
     ctx = Context.from_config(cfg)
     init = from_node(InitPRMSettings, cfg.stage, option="stage")
     out = Path(cfg.paths.output_dir)
+    tracker = stage_run()
     base = ensure_policy0(ctx, out)
     nodes = cfg.stage.get("d_v_nodes", "paths")
     check_d_v_nodes(nodes, "stage.d_v_nodes")
     metrics = build_d_v0(ctx, init, out, base, nodes)
-    logger = open_logger(cfg.get("logger"), cfg.paths.output_dir)
-    metrics.update(train_prm_model(ctx, [out / "d_v.jsonl"], out / "prm", base, logger=logger,
+    metrics.update(train_prm_model(ctx, [out / "d_v.jsonl"], out / "prm", base,
+                                   logger=tracker.lightning_logger(),
                                    val_share=cfg.stage.val_share))
-    log_and_finish(logger, metrics)
+    tracker.log_artifact(out / "d_v.jsonl", "d_v", "dataset", aliases=["d_v0"])
+    tracker.log_artifact(out / "prm", "prm", "model", aliases=["prm_0"])
     return metrics

@@ -22,7 +22,7 @@ from rest_mcts.loop.evaluate import PolicyEval
 from rest_mcts.loop.report import print_summary, write_report
 from rest_mcts.loop.train import ensure_policy0
 from rest_mcts.search.configs import search_config_from
-from rest_mcts.training.loggers import finish_logger, open_logger
+from rest_mcts.tracking import stage_run
 from rest_mcts.utils.hashing import fingerprint
 from rest_mcts.utils.io import read_json, write_json
 
@@ -47,11 +47,11 @@ def loop(cfg: DictConfig) -> dict[str, float]:
     claim_dir(cfg, root)
     log.info("self-training loop in %s", root)
     base = str(ensure_policy0(ctx, cfg.paths.output_dir))
-    logger = open_logger(cfg.get("logger"), root)
+    # one wandb run across the iterations, its id kept in the folder: a restart resumes it
+    tracker = stage_run(root, resume_dir=root, group=root.name)
     try:  # the loop's searches share one pool of Ray actors (executor=ray), ended here
-        rows = run_loop(ctx, settings, mcts, root, base, logger)
+        rows = run_loop(ctx, settings, mcts, root, base, tracker)
     finally:
-        finish_logger(logger)
         if ctx.executor is not None:
             ctx.executor.close()
     title = f"ReST-MCTS* self-training on {ctx.data_name}, seed {ctx.seed}"

@@ -12,9 +12,12 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from rest_mcts.loop.merge import merge_shards, shard_dirs
+from rest_mcts.tracking import stage_run
 
 
 def merge(cfg: DictConfig) -> dict[str, float]:
     dirs = shard_dirs(list(cfg.stage.get("dirs") or []), cfg.stage.get("sweep_dir"))
+    tracker = stage_run()
     metrics, _ = merge_shards(dirs, cfg.paths.output_dir, bool(cfg.stage.get("copy_trees", True)))
+    tracker.log_samples(cfg.paths.output_dir, "eval/samples")
     return metrics

@@ -19,7 +19,7 @@ from rest_mcts.loop.context import Context
 from rest_mcts.loop.search_run import SearchRun, run_search
 from rest_mcts.loop.train import ensure_policy0
 from rest_mcts.search.configs import search_config_from
-from rest_mcts.training.loggers import log_and_finish, open_logger
+from rest_mcts.tracking import stage_run
 
 
 def limited(cfg: DictConfig) -> int:
@@ -41,7 +41,8 @@ def search(cfg: DictConfig) -> dict[str, float]:
                     num_problems=limited(cfg))
     ctx.require_trained_prm(method)  # before any model is loaded
     out = Path(cfg.paths.output_dir)
+    tracker = stage_run()
     policy = ensure_policy0(ctx, out)
     metrics = run_search(ctx, out, method, run, policy_path=policy, prm_path=ctx.prm_path)
-    log_and_finish(open_logger(cfg.get("logger"), cfg.paths.output_dir), metrics)
+    tracker.log_samples(out, f"{run.prefix}/samples", method=method.name)
     return metrics

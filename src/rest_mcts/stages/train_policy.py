@@ -19,7 +19,7 @@ from rest_mcts.loop.context import Context
 from rest_mcts.loop.data import d_g_rows, load_trees
 from rest_mcts.loop.evaluate import evaluate_policy_at
 from rest_mcts.loop.train import ensure_policy0, train_policy_sft
-from rest_mcts.training.loggers import log_and_finish, open_logger
+from rest_mcts.tracking import stage_run
 from rest_mcts.utils.io import read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def train_policy(cfg: DictConfig) -> dict[str, float]:
         raise ConfigError("stage=train_policy has no data: set stage.data_files and/or "
                           "stage.trees_dir (trees with correct leaves)")
     init = ensure_policy0(ctx, out)
-    logger = open_logger(cfg.get("logger"), cfg.paths.output_dir, config=cfg)
+    tracker = stage_run()
 
     def evaluate(path) -> dict[str, float]:
         return evaluate_policy_at(ctx, path, num_problems=s.eval_problems,
@@ -45,7 +45,8 @@ def train_policy(cfg: DictConfig) -> dict[str, float]:
     metrics: dict[str, float] = {}
     if s.eval_before:
         metrics.update({k.replace("eval/", "eval/before_", 1): v for k, v in evaluate(init).items()})
-    metrics.update(train_policy_sft(ctx, files, out / "policy", init, settings=sft, logger=logger,
+    metrics.update(train_policy_sft(ctx, files, out / "policy", init, settings=sft,
+                                    logger=tracker.lightning_logger(),
                                     ckpt_path=s.ckpt_path, val_share=s.val_share))
     metrics.update(evaluate(out / "policy"))
     if s.eval_before:
@@ -54,5 +55,6 @@ def train_policy(cfg: DictConfig) -> dict[str, float]:
              int(metrics["data/rows"]),
              f"{metrics['eval/before_greedy_acc']:.3f}" if s.eval_before else "?",
              metrics["eval/greedy_acc"], out / "policy")
-    log_and_finish(logger, metrics)
+    tracker.log_artifact(out / "d_g.jsonl", "d_g", "dataset")
+    tracker.log_artifact(out / "policy", "policy", "model")
     return metrics

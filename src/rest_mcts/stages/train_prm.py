@@ -16,7 +16,7 @@ from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.data import check_d_v_nodes, d_v_rows, load_trees
 from rest_mcts.loop.train import ensure_policy0, train_prm_model
-from rest_mcts.training.loggers import log_and_finish, open_logger
+from rest_mcts.tracking import stage_run
 from rest_mcts.utils.io import read_jsonl, write_jsonl
 
 
@@ -34,9 +34,10 @@ def train_prm(cfg: DictConfig) -> dict[str, float]:
     if not any(read_jsonl(f) for f in files):
         raise ConfigError("stage=train_prm has no data: set stage.trees_dir and/or stage.data_files")
     init = ctx.prm_path or ensure_policy0(ctx, out)
-    logger = open_logger(cfg.get("logger"), cfg.paths.output_dir, config=cfg)
-    metrics = train_prm_model(ctx, files, out / "prm", init, logger=logger,
+    tracker = stage_run()
+    metrics = train_prm_model(ctx, files, out / "prm", init, logger=tracker.lightning_logger(),
                               ckpt_path=s.get("ckpt_path"), val_share=s.val_share,
                               max_length=s.max_length)
-    log_and_finish(logger, metrics)
+    tracker.log_artifact(out / "d_v.jsonl", "d_v", "dataset")
+    tracker.log_artifact(out / "prm", "prm", "model")
     return metrics

@@ -1,9 +1,11 @@
 """Build the Lightning logger from the `logger` config group, and close wandb runs.
 
-Serial multirun jobs (`python run.py -m ...`) share one process: a wandb run left open by one
-job (finished or failed) would swallow the next job's metrics, so every path closes it --
-`log_and_finish` at the end of a stage, `run_logger` as a context manager, and
-`close_wandb_run` in `rest_mcts.stages.run_stage`'s `finally`.
+Stages log through :mod:`rest_mcts.tracking` (one wandb run per stage, which hands Lightning
+a WandbLogger on that run); this module builds a stand-alone logger from the config
+(`build_logger`, `run_logger`) and closes wandb runs. Serial multirun jobs
+(`python run.py -m ...`) share one process: a wandb run left open by one job (finished or
+failed) would swallow the next job's metrics, so every path closes it -- `run_logger` as a
+context manager, and `close_wandb_run` in `rest_mcts.stages.run_stage`'s `finally`.
 """
 
 from __future__ import annotations
@@ -25,18 +27,24 @@ log = logging.getLogger(__name__)
 def build_logger(cfg_logger: DictConfig | None, save_dir: str | Path) -> Any:
     """Instantiate `cfg.logger` (wandb, csv) or return False when it is null.
 
-    wandb runs offline when `offline` is null and WANDB_API_KEY is unset, so a machine
+    wandb runs offline when `offline` is null and no credentials exist (WANDB_API_KEY or a
+    key stored by `wandb login`: :func:`rest_mcts.tracking.has_credentials`), so a machine
     without a key or network still logs everything locally (`wandb sync` uploads it later).
+    Stages log through :mod:`rest_mcts.tracking`, which hands Lightning a logger on its run.
     """
+    from rest_mcts.tracking import OWN_OPTIONS, has_credentials
+
     if cfg_logger is None:
         return False
     node = OmegaConf.to_container(cfg_logger, resolve=True)
+    for key in OWN_OPTIONS:  # ours, not WandbLogger's
+        node.pop(key, None)
     node["save_dir"] = str(save_dir)
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     wandb_logger = _is_wandb_class(node.get("_target_"))
     if wandb_logger:
         if node.get("offline") is None:
-            node["offline"] = not os.environ.get("WANDB_API_KEY")
+            node["offline"] = not has_credentials()
         if node["offline"]:
             os.environ.setdefault("WANDB_MODE", "offline")
         os.environ.setdefault("WANDB_SILENT", "true")
@@ -50,15 +58,6 @@ def build_logger(cfg_logger: DictConfig | None, save_dir: str | Path) -> Any:
             init.pop("anonymous", None)
     return logger
 
-
-def open_logger(
-    cfg_logger: DictConfig | None, save_dir: str | Path, config: DictConfig | None = None
-) -> Any:
-    """`build_logger`, with the composed ``config`` (when given) logged as hyperparameters."""
-    logger = build_logger(cfg_logger, save_dir)
-    if logger and config is not None:
-        logger.log_hyperparams(OmegaConf.to_container(config, resolve=True))
-    return logger
 
 
 def _wandb_logger_class() -> type | None:
@@ -122,10 +121,3 @@ def run_logger(cfg_logger: DictConfig | None, save_dir: str | Path) -> Iterator[
         raise
     finish_logger(logger)
 
-
-def log_and_finish(logger: Any, metrics: dict[str, float]) -> None:
-    """Log a stage's final scalar metrics to the run's logger, then close it."""
-    if logger:
-        logger.log_metrics({k: float(v) for k, v in metrics.items()})
-        logger.save()
-    finish_logger(logger)
