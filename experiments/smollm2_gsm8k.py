@@ -39,9 +39,10 @@ def steps(args: argparse.Namespace) -> dict[str, list[str]]:
     if args.backend == "openai":
         # llama.cpp ignores n (the samples go out side by side) and answers one request at a
         # time: more requests in flight would only queue at the server, where the wait counts
-        # against backend.timeout (32 queued SC samples took > 300 s), so 4 are in flight.
+        # against backend.timeout (32 queued SC samples took > 300 s; 4 did on a loaded
+        # machine), so 2 are in flight and each may take 30 min.
         test += ["backend=openai", f"backend.base_urls=[{args.url}]", "backend.api_key_env=null",
-                 "backend.n_per_request=1", "backend.concurrency=4"]
+                 "backend.n_per_request=1", "backend.concurrency=2", "backend.timeout=1800"]
     plan = {} if args.prm else {
         "init_prm": ["stage=init_prm", "model=smollm2_135m", f"data.path={args.train}",
                      "stage.method=reference", f"stage.num_problems={args.prm_questions}",

@@ -152,18 +152,25 @@ def redact(plain: Any, secrets: Iterable[str] = ()) -> Any:
     return clean("", plain)
 
 
-def loggable_config(cfg: DictConfig) -> dict[str, Any]:
-    """The composed config, resolved, secrets left out, with the chosen config groups under
-    ``choices`` (from Hydra, when it composed the run)."""
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    """The composed config, resolved (as written where a value resolves only inside a job),
+    secrets left out: what the run folder's ``config.yaml`` and the wandb run record."""
     try:
         plain = OmegaConf.to_container(cfg, resolve=True)
     except Exception as err:  # an interpolation that only resolves inside a job
-        log.warning("logging the config unresolved: %s", err)
+        log.warning("config recorded unresolved: %s", err)
         plain = OmegaConf.to_container(cfg, resolve=False)
+    return redact(plain, _secret_values(plain))
+
+
+def loggable_config(cfg: DictConfig) -> dict[str, Any]:
+    """:func:`resolved_config` with the chosen config groups under ``choices`` (from Hydra,
+    when it composed the run)."""
+    plain = resolved_config(cfg)
     choices = _hydra_choices()
     if choices:
         plain["choices"] = choices
-    return redact(plain, _secret_values(plain))
+    return plain
 
 
 # ------------------------------------------------------------------ names, groups, tags

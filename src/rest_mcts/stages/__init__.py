@@ -69,14 +69,12 @@ def is_global_zero() -> bool:
 
 def write_resolved_config(cfg: DictConfig, out: Path) -> None:
     """`out/config.yaml`: the job's config with every interpolation resolved (what a sweep's
-    summary reads the job's settings from). A value that cannot be resolved outside Hydra is
-    kept as written (with a warning) rather than failing the run."""
-    try:
-        text = OmegaConf.to_yaml(cfg, resolve=True)
-    except Exception as err:  # noqa: BLE001 - a record, never a reason to stop the run
-        log.warning("config.yaml written unresolved: %s", err)
-        text = OmegaConf.to_yaml(cfg)
-    (out / "config.yaml").write_text(text)
+    summary reads the job's settings from) and secrets left out
+    (:func:`rest_mcts.tracking.resolved_config`: an `${oc.env:...}` key stays out of the
+    folder). A value that cannot be resolved outside Hydra is kept as written."""
+    from rest_mcts.tracking import resolved_config
+
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg))))
 
 
 def close_executor_pools() -> None:
