@@ -74,7 +74,9 @@ def test_search_killed_with_sigkill_resumes_each_question_once(tmp_path, tiny_po
         if results.exists() and len(results.read_text().splitlines()) >= 3:
             break
         if proc.poll() is not None:
-            pytest.fail(f"run ended before it could be killed: {proc.stderr.read()[-2000:]}")
+            done = len(results.read_text().splitlines()) if results.exists() else 0
+            pytest.fail(f"run ended (exit {proc.returncode}, {done} results) before it could be "
+                        f"killed: {proc.stderr.read()[-2000:]}")
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
