@@ -324,17 +324,28 @@ def load_range(lines: list[str]) -> str:
 # ---------------------------------------------------------------------------- models
 @dataclass(frozen=True)
 class SeedModels:
-    """The iteration-0 models of one seed's loop folder."""
+    """The iteration-0 models of one seed's loop folder.
+
+    ``policy`` is where policy_0 is loaded from; ``policy_id`` is the path the folder's
+    manifest names (the model's identity in the cell keys). They differ only with
+    ``--policy SEED=PATH``: a copy of policy_0 the user vouches is the same model (the
+    manifest's path was deleted)."""
 
     seed: int
     folder: Path
     policy: str
     prm: str
+    policy_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.policy_id:
+            object.__setattr__(self, "policy_id", self.policy)
 
 
-def loop_models(seed: int, folder: Path) -> SeedModels:
+def loop_models(seed: int, folder: Path, policy_copy: Path | None = None) -> SeedModels:
     """Policy_0 and PRM_0 of a loop folder (``iter_0/policy/manifest.json``,
-    ``iter_0/prm/model``); SystemExit (one line) when the folder lacks them."""
+    ``iter_0/prm/model``), policy_0 loaded from ``policy_copy`` when given; SystemExit (one
+    line) when the folder lacks them."""
     manifest = folder / "iter_0" / "policy" / "manifest.json"
     prm = folder / "iter_0" / "prm" / "model"
     if not manifest.is_file() or not (prm / "config.json").is_file():
@@ -343,8 +354,13 @@ def loop_models(seed: int, folder: Path) -> SeedModels:
             f"(needs iter_0/policy/manifest.json and iter_0/prm/model): pass --run "
             f"{seed}=<outputs/loop_runs/countdown-s{seed}-...> or --make to run iteration 0")
     policy = json.loads(manifest.read_text())["outputs"]["model"]
+    if policy_copy is not None:
+        if not (policy_copy / "config.json").is_file():
+            raise SystemExit(f"error: seed {seed}: --policy {policy_copy} is not a model folder")
+        return SeedModels(seed, folder, str(policy_copy), str(prm), policy_id=str(policy))
     if not Path(policy).is_dir():
-        raise SystemExit(f"error: seed {seed}: policy_0 {policy} (from {manifest}) is missing")
+        raise SystemExit(f"error: seed {seed}: policy_0 {policy} (named by {manifest}) is "
+                         f"missing: pass --policy {seed}=<a copy of it>")
     return SeedModels(seed, folder, str(policy), str(prm))
 
 
@@ -402,7 +418,7 @@ def cell_plan(mcts: Any, ns: list[int], beams: list[str], ts: list[int],
 
 
 def cell_key(search: Any, models: SeedModels, split: str, problems: int) -> str:
-    blob = json.dumps({"search": search.to_dict(), "policy": models.policy, "prm": models.prm,
+    blob = json.dumps({"search": search.to_dict(), "policy": models.policy_id, "prm": models.prm,
                        "split": split, "problems": problems, "seed": models.seed},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -431,7 +447,8 @@ def run_cell(ctx: Any, models: SeedModels, method: str, budget: str, search: Any
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"key": key, "cell": asdict(cell), "search": search.to_dict(),
-                               "policy": models.policy, "prm": models.prm,
+                               "policy": models.policy_id, "policy_loaded": models.policy,
+                               "prm": models.prm,
                                "split": run.split, "problems": run.num_problems,
                                "uptime": uptime(), "metrics": metrics}, indent=1))
     tmp.replace(path)
@@ -451,6 +468,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", action="append", default=[], metavar="SEED=FOLDER",
                         help="a finished loop folder of that seed (its iter_0 policy and PRM)")
+    parser.add_argument("--policy", action="append", default=[], metavar="SEED=PATH",
+                        help="load that seed's policy_0 from PATH instead of the path its loop "
+                             "folder names (a copy of the same model; cell keys unchanged)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds (default: those of --run, else 0 1 2)")
     parser.add_argument("--make", action="store_true",
@@ -489,6 +509,12 @@ def main() -> None:
                              "e.g. 0=outputs/loop_runs/countdown-s0-...")
         runs[int(seed)] = Path(folder)
     seeds = args.seeds or sorted(runs) or [0, 1, 2]
+    copies = {}
+    for item in args.policy:
+        seed, _, path = item.partition("=")
+        if not path or not seed.isdigit():
+            raise SystemExit(f"error: --policy {item!r}: expected SEED=PATH")
+        copies[int(seed)] = Path(path)
 
     keys: set[str] | None = None
     models_used: list[SeedModels] = []
@@ -505,7 +531,7 @@ def main() -> None:
             made = (folder / "iter_0" / "prm" / "model").is_dir()
             if seed not in runs and args.make and not made:
                 make_iteration0(seed, folder)
-            models = loop_models(seed, folder)
+            models = loop_models(seed, folder, copies.get(seed))
             models_used.append(models)
             cfg = compose("search=mcts_star", f"seed={seed}", "~logger",
                           f"paths.output_dir={args.out / 'hydra'}", *args.overrides)
@@ -536,8 +562,10 @@ def main() -> None:
     cell_seeds = sorted({c.seed for c in cells})
     command = shlex.join(["python", "experiments/bench_budget.py", *sys.argv[1:]])
     models_lines = "\n".join(
-        f"- seed {m.seed}: `{m.folder}` -- policy_0 `{m.policy}`, PRM_0 `{m.prm}`"
-        for m in models_used) or "- (report from cached cells; the cell JSONs name the models)"
+        f"- seed {m.seed}: `{m.folder}` -- policy_0 `{m.policy_id}`"
+        + ("" if m.policy == m.policy_id else f" (loaded from the copy `{m.policy}`)")
+        + f", PRM_0 `{m.prm}`" for m in models_used
+    ) or "- (report from cached cells; the cell JSONs name the models)"
     title = (f"Countdown, iteration-0 policy + PRM_0, {'/'.join(map(str, questions))} test "
              f"questions x {len(cell_seeds)} seeds (mean ± std over seeds)")
     plot(points, args.results / "bench_budget.png", title)
