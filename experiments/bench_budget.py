@@ -283,15 +283,32 @@ def plot(points: list[Point], path: Path, title: str) -> None:
                     xerr=[p.tokens_std for p in ps], yerr=[p.acc_std for p in ps],
                     marker=markers[method], markersize=10 if method == "cot" else 6,
                     linewidth=2.2 if method == TARGET else 1.4, capsize=3, label=label)
-        if method != "cot":
-            for p in ps:
-                tag = "" if method == "bfs" else f"{knob}="
-                ax.annotate(f"{tag}{p.budget}", (p.tokens_mean, p.acc_mean), fontsize=6.5,
-                            textcoords="offset points", xytext=(4, -9), alpha=0.75)
+        # Budget labels: the three N-sampling methods share their token points, so only
+        # self-consistency (the lowest line) carries N; a point close to the last labelled
+        # one of its line stays unlabelled (MCTS*'s saturated T), as does the variant drawn
+        # on top of MCTS*.
+        if method in ("cot", "best_of_n", "weighted_vote", "mcts_star_full"):
+            continue
+        groups: list[list[Point]] = []
+        for p in ps:
+            head = groups[-1][0] if groups else None
+            if head and p.tokens_mean < 1.1 * head.tokens_mean and \
+                    abs(p.acc_mean - head.acc_mean) < 0.02:
+                groups[-1].append(p)
+            else:
+                groups.append([p])
+        tag = "" if method == "bfs" else f"{knob}="
+        for g in groups:
+            text = g[0].budget if len(g) == 1 else f"{g[0].budget}..{g[-1].budget}"
+            ax.annotate(f"{tag}{text}", (g[0].tokens_mean, g[0].acc_mean), fontsize=6.5,
+                        textcoords="offset points", xytext=(4, -9), alpha=0.75)
     ax.set_xscale("log")
     ax.set_xlabel("policy tokens per question (mean over seeds, log scale)")
     ax.set_ylabel("accuracy (test questions)")
     ax.set_title(title, fontsize=10)
+    ax.text(0.99, 0.01, "labels: N samples, BFS beam x b, MCTS* iterations T; "
+            "error bars: std over seeds", transform=ax.transAxes, ha="right", va="bottom",
+            fontsize=7, alpha=0.7)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
