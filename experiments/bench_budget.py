@@ -474,6 +474,45 @@ def run_cell(ctx: Any, models: SeedModels, method: str, budget: str, search: Any
     return key, cell
 
 
+def loop_check(models_used: list[SeedModels], cells: list[Cell]) -> str:
+    """CoT and MCTS* (T = the loop's) here against the loop folder's own iteration-0
+    evaluation (``iter_0/eval_cot``, ``iter_0/eval_mcts_star``): the same models, questions
+    and seeds must give the same numbers."""
+    rows = []
+    for m in models_used:
+        for method in ("cot", "mcts_star"):
+            manifest = m.folder / "iter_0" / f"eval_{method}" / "manifest.json"
+            if not manifest.is_file():
+                continue
+            data = json.loads(manifest.read_text())
+            out = data["outputs"]
+            budget = "greedy"
+            if method == "mcts_star":
+                produced = data.get("produced_by", "")
+                if "'iterations': " not in produced:
+                    continue
+                budget = produced.split("'iterations': ")[1].split(",")[0]
+            here = [c for c in cells if (c.seed, c.method, c.budget) == (m.seed, method, budget)]
+            if here:
+                rows.append([m.seed, budget_label(method, budget),
+                             f"{out['eval/acc']:.3f} / "
+                             f"{out['eval/policy_tokens_per_question']:.1f}",
+                             f"{here[0].acc:.3f} / {here[0].tokens:.1f}"])
+    if not rows:
+        return ""
+    return ("\n\nCheck against each loop folder's own iteration-0 evaluation (same models, "
+            "questions and seed; accuracy / tokens per question):\n\n"
+            + markdown_table(["seed", "method", "loop folder's eval", "this run"], rows))
+
+
+def rel(path: Path) -> str:
+    """``path`` relative to the repository root when it is under it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -593,7 +632,7 @@ def main() -> None:
 - Machine load before: `{load_before}`
 - Machine load after: `{uptime()}`
 - Wall time of this invocation: {wall / 60:.1f} min; the cells themselves (cached, not rerun:
-  `{args.out}/cells/`, each with its wall seconds and `uptime` at its end) took
+  `{rel(args.out)}/cells/`, each with its wall seconds and `uptime` at its end) took
   {sum(c.wall_seconds for c in cells) / 60:.1f} min of search in all, 1-minute load average
   at their ends {load_range(loads)}. 2-core CPU shared with other jobs,
   `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}`, `nice -n 5`.
@@ -614,13 +653,21 @@ def main() -> None:
 - Error bars: standard deviation over seeds (n - 1), on accuracy and on tokens.
 
 Models (iteration 0 of each seed's loop folder):
-{models_lines}
+{models_lines}{loop_check(models_used, cells)}
 
 ![accuracy vs tokens](bench_budget.png)
 
 ## Accuracy and policy tokens per question (mean ± std over seeds)
 
 {results_table(points)}
+
+Where budgets stop buying tokens (on the default world, 3 numbers): in the paper's MCTS*
+every node is expanded once (b = 3 children), finished nodes are never expanded, and a
+solution has at most 2 steps, so a tree has at most 1 + 3 + 9 nodes and is spent within a few
+iterations; a larger T, with or without early stop, then adds almost no tokens. BFS with
+b = 3 likewise keeps all 3 depth-1 nodes once the beam is 3 or more (depth 2 ends every
+solution). Both curves therefore end near the MCTS* T = 50 point; BFS reaches further only
+with a larger b, MCTS* only with widening (`widen=true`, this repo's variant).
 
 ## MCTS* against the baselines at equal tokens
 
