@@ -155,6 +155,7 @@ class Comparison:
     baseline_acc: dict[str, tuple[float, float] | None]
     best: str | None
     diff: tuple[float, float] | None
+    seed_diffs: tuple[float, ...] = ()
 
 
 def compare_at_equal_tokens(cells: Iterable[Cell], target: str = TARGET,
@@ -188,13 +189,13 @@ def compare_at_equal_tokens(cells: Iterable[Cell], target: str = TARGET,
             else:
                 base[m] = None
         best = max(per_seed, key=lambda m: statistics.fmean(per_seed[m]), default=None)
-        diff = None
+        diff, d = None, []
         if best is not None:
             d = [c.acc - y for c, y in zip(mine, per_seed[best])]
             diff = (statistics.fmean(d), _std(d))
         out.append(Comparison(budget, statistics.fmean(c.tokens for c in mine),
                               statistics.fmean(c.acc for c in mine),
-                              _std([c.acc for c in mine]), base, best, diff))
+                              _std([c.acc for c in mine]), base, best, diff, tuple(d)))
     return out
 
 
@@ -229,11 +230,13 @@ def comparison_table(comps: list[Comparison], baselines: Iterable[str] = BASELIN
         rows.append([budget_label(target, c.budget), f"{c.tokens_mean:.0f}",
                      _pm(c.acc_mean, c.acc_std, 3),
                      *cols, METHODS[c.best][0] if c.best else "-",
-                     _pm(*c.diff, 3) if c.diff else "-"])
+                     _pm(*c.diff, 3) if c.diff else "-",
+                     " ".join(f"{x:+.3f}" for x in c.seed_diffs) or "-"])
     name = METHODS[target][0]
     return markdown_table([name, "tokens / question", f"{name} accuracy",
                            *(f"{METHODS[m][0]} at these tokens" for m in baselines),
-                           "best baseline", f"{name} - best (per-seed mean ± std)"], rows)
+                           "best baseline", f"{name} - best (per-seed mean ± std)",
+                           "per seed"], rows)
 
 
 def verdict(comps: list[Comparison], target: str = TARGET) -> str:
@@ -246,14 +249,16 @@ def verdict(comps: list[Comparison], target: str = TARGET) -> str:
     parts = []
     for c in judged:
         d, s = c.diff
-        word = "above" if d - s > 0 else "below" if d + s < 0 else "within one std of"
+        word = ("above by more than one std" if d - s > 0 else
+                "below by more than one std" if d + s < 0 else "difference within one std")
         parts.append(f"{budget_label(target, c.budget)} ({c.tokens_mean:.0f} tokens): "
                      f"{c.acc_mean:.3f} vs "
                      f"{METHODS[c.best][0]} {c.baseline_acc[c.best][0]:.3f}, "
                      f"{d:+.3f} ± {s:.3f} ({word})")
     worse = sum(c.diff[0] < 0 for c in judged)
+    clear = sum(c.diff[0] + c.diff[1] < 0 for c in judged)
     head = (f"At equal policy tokens {name} is below the best baseline at {worse} of "
-            f"{len(judged)} budgets" if worse else
+            f"{len(judged)} budgets (by more than one std over seeds at {clear})" if worse else
             f"At equal policy tokens {name} is at or above the best baseline at all "
             f"{len(judged)} budgets")
     bests = sorted({METHODS[c.best][0] for c in judged})
@@ -494,7 +499,9 @@ def loop_check(models_used: list[SeedModels], cells: list[Cell]) -> str:
                 budget = produced.split("'iterations': ")[1].split(",")[0]
             here = [c for c in cells if (c.seed, c.method, c.budget) == (m.seed, method, budget)]
             if here:
-                rows.append([m.seed, budget_label(method, budget),
+                label = METHODS[method][0] + ("" if method == "cot" else
+                                              f" {budget_label(method, budget)}")
+                rows.append([m.seed, label,
                              f"{out['eval/acc']:.3f} / "
                              f"{out['eval/policy_tokens_per_question']:.1f}",
                              f"{here[0].acc:.3f} / {here[0].tokens:.1f}"])
@@ -527,6 +534,8 @@ def main() -> None:
     parser.add_argument("--policy", action="append", default=[], metavar="SEED=PATH",
                         help="load that seed's policy_0 from PATH instead of the path its loop "
                              "folder names (a copy of the same model; cell keys unchanged)")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for the report's notes (e.g. where a policy copy came from)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds (default: those of --run, else 0 1 2)")
     parser.add_argument("--make", action="store_true",
@@ -622,6 +631,7 @@ def main() -> None:
         + ("" if m.policy == m.policy_id else f" (loaded from the copy `{m.policy}`)")
         + f", PRM_0 `{m.prm}`" for m in models_used
     ) or "- (report from cached cells; the cell JSONs name the models)"
+    notes = "".join(f"\n- Note: {n}" for n in args.note)
     title = (f"Countdown, iteration-0 policy + PRM_0, {'/'.join(map(str, questions))} test "
              f"questions x {len(cell_seeds)} seeds (mean ± std over seeds)")
     plot(points, args.results / "bench_budget.png", title)
@@ -653,7 +663,7 @@ def main() -> None:
 - Error bars: standard deviation over seeds (n - 1), on accuracy and on tokens.
 
 Models (iteration 0 of each seed's loop folder):
-{models_lines}{loop_check(models_used, cells)}
+{models_lines}{notes}{loop_check(models_used, cells)}
 
 ![accuracy vs tokens](bench_budget.png)
 

@@ -60,7 +60,8 @@ def test_compare_at_equal_tokens_interpolates_each_seed_and_picks_the_best_basel
     assert at240.baseline_acc["bfs"] is None  # not run
     assert comps[1].best is None and comps[1].diff is None  # 1000 tokens: beyond every curve
     text = bb.verdict(comps)
-    assert "below the best baseline at 1 of 1 budgets" in text and "PRM best-of-N" in text
+    assert "below the best baseline at 1 of 1 budgets (by more than one std over seeds at 1)" \
+        in text and "PRM best-of-N" in text
     table = bb.comparison_table(comps)
     assert "outside its range" in table and "T=5" in table and "-0.050 ± 0.000" in table
 
