@@ -34,6 +34,8 @@ from typing import Any, Iterable, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
+from rest_mcts.config import instantiate
+
 log = logging.getLogger(__name__)
 
 # Names on disk (metrics.json, results.csv, the loop's rows) -> names on wandb. Only here.
@@ -412,8 +414,6 @@ class StageRun:
                 self._lightning = WandbLogger(experiment=self.run,
                                               save_dir=str(self.save_dir))
             elif self.node is not None and not self.is_wandb:
-                from rest_mcts.training.loggers import build_logger
-
                 self._lightning = build_logger(self.node, self.save_dir)
                 self._lightning.log_hyperparams(loggable_config(self.cfg))
             else:
@@ -460,8 +460,6 @@ def _is_wandb_node(node: Any) -> bool:
     target = str(node.get("_target_", ""))
     if target.endswith("WandbLogger"):
         return True
-    from rest_mcts.training.loggers import _is_wandb_class
-
     return _is_wandb_class(target)
 
 
@@ -529,3 +527,61 @@ def end_stage_run(metrics: Mapping[str, Any] | None, failed: bool = False) -> No
                 log.warning("wandb: could not log the stage's final metrics: %s", err)
     finally:
         run.finish(failed=failed)
+
+
+# ------------------------------------------------------------------ Lightning loggers
+def build_logger(cfg_logger: DictConfig | None, save_dir: str | Path) -> Any:
+    """Instantiate `cfg.logger` (wandb, csv) or return False when it is null.
+
+    wandb runs offline when `offline` is null and no credentials exist (WANDB_API_KEY or a
+    key stored by `wandb login`: :func:`has_credentials`), so a machine
+    without a key or network still logs everything locally (`wandb sync` uploads it later).
+    Stages log through :class:`StageRun`, which hands Lightning a logger on its run.
+    """
+    if cfg_logger is None:
+        return False
+    node = OmegaConf.to_container(cfg_logger, resolve=True)
+    for key in OWN_OPTIONS:  # ours, not WandbLogger's
+        node.pop(key, None)
+    node["save_dir"] = str(save_dir)
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    wandb_logger = _is_wandb_class(node.get("_target_"))
+    if wandb_logger:
+        if node.get("offline") is None:
+            node["offline"] = not has_credentials()
+        if node["offline"]:
+            os.environ.setdefault("WANDB_MODE", "offline")
+        os.environ.setdefault("WANDB_SILENT", "true")
+        log.info("wandb logger (%s)", "offline" if node["offline"] else "online")
+    logger = instantiate(node, "logger")
+    if wandb_logger:
+        # Lightning always passes `anonymous=None` to wandb.init, which wandb (0.31 here)
+        # answers with "The anonymous setting has no effect" on every run; None means unset.
+        init = getattr(logger, "_wandb_init", None)
+        if isinstance(init, dict) and init.get("anonymous") is None:
+            init.pop("anonymous", None)
+    return logger
+
+
+
+def _wandb_logger_class() -> type | None:
+    """Lightning's WandbLogger class (None when Lightning cannot provide it)."""
+    try:
+        from lightning.pytorch.loggers import WandbLogger
+    except ImportError:
+        return None
+    return WandbLogger
+
+
+def _is_wandb_class(target: Any) -> bool:
+    """Does the `_target_` path name Lightning's WandbLogger or a subclass of it?"""
+    if not target:
+        return False
+    from hydra.utils import get_class
+
+    wandb_logger = _wandb_logger_class()
+    try:
+        cls = get_class(str(target))
+    except Exception:  # instantiate reports a bad target with its own one-line error
+        return False
+    return wandb_logger is not None and isinstance(cls, type) and issubclass(cls, wandb_logger)

@@ -2,7 +2,8 @@
 
 Stages log through :mod:`rest_mcts.tracking` (one wandb run per stage, which hands Lightning
 a WandbLogger on that run); this module builds a stand-alone logger from the config
-(`build_logger`, `run_logger`) and closes wandb runs. Serial multirun jobs
+(`run_logger`; `build_logger` lives in :mod:`rest_mcts.tracking`, below this layer) and
+closes wandb runs. Serial multirun jobs
 (`python run.py -m ...`) share one process: a wandb run left open by one job (finished or
 failed) would swallow the next job's metrics, so every path closes it -- `run_logger` as a
 context manager, and `close_wandb_run` in `rest_mcts.stages.run_stage`'s `finally`.
@@ -11,76 +12,15 @@ context manager, and `close_wandb_run` in `rest_mcts.stages.run_stage`'s `finall
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from rest_mcts.config import instantiate
+from rest_mcts.tracking import _wandb_logger_class, build_logger
 
-log = logging.getLogger(__name__)
-
-
-def build_logger(cfg_logger: DictConfig | None, save_dir: str | Path) -> Any:
-    """Instantiate `cfg.logger` (wandb, csv) or return False when it is null.
-
-    wandb runs offline when `offline` is null and no credentials exist (WANDB_API_KEY or a
-    key stored by `wandb login`: :func:`rest_mcts.tracking.has_credentials`), so a machine
-    without a key or network still logs everything locally (`wandb sync` uploads it later).
-    Stages log through :mod:`rest_mcts.tracking`, which hands Lightning a logger on its run.
-    """
-    from rest_mcts.tracking import OWN_OPTIONS, has_credentials
-
-    if cfg_logger is None:
-        return False
-    node = OmegaConf.to_container(cfg_logger, resolve=True)
-    for key in OWN_OPTIONS:  # ours, not WandbLogger's
-        node.pop(key, None)
-    node["save_dir"] = str(save_dir)
-    Path(save_dir).mkdir(parents=True, exist_ok=True)
-    wandb_logger = _is_wandb_class(node.get("_target_"))
-    if wandb_logger:
-        if node.get("offline") is None:
-            node["offline"] = not has_credentials()
-        if node["offline"]:
-            os.environ.setdefault("WANDB_MODE", "offline")
-        os.environ.setdefault("WANDB_SILENT", "true")
-        log.info("wandb logger (%s)", "offline" if node["offline"] else "online")
-    logger = instantiate(node, "logger")
-    if wandb_logger:
-        # Lightning always passes `anonymous=None` to wandb.init, which wandb (0.31 here)
-        # answers with "The anonymous setting has no effect" on every run; None means unset.
-        init = getattr(logger, "_wandb_init", None)
-        if isinstance(init, dict) and init.get("anonymous") is None:
-            init.pop("anonymous", None)
-    return logger
-
-
-
-def _wandb_logger_class() -> type | None:
-    """Lightning's WandbLogger class (None when Lightning cannot provide it)."""
-    try:
-        from lightning.pytorch.loggers import WandbLogger
-    except ImportError:
-        return None
-    return WandbLogger
-
-
-def _is_wandb_class(target: Any) -> bool:
-    """Does the `_target_` path name Lightning's WandbLogger or a subclass of it?"""
-    if not target:
-        return False
-    from hydra.utils import get_class
-
-    wandb_logger = _wandb_logger_class()
-    try:
-        cls = get_class(str(target))
-    except Exception:  # instantiate reports a bad target with its own one-line error
-        return False
-    return wandb_logger is not None and isinstance(cls, type) and issubclass(cls, wandb_logger)
+__all__ = ["build_logger", "close_wandb_run", "finish_logger", "is_wandb", "run_logger"]
 
 
 def is_wandb(logger: Any) -> bool:
