@@ -243,3 +243,14 @@ def test_a_dead_actor_is_replaced_at_the_next_search(compose_cfg):
     finally:
         close_pools()
         ray.shutdown()
+
+
+def test_chunks_are_dealt_level_by_level():
+    """Every actor gets its first chunk before any gets a second (the first actor used to
+    take all chunks_in_flight of them, leaving the others idle: 2 actors ran as 1)."""
+    from rest_mcts.loop.executors import deal_order
+
+    assert deal_order(["a", "b"], {"a": 0, "b": 0}, 2, 2) == ["a", "b"]
+    assert deal_order(["a", "b"], {"a": 0, "b": 0}, 2, 5) == ["a", "b", "a", "b"]
+    assert deal_order(["a", "b", "c"], {"a": 2, "b": 1, "c": 0}, 2, 9) == ["c", "b", "c"]
+    assert deal_order(["a", "b"], {"a": 0, "b": 0}, 1, 0) == []

@@ -280,12 +280,11 @@ class RayExecutor:
             load = {a: 0 for a in alive}
 
             def deal() -> None:
-                for actor in alive:
-                    while chunks and load[actor] < self.chunks_in_flight:
-                        chunk = chunks.popleft()
-                        gen = actor.search.options(num_returns="streaming").remote(chunk)
-                        pending[gen] = (actor, dict(chunk))
-                        load[actor] += 1
+                for actor in deal_order(alive, load, self.chunks_in_flight, len(chunks)):
+                    chunk = chunks.popleft()
+                    gen = actor.search.options(num_returns="streaming").remote(chunk)
+                    pending[gen] = (actor, dict(chunk))
+                    load[actor] += 1
 
             deal()
             while pending:
@@ -443,6 +442,21 @@ def _pool_of(executor: RayExecutor) -> _Pool:
     if pool is None or pool.cluster != cluster:
         pool = _POOLS[executor] = _Pool(executor, cluster)
     return pool
+
+
+def deal_order(actors: list, load: dict, chunks_in_flight: int, chunks_left: int) -> list:
+    """The actors that get the next chunks, in order: level by level, so every actor gets its
+    first chunk before any gets a second, up to ``chunks_in_flight`` each (``load``: chunks
+    each actor holds now). With ``chunk_size: auto`` there is one chunk per actor; dealing
+    each actor its ``chunks_in_flight`` in turn gave the first actor all of them."""
+    load = dict(load)
+    order = []
+    for level in range(1, chunks_in_flight + 1):
+        for actor in actors:
+            if len(order) < chunks_left and load[actor] < level:
+                order.append(actor)
+                load[actor] += 1
+    return order
 
 
 def close_pools(executor: RayExecutor | None = None) -> None:
