@@ -246,6 +246,9 @@ the search process and its PRM. `uptime` before: {before}; after: {after}.
 - tokens/s: completion tokens the server returned over the span from the run's first request
   to its last answer (the search's own time, without process and model start-up).
 - server busy: the part of that span with at least one request in flight.
+- engine policy s / PRM s: time inside the backends' calls, summed over calls; under
+  `streaming` the policy calls overlap (one per question request), so their sum exceeds the
+  span.
 - flood: the requests of the c={max(args.concurrency)} {args.schedules[0]} run, the same bodies (same seeds), sent straight
   to the server 32 at a time.
 """

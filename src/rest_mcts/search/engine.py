@@ -146,7 +146,8 @@ class SearchEngine:
             backend's own ``schedule`` attribute, else ``rounds``.
         stats: running totals over all runs of this engine: ``total_seconds`` (engine
             time, excluding the time the caller spends between results), ``policy_seconds``
-            and ``scorer_seconds`` (inside the backends), ``policy_calls``, ``scorer_calls``,
+            and ``scorer_seconds`` (inside the backends, summed over calls: under
+            ``streaming`` the policy calls overlap and their sum can exceed the wall time), ``policy_calls``, ``scorer_calls``,
             ``rounds``, ``questions``, ``policy_prompts``, ``scorer_items`` (items scored),
             ``scorer_cache_hits`` (items answered from the memo),
             ``policy_tokens``, ``prompt_tokens`` and
