@@ -28,3 +28,19 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def busy_share(intervals: list[tuple[float, float]]) -> float:
+    """Part of the span (first start to last end) that at least one interval covers: how
+    much of a run a server had a request in flight."""
+    if not intervals:
+        return 0.0
+    intervals = sorted(intervals)
+    busy, (lo, hi) = 0.0, intervals[0]
+    for start, end in intervals[1:]:
+        if start > hi:
+            busy, lo = busy + hi - lo, start
+        hi = max(hi, end)
+    busy += hi - lo
+    span = max(end for _, end in intervals) - intervals[0][0]
+    return busy / span if span else 0.0

@@ -29,7 +29,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from _common import ROOT, markdown_table
+from _common import ROOT, busy_share, markdown_table
 
 from rest_mcts.backends.base import SamplingParams
 from rest_mcts.backends.mock import MockPolicyBackend
@@ -117,19 +117,6 @@ def in_flight(records: list[tuple[float, float, int]]) -> float:
     return sum(end - start for start, end, _ in records) / span if span else 0.0
 
 
-def busy_share(records: list[tuple[float, float, int]]) -> float:
-    """Part of the span (first start to last end) with at least one request in flight."""
-    intervals = sorted((start, end) for start, end, _ in records)
-    busy, (lo, hi) = 0.0, intervals[0]
-    for start, end in intervals[1:]:
-        if start > hi:
-            busy, lo = busy + hi - lo, start
-        hi = max(hi, end)
-    busy += hi - lo
-    span = max(e for _, e in intervals) - intervals[0][0]
-    return busy / span if span else 0.0
-
-
 def run(server: ContinuousServer, world, problems, iterations: int, concurrency: int,
         schedule: str) -> dict:
     search = make_search(search_config_from({"name": "mcts_star", "iterations": iterations}),
@@ -149,7 +136,8 @@ def run(server: ContinuousServer, world, problems, iterations: int, concurrency:
     correct = sum(world.is_correct(p, list(results[p.id].steps)) for p in problems
                   if results[p.id].finished)
     return {"wall": wall, "tokens": tokens, "tokens_per_s": tokens / wall,
-            "requests": len(records), "busy": busy_share(records),
+            "requests": len(records),
+            "busy": busy_share([(start, end) for start, end, _ in records]),
             "in_flight": in_flight(records),
             "policy_calls": engine.stats["policy_calls"], "acc": correct / len(problems),
             "answers": answers}

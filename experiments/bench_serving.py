@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from _common import ROOT, markdown_table
+from _common import ROOT, busy_share, markdown_table
 from _llamacpp import GGUF, start_server
 
 RESULTS = ROOT / "experiments" / "results" / "bench_serving.md"
@@ -106,19 +106,11 @@ def timeline(records: list[dict]) -> dict[str, float]:
     busy share: the part of the span with at least one request in flight."""
     if not records:
         return {"requests": 0, "tokens": 0, "span": 0.0, "tokens_per_s": 0.0, "busy": 0.0}
-    intervals = sorted((r["start"], r["end"]) for r in records)
-    busy, (cur_start, cur_end) = 0.0, intervals[0]
-    for start, end in intervals[1:]:
-        if start > cur_end:
-            busy += cur_end - cur_start
-            cur_start, cur_end = start, end
-        else:
-            cur_end = max(cur_end, end)
-    busy += cur_end - cur_start
     span = max(r["end"] for r in records) - min(r["start"] for r in records)
     tokens = sum(r["tokens"] for r in records)
     return {"requests": len(records), "tokens": tokens, "span": span,
-            "tokens_per_s": tokens / span if span else 0.0, "busy": busy / span if span else 0.0}
+            "tokens_per_s": tokens / span if span else 0.0,
+            "busy": busy_share([(r["start"], r["end"]) for r in records])}
 
 
 def run_search(args: argparse.Namespace, proxy_url: str, concurrency: int,
