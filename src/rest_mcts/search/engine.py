@@ -148,7 +148,8 @@ class SearchEngine:
             time, excluding the time the caller spends between results), ``policy_seconds``
             and ``scorer_seconds`` (inside the backends, summed over calls: under
             ``streaming`` the policy calls overlap and their sum can exceed the wall time),
-            ``policy_calls``, ``scorer_calls``, ``rounds`` (streaming: answers waited for), ``questions``, ``policy_prompts``, ``scorer_items`` (items scored),
+            ``policy_calls``, ``scorer_calls``, ``rounds`` (streaming: answers waited for),
+            ``questions``, ``policy_prompts``, ``scorer_items`` (items scored),
             ``scorer_cache_hits`` (items answered from the memo),
             ``policy_tokens``, ``prompt_tokens`` and
             ``overhead_share = 1 - (policy_seconds + scorer_seconds) / total_seconds``.
