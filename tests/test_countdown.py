@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import random
@@ -20,6 +21,7 @@ from rest_mcts.worlds import (
     parse_question,
     solutions,
     solve,
+    SPLITS,
     split_of,
 )
 
@@ -118,14 +120,46 @@ def test_generated_problems_are_solvable_distinct_and_within_knobs() -> None:
 def test_splits_are_disjoint() -> None:
     world = CountdownWorld(num_numbers=4)
     keys = {}
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         problems = world.generate(300, seed=0, split=split)
         keys[split] = {(tuple(sorted(parse_question(p.question)[0])), int(p.gold))
                        for p in problems}
         assert len(keys[split]) == 300
-    assert not keys["train"] & keys["val"]
-    assert not keys["train"] & keys["test"]
-    assert not keys["val"] & keys["test"]
+    for a, b in itertools.combinations(SPLITS, 2):
+        assert not keys[a] & keys[b], (a, b)
+
+
+def test_split_shares_follow_the_hash_buckets() -> None:
+    """Every instance lies in one pool; the pools hold about 10/10/10/30/40% of them."""
+    counts = collections.Counter(
+        split_of(nums, t) for nums in itertools.combinations_with_replacement(range(1, 11), 3)
+        for t in range(1, 101))
+    total = sum(counts.values())
+    expected = {"test": 0.1, "val": 0.1, "d_v0": 0.1, "bootstrap": 0.3, "train": 0.4}
+    assert set(counts) == set(SPLITS)
+    for split, share in expected.items():
+        assert abs(counts[split] / total - share) < 0.02, (split, counts[split] / total)
+
+
+def test_guided_random_traces_keep_the_target_reachable_more_often() -> None:
+    world = CountdownWorld(num_numbers=4, max_target=200, min_steps=3)
+    problems = world.generate(150, seed=0, split="bootstrap")
+
+    def first_step_reachable(guided: float) -> float:
+        rng = random.Random(0)
+        hits = 0
+        for p in problems:
+            trace = world.random_trace(p.question, rng, guided=guided)
+            assert world.check_path(p.question, trace).legal
+            hits += world.reachable(p.question, trace[:1])
+        return hits / len(problems)
+
+    none, half, full = (first_step_reachable(g) for g in (0.0, 0.5, 1.0))
+    assert full == 1.0
+    assert none < 0.3 < half < 0.8
+    rng = random.Random(0)
+    assert all(world.is_correct(p, world.random_trace(p.question, rng, guided=1.0))
+               for p in problems)
 
 
 def test_four_numbers_and_min_steps() -> None:

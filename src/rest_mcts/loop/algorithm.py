@@ -202,7 +202,7 @@ def run_loop(
     d_v_files, d_g_files = [d_v0["file"]], []
     for k in range(1, s.iterations + 1):
         it = f"iter_{k}"
-        train_run = s.search_run("train", s.train_problems, label_trees=True)
+        train_run = s.search_run(ctx.pool("search"), s.train_problems, label_trees=True)
         search = runner.run(  # MCTS* on the training questions -> verified trees
             f"{it}/search",
             lambda d: {**run_search(ctx, d, train_mcts, train_run, policy_path=policy,

@@ -65,17 +65,24 @@ class TinyModelSpec:
 
 @dataclass(frozen=True)
 class BootstrapData:
-    """Traces policy_0 is trained on (``data.bootstrap``): correct solutions mixed with random
-    legal paths; the share of correct ones sets the base policy's strength."""
+    """Traces policy_0 is trained on (``data.bootstrap``): correct solutions (share
+    ``correct_share``) mixed with random legal paths, each of whose steps is, with probability
+    ``guided_step_prob`` and while the target is still reachable, a move that keeps it
+    reachable (else a uniformly random legal move). The two shares set the base policy's
+    strength: ``guided_step_prob`` gives it step skill above chance without teaching it whole
+    solutions."""
 
     train_problems: int = 3000
     num_traces: int = 80000
     correct_share: float = 0.35
     val_traces: int = 1000
+    guided_step_prob: float = 0.0
 
     def __post_init__(self) -> None:
         check_value("data.bootstrap.correct_share", self.correct_share, 0, 1,
                     what="share of correct traces")
+        check_value("data.bootstrap.guided_step_prob", self.guided_step_prob, 0, 1,
+                    what="chance that a step of a non-correct trace keeps the target reachable")
         for key in ("train_problems", "num_traces", "val_traces"):
             check_value(f"data.bootstrap.{key}", getattr(self, key), 1, integer=True)
 
@@ -187,6 +194,18 @@ class Context:
     def world(self) -> Any:
         """The world (built once)."""
         return instantiate(dict(self.world_spec), "data.world")
+
+    def pool(self, use: str) -> str:
+        """The split that questions for ``use`` come from: ``bootstrap`` (policy_0's traces),
+        ``d_v0`` (PRM_0's trees), ``search`` (the self-training searches), ``val`` or ``eval``.
+        A world with a ``pools`` mapping (Countdown) gives each use its own disjoint pool;
+        other worlds draw bootstrap, D_V0 and the searches from ``train`` (the paper folds
+        the MATH train set into both D_V0 and D_G)."""
+        default = {"bootstrap": "train", "d_v0": "train", "search": "train", "val": "val",
+                   "eval": "test"}
+        if use not in default:
+            raise ValueError(f"unknown question use {use!r}; one of {sorted(default)}")
+        return dict(getattr(self.world, "pools", None) or {}).get(use, default[use])
 
     def problems(self, split: str, n: int, at_most: bool = False) -> list[Problem]:
         """``n`` problems of a split, generated from the run's seed (disjoint across splits).

@@ -176,10 +176,11 @@ def build_d_v0(
     ``d_v_nodes`` (``paths`` | ``all``) picks the BFS trees' nodes, as for every D_V_k."""
     out = Path(out_dir)
     if init.method == "bfs":
-        trees = sample_bfs_trees(ctx, init, out / "bfs", "train", init.num_problems, policy_path)
+        trees = sample_bfs_trees(ctx, init, out / "bfs", ctx.pool("d_v0"), init.num_problems,
+                                 policy_path)
         counts = extract_data(trees, out, d_v_nodes=d_v_nodes)
         return {k.replace("extract/", "d_v0/"): v for k, v in counts.items()}
-    chosen = ctx.problems("train", init.num_problems, at_most=True)
+    chosen = ctx.problems(ctx.pool("d_v0"), init.num_problems, at_most=True)
     weak = ctx.build_policy(init.weak_model or policy_path)
     try:
         rows = reference_rows(chosen, ctx.world, weak, temperature=init.weak_temperature,

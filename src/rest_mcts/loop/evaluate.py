@@ -115,20 +115,29 @@ def bfs_at(mcts: Any, n: int) -> Any:
                          max_step_tokens=mcts.max_step_tokens)
 
 
+STEP_SKILL_PROBLEMS = 200  # questions whose states measure the step skill per depth
+
+
 def evaluate_policy_at(
     ctx: Context, model_path: str | Path, *, num_problems: int, samples: int,
-    temperature: float, split: str = "test",
+    temperature: float, split: str = "test", step_temperature: float = 0.7,
 ) -> dict[str, float]:
-    """Greedy accuracy, step legality and pass@N of the policy at ``model_path``."""
-    from rest_mcts.search.evaluation import evaluate_policy
+    """Greedy accuracy, step legality and pass@N of the policy at ``model_path``, and (worlds
+    with an oracle) its step skill per depth at ``step_temperature`` (the search's) against a
+    random legal move, on the first :data:`STEP_SKILL_PROBLEMS` questions
+    (:func:`rest_mcts.search.evaluation.step_skill`)."""
+    from rest_mcts.search.evaluation import evaluate_policy, step_skill
 
     test = ctx.problems(split, num_problems, at_most=True)
     policy = ctx.build_policy(model_path)
     try:
-        return evaluate_policy(
+        metrics = evaluate_policy(
             policy, ctx.world, test, samples=samples, temperature=temperature,
             max_new_tokens=ctx.max_solution_tokens, seed=ctx.seed,
         )
+        metrics.update(step_skill(policy, ctx.world, test[:STEP_SKILL_PROBLEMS], samples=8,
+                                  temperature=step_temperature, seed=ctx.seed))
+        return metrics
     finally:
         close_backend(policy)
 

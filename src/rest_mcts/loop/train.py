@@ -71,9 +71,12 @@ def policy0_metrics(path: Path) -> dict[str, float]:
     return dict(manifest.get("metrics") or manifest.get("train_metrics") or {})
 
 
-def make_traces(world, problem_list, n: int, correct_share: float, seed: int) -> list[SFTExample]:
+def make_traces(
+    world, problem_list, n: int, correct_share: float, seed: int, guided_step_prob: float = 0.0
+) -> list[SFTExample]:
     """``n`` SFT examples: with probability ``correct_share`` a correct solution of a random
-    problem, otherwise a uniformly random legal path (mostly wrong)."""
+    problem, otherwise a random legal path (mostly wrong) whose steps keep the target
+    reachable with probability ``guided_step_prob`` each (0: uniformly random legal moves)."""
     from rest_mcts.training.sft_data import SFTExample
 
     rng = random.Random(seed)
@@ -82,6 +85,8 @@ def make_traces(world, problem_list, n: int, correct_share: float, seed: int) ->
         problem = rng.choice(problem_list)
         if rng.random() < correct_share:
             steps = world.correct_trace(problem, rng)
+        elif guided_step_prob > 0:
+            steps = world.random_trace(problem.question, rng, guided=guided_step_prob)
         else:
             steps = world.random_trace(problem.question, rng)
         out.append(SFTExample(policy_prompt(problem.question.text), "".join(steps)))
@@ -109,10 +114,12 @@ def train_policy0(
         )
     start = time.time()
     boot, pol, world = ctx.bootstrap, ctx.policy, ctx.world
-    train_problems = ctx.problems("train", boot.train_problems)
+    train_problems = ctx.problems(ctx.pool("bootstrap"), boot.train_problems, at_most=True)
     val_problems = ctx.problems("val", boot.val_traces, at_most=True)
-    train = make_traces(world, train_problems, boot.num_traces, boot.correct_share, ctx.seed)
-    val = make_traces(world, val_problems, boot.val_traces, boot.correct_share, ctx.seed + 1)
+    train = make_traces(world, train_problems, boot.num_traces, boot.correct_share, ctx.seed,
+                        boot.guided_step_prob)
+    val = make_traces(world, val_problems, boot.val_traces, boot.correct_share, ctx.seed + 1,
+                      boot.guided_step_prob)
     log.info("bootstrap traces: %d train (%d problems), %d val",
              len(train), len(train_problems), len(val))
     tokenizer = build_char_tokenizer()

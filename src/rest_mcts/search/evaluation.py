@@ -115,3 +115,95 @@ def _generate(
 def _legal_rate(judged: Sequence[PathJudgement]) -> float:
     total = sum(j.judged_steps for j in judged)
     return sum(j.legal_steps for j in judged) / total if total else 0.0
+
+
+def step_skill(
+    backend: PolicyBackend,
+    world: World,
+    problems: Sequence[Problem],
+    *,
+    depths: Sequence[int] = (1, 2, 3),
+    samples: int = 8,
+    temperature: float = 0.7,
+    max_step_tokens: int = 48,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The policy's step skill per depth against a uniformly random legal move.
+
+    At depth d, each problem's state is the question plus the first d - 1 steps of one of its
+    shortest solutions (drawn with a seeded generator, so the states are fixed by ``seed``);
+    problems whose shortest solution is shorter than d have no state at depth d. The policy
+    samples ``samples`` next steps from each state at ``temperature`` (the search's); its skill
+    is the share of those steps that keep the target reachable (an illegal step does not).
+    The random baseline is the share of the state's legal moves that keep it reachable: what
+    a uniformly random legal move achieves, computed exactly from the oracle.
+
+    Needs a world with an exact oracle (``reachable``, ``legal_moves``, ``correct_trace``:
+    Countdown); returns ``{}`` for any other world.
+
+    Returns:
+        ``eval/step_skill@d``, ``eval/step_random@d``, ``eval/step_skill_ratio@d`` (skill over
+        random) and ``eval/step_states@d`` for each depth with at least one state.
+    """
+    import random
+
+    from rest_mcts.prompts import first_line
+
+    if not all(hasattr(world, a) for a in ("reachable", "legal_moves", "correct_trace", "state")):
+        return {}
+    rng = random.Random(f"step_skill|{seed}")
+    states: list[tuple[Problem, tuple[str, ...], int]] = []
+    for problem in problems:
+        solution = world.correct_trace(problem, rng, shortest=True)
+        for d in depths:
+            if d <= len(solution):
+                states.append((problem, tuple(solution[: d - 1]), d))
+    if not states:
+        return {}
+    fmt = prompt_format(world)
+    prompts = [policy_prompt(p.question.text, steps, fmt) for p, steps, _ in states]
+    params = SamplingParams(n=samples, temperature=temperature, max_new_tokens=max_step_tokens,
+                            stop=("\n",), seed=seed)
+    with tqdm(total=len(prompts), desc="step skill", unit="state") as bar:
+        outputs = _generate(backend, prompts, params, bar)
+    skill: dict[int, list[float]] = {}
+    rand: dict[int, list[float]] = {}
+    for (problem, steps, d), out in zip(states, outputs):
+        question = problem.question
+        good = 0
+        for completion in out.completions:
+            step = first_line(completion.text)
+            check = world.check_step(question, steps, step)
+            good += bool(check.legal and world.reachable(question, (*steps, step)))
+        skill.setdefault(d, []).append(good / max(1, len(out.completions)))
+        rand.setdefault(d, []).append(random_step_skill(world, question, steps))
+    metrics: dict[str, float] = {}
+    for d in sorted(skill):
+        s, r = sum(skill[d]) / len(skill[d]), sum(rand[d]) / len(rand[d])
+        metrics[f"eval/step_skill@{d}"] = s
+        metrics[f"eval/step_random@{d}"] = r
+        metrics[f"eval/step_skill_ratio@{d}"] = s / r if r > 0 else float("nan")
+        metrics[f"eval/step_states@{d}"] = float(len(skill[d]))
+    return metrics
+
+
+def random_step_skill(world: World, question, steps: Sequence[str]) -> float:
+    """Share of the legal moves after ``steps`` that keep the target reachable (exact): the
+    step skill of a uniformly random legal move."""
+    state = world.state(question, steps)
+    moves = world.legal_moves(state)
+    if not moves:
+        return 0.0
+    good = 0
+    for a, op, b, r in moves:
+        left = [r, *_without(state, a, b)]
+        line = world.format_step(len(steps) + 1, a, op, b, r, left)
+        good += bool(world.reachable(question, (*steps, line)))
+    return good / len(moves)
+
+
+def _without(state: Sequence[int], a: int, b: int) -> list[int]:
+    rest = list(state)
+    rest.remove(a)
+    rest.remove(b)
+    return rest

@@ -100,26 +100,46 @@ def sibling_accuracy(
     Returns:
         (accuracy, number of pairs); accuracy is NaN when there is no pair.
     """
+    by_depth = sibling_accuracy_by_depth(rows, preds, truth)
+    pairs = sum(n for _, n in by_depth.values())
+    right = sum(acc * n for acc, n in by_depth.values() if n)
+    return (right / pairs if pairs else math.nan), pairs
+
+
+def sibling_accuracy_by_depth(
+    rows: Sequence[ValueRow], preds: Sequence[float], truth: Sequence[float]
+) -> dict[int, tuple[float, int]]:
+    """:func:`sibling_accuracy` per depth of the children (their number of steps): depth 1
+    ranks the first steps of a question, depth 2 the second steps under one first step, and
+    so on. Returns ``{depth: (accuracy, pairs)}`` for every depth with siblings."""
     groups: dict[tuple[str, tuple[str, ...]], dict[str, tuple[float, float]]] = defaultdict(dict)
     for row, p, t in zip(rows, preds, truth):
         if not row.steps:
             continue
         children = groups[(row.question, tuple(row.steps[:-1]))]
         children.setdefault(row.steps[-1], (p, t))
+    tally: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
+    for (_, parent), children in groups.items():
+        right, pairs = _ordered_pairs(list(children.values()))
+        tally[len(parent) + 1][0] += right
+        tally[len(parent) + 1][1] += pairs
+    return {d: (right / pairs, int(pairs)) for d, (right, pairs) in sorted(tally.items()) if pairs}
+
+
+def _ordered_pairs(items: Sequence[tuple[float, float]]) -> tuple[float, int]:
+    """(pairs ordered as the truth, ties in prediction half; pairs whose truths differ)."""
     right, pairs = 0.0, 0
-    for children in groups.values():
-        items = list(children.values())
-        for i in range(len(items)):
-            for j in range(i + 1, len(items)):
-                (p1, t1), (p2, t2) = items[i], items[j]
-                if abs(t1 - t2) <= TIE:
-                    continue
-                pairs += 1
-                if p1 == p2:
-                    right += 0.5
-                elif (p1 > p2) == (t1 > t2):
-                    right += 1.0
-    return (right / pairs if pairs else math.nan), pairs
+    for i in range(len(items)):
+        for j in range(i + 1, len(items)):
+            (p1, t1), (p2, t2) = items[i], items[j]
+            if abs(t1 - t2) <= TIE:
+                continue
+            pairs += 1
+            if p1 == p2:
+                right += 0.5
+            elif (p1 > p2) == (t1 > t2):
+                right += 1.0
+    return right, pairs
 
 
 def value_metrics(
@@ -129,7 +149,8 @@ def value_metrics(
 
     Always ``val/mse`` and ``val/acc@0.1`` against the rows' D_V targets; with an oracle
     (exact quality values) also ``val/oracle_mse``, ``val/oracle_mae``, ``val/oracle_acc@0.1``,
-    ``val/oracle_spearman``, ``val/sibling_acc`` and ``val/sibling_pairs`` (see the module
+    ``val/oracle_spearman``, ``val/sibling_acc`` and ``val/sibling_pairs``, and per depth d of
+    the ranked children ``val/sibling_acc@d`` and ``val/sibling_pairs@d`` (see the module
     docstring)."""
     if len(preds) != len(rows):
         raise ValueError(f"value_metrics: {len(preds)} predictions for {len(rows)} rows")
@@ -147,4 +168,7 @@ def value_metrics(
             "val/sibling_acc": sibling,
             "val/sibling_pairs": float(pairs),
         })
+        for depth, (acc, n) in sibling_accuracy_by_depth(rows, clamped, exact).items():
+            out[f"val/sibling_acc@{depth}"] = acc
+            out[f"val/sibling_pairs@{depth}"] = float(n)
     return out

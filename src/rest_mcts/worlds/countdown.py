@@ -39,7 +39,13 @@ from rest_mcts.worlds.base import Problem, Question, StepCheck
 logger = logging.getLogger(__name__)
 
 OPS: tuple[str, ...] = ("+", "-", "*", "/")
-SPLITS: tuple[str, ...] = ("train", "val", "test")
+SPLITS: tuple[str, ...] = ("train", "val", "test", "bootstrap", "d_v0")
+"""The disjoint question pools (:func:`split_of`): ``train`` (the self-training searches),
+``val``, ``test``, ``bootstrap`` (policy_0's traces) and ``d_v0`` (PRM_0's trees)."""
+POOLS: dict[str, str] = {"bootstrap": "bootstrap", "d_v0": "d_v0", "search": "train",
+                         "val": "val", "eval": "test"}
+"""Which split each use of questions draws from (``Context.pool``): no two uses of one run
+share a question (the val split serves only validation)."""
 
 Move = tuple[int, str, int, int]
 """A move ``(a, op, b, result)``, written ``a op b = result``."""
@@ -291,18 +297,27 @@ def _iter_solutions(
 
 
 def split_of(numbers: Sequence[int], target: int) -> str:
-    """The split a canonical instance belongs to, by a stable hash.
+    """The split (question pool) a canonical instance belongs to, by a stable hash.
+
+    The first 8 bytes of sha256(``"<sorted numbers>-><target>"``) as an integer h: ``test``
+    when h % 10 == 0 (10%), ``val`` when h % 10 == 1 (10%); the rest by (h // 10) % 8:
+    ``d_v0`` for 0 (10% of all), ``bootstrap`` for 1-3 (30%), ``train`` for 4-7 (40%). An
+    instance lies in exactly one pool, whatever the seed or the other knobs, so the pools
+    of a run are disjoint by construction.
 
     Args:
         numbers: the numbers (order does not matter).
         target: the target.
 
     Returns:
-        ``"test"`` for hash bucket 0 (mod 10), ``"val"`` for 1, else ``"train"``.
+        One of :data:`SPLITS`.
     """
     key = " ".join(str(x) for x in sorted(numbers)) + f"->{target}"
-    bucket = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % 10
-    return "test" if bucket == 0 else "val" if bucket == 1 else "train"
+    h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+    if h % 10 in (0, 1):
+        return "test" if h % 10 == 0 else "val"
+    rest = (h // 10) % 8
+    return "d_v0" if rest == 0 else "bootstrap" if rest <= 3 else "train"
 
 
 # ----------------------------------------------------------------------------------------
@@ -429,6 +444,7 @@ class CountdownWorld:
     """
 
     name = "countdown"
+    pools = POOLS
 
     def __init__(
         self,
@@ -527,7 +543,7 @@ class CountdownWorld:
         Args:
             n: how many problems.
             seed: the seed.
-            split: ``"train"``, ``"val"`` or ``"test"``.
+            split: one of :data:`SPLITS` (the question pools).
 
         Returns:
             Problems with ids ``countdown-<split>-<index:06d>``.
@@ -769,20 +785,31 @@ class CountdownWorld:
                 return lines
             need -= 1
 
-    def random_trace(self, question: Question | str, rng: random.Random) -> list[str]:
-        """A random legal finished path: each step a uniform choice among the legal moves.
+    def random_trace(
+        self, question: Question | str, rng: random.Random, *, guided: float = 0.0
+    ) -> list[str]:
+        """A random legal finished path: each step a uniform choice among the legal moves;
+        with ``guided`` > 0, while the target is still reachable, a step is drawn with
+        probability ``guided`` among the moves that keep it reachable instead.
 
         Args:
             question: the question (or its text).
             rng: the random generator to draw from.
+            guided: the chance of a reachability-keeping step (0: none; no draw is made, so
+                the traces equal those of earlier versions).
 
         Returns:
-            Step lines ending in ``"\\n"`` (correct only by luck).
+            Step lines ending in ``"\\n"`` (correct only by luck, or by guidance).
         """
         state, target = parse_question(question)
         lines: list[str] = []
         while True:
-            move = rng.choice(_moves(state))
+            move = None
+            if guided > 0 and rng.random() < guided:
+                good = _solving_moves(state, target, None)
+                move = rng.choice(good) if good else None
+            if move is None:
+                move = rng.choice(_moves(state))
             state = apply_move(state, move)
             lines.append(format_step(len(lines) + 1, *move, state))
             if move[3] == target or len(state) == 1:
