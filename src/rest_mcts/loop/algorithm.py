@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rest_mcts.config import ConfigError, check_value
+from rest_mcts.loop import gates
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0, prm_eval_set
 from rest_mcts.loop.data import D_V_NODES, extract_data, mix
@@ -197,6 +198,9 @@ def run_loop(
     artifacts = {"d_v": (d_v0["file"], "dataset"), "prm": (prm, "model"),
                  "policy": (base, "model")}
     rows = [evaluate(0, {"data/d_v_rows": d_v0.get("d_v0/d_v_rows")})]
+    level = logging.WARNING if gates.any_failed(rows[0]) else logging.INFO
+    for line in gates.summary(rows[0]):  # can search beat sampling with these base models?
+        log.log(level, "iteration-0 gate %s", line)
 
     # ---- iterations 1..K
     d_v_files, d_g_files = [d_v0["file"]], []

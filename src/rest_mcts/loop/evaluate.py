@@ -211,7 +211,8 @@ def evaluate_iteration(
             f"{it}/eval_policy",
             lambda d: evaluate_policy_at(ctx, policy, num_problems=pe.num_problems,
                                          samples=pe.samples, temperature=pe.temperature,
-                                         split=eval_run.split),
+                                         split=eval_run.split,
+                                         step_temperature=mcts.temperature),
             produced_by=f"the policy alone: greedy and pass@{pe.samples} (temperature "
                         f"{pe.temperature}) on {pe.num_problems} {eval_run.split} questions",
             inputs={"policy": policy},
@@ -219,6 +220,8 @@ def evaluate_iteration(
         row["policy/greedy_acc"] = metrics["eval/greedy_acc"]
         row["policy/pass@k"] = metrics[f"eval/pass@{pe.samples}"]
         row["policy/legal_step_rate"] = metrics["eval/legal_step_rate"]
+        row.update({f"policy/{key[len('eval/'):]}": v for key, v in metrics.items()
+                    if key.startswith("eval/step_")})  # step skill per depth, its baseline
     done: dict[str, dict[str, Any]] = {}
     if "cot" in methods:
         done["cot"] = run_eval("cot", search_config("cot"))
