@@ -134,6 +134,8 @@ BAD = [
     ("mcts_star", "stop_rule", "never",
      "search.stop_rule='never' must be one of selected, finished"),
     ("mcts_star", "early_stop", "no", "search.early_stop='no' must be true or false"),
+    ("mcts_star", "finish", "summary",
+     "search.finish='summary' must be one of complete, as_is"),
     ("cot", "temperature", 0.7, "search.temperature=0.7 must be 0 (cot is greedy)"),
     ("cot", "temperature", -1, "search.temperature=-1 is outside [0, inf] (sampling temperature)"),
     ("self_consistency", "n", 0, "search.n=0 is outside [1, inf] (sampled solutions per question)"),
@@ -174,9 +176,10 @@ def test_unknown_knob_and_unknown_method_are_one_line():
         search_config("mcts_star", beta=0.5)
     assert str(err.value) == (
         "search.beta is not a knob of search 'mcts_star'; allowed: alpha, answer_selection, "
-        "branch, critic_max_tokens, early_stop, end_gate, exploration_constant, iterations, "
-        "max_depth, max_step_tokens, rollout_branch, rollout_steps, rollout_temperature, "
-        "self_critic, stop_rule, t_checkpoints, temperature, uct, unvisited_bonus, widen"
+        "branch, critic_max_tokens, early_stop, end_gate, exploration_constant, finish, "
+        "iterations, max_depth, max_step_tokens, rollout_branch, rollout_steps, "
+        "rollout_temperature, self_critic, stop_rule, t_checkpoints, temperature, uct, "
+        "unvisited_bonus, widen"
     )
     with pytest.raises(ConfigError) as err:
         search_config("mcts")
@@ -198,7 +201,7 @@ def test_unknown_knob_and_unknown_method_are_one_line():
         (["search.widen=maybe"], "search.widen='maybe' must be true or false"),
         (["+search.beta=1"], "search.beta is not a knob of search 'mcts_star'; allowed: alpha, "
          "answer_selection, branch, critic_max_tokens, early_stop, end_gate, "
-         "exploration_constant, iterations, max_depth, max_step_tokens, rollout_branch, "
+         "exploration_constant, finish, iterations, max_depth, max_step_tokens, rollout_branch, "
          "rollout_steps, rollout_temperature, self_critic, stop_rule, t_checkpoints, "
          "temperature, uct, unvisited_bonus, widen"),
     ],

@@ -27,6 +27,7 @@ ANSWER_SELECTIONS = ("best_leaf", "value_vote")
 SELF_CRITIC_MODES = ("world", "llm", "off")
 UCT_FORMS = ("authors", "plain")
 STOP_RULES = ("selected", "finished")
+FINISH_MODES = ("complete", "as_is")
 
 
 def knob(
@@ -164,6 +165,12 @@ class MCTSStarConfig(SearchConfig):
     # stop rule picks is visited but not expanded (the authors' data generation,
     # sample_value='full'; the self-training loop's training search).
     early_stop: bool = knob(True, flag=True)
+    # An answer node whose path is not finished (the stop test's leaf, or the best-valued
+    # node when none is finished): complete (the authors' code has the policy write the final
+    # answer from the chosen node; here one greedy continuation of its path, at most
+    # max_step_tokens per step left above max_depth, judged by the world's parser, its
+    # tokens counted; the tree is unchanged) | as_is (answered unfinished: scored wrong).
+    finish: str = knob("complete", choices=FINISH_MODES)
     # The T curve inside one run: after each of these iteration counts below T, and at T,
     # record the answer the search would give if T were that count, with the policy tokens
     # spent so far (results.jsonl `t_curve`, metrics `<stage>/acc@T=t`;
