@@ -76,6 +76,15 @@ def test_mcts_star_widen_is_the_paper_config_with_widening():
     assert MCTSStarConfig().widen is False
 
 
+def test_mcts_star_lean_is_the_paper_config_without_rollout_and_unvisited_bonus(compose_cfg):
+    lean = search_config_from(compose_cfg("search=mcts_star_lean").search)
+    assert isinstance(lean, MCTSStarConfig)
+    assert lean == MCTSStarConfig(rollout_steps=0, unvisited_bonus=0.0)
+    assert (lean.rollout_steps, lean.unvisited_bonus, lean.uct) == (0, 0.0, "authors")
+    assert not lean.widen and lean.finish == "complete"  # otherwise the paper's defaults
+    assert search_config("mcts_star_lean", rollout_steps=1).rollout_steps == 1
+
+
 def test_configs_are_frozen_and_overrides_make_new_ones():
     config = search_config("mcts_star", iterations=10, widen=False)
     assert config == MCTSStarConfig(iterations=10, widen=False) != MCTSStarConfig()
@@ -184,8 +193,8 @@ def test_unknown_knob_and_unknown_method_are_one_line():
     with pytest.raises(ConfigError) as err:
         search_config("mcts")
     assert str(err.value) == (
-        "unknown search 'mcts'; choose from best_of_n, bfs, cot, mcts_star, mcts_star_widen, "
-        "self_consistency, weighted_vote"
+        "unknown search 'mcts'; choose from best_of_n, bfs, cot, mcts_star, mcts_star_lean, "
+        "mcts_star_widen, self_consistency, weighted_vote"
     )
     with pytest.raises(ConfigError, match="needs a 'name'"):
         search_config_from({"n": 3})

@@ -11,8 +11,9 @@ weight alpha)``), so ``config.validate`` stops a run before any work, with that 
 
 Build one with :func:`search_config_from` (from the composed ``cfg.search`` node or any
 mapping with a ``name``) or :func:`search_config` (a method's defaults with overrides).
-A named variant (``SEARCH_VARIANTS``: ``search=mcts_star_widen``) has its own YAML file with
-``name: <variant>``; it builds its method's config with the variant's settings.
+A named variant (``SEARCH_VARIANTS``: ``search=mcts_star_widen``, ``search=mcts_star_lean``)
+has its own YAML file with ``name: <variant>``; it builds its method's config with the
+variant's settings.
 """
 
 from __future__ import annotations
@@ -274,6 +275,9 @@ SEARCH_CONFIGS: dict[str, type[SearchConfig]] = {
 SEARCH_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # MCTS* with this repo's progressive widening (the paper expands each node once).
     "mcts_star_widen": ("mcts_star", {"widen": True}),
+    # The paper's MCTS* without the greedy MC rollout and without the unvisited bonus
+    # (uct=authors with bonus 0: an unvisited child scores its own value): a cheaper search.
+    "mcts_star_lean": ("mcts_star", {"rollout_steps": 0, "unvisited_bonus": 0.0}),
 }
 
 
