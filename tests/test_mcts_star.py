@@ -145,7 +145,9 @@ def test_expansion_scores_children_and_rollout_updates_with_alpha():
     assert good.visits == 1 and bad.visits == 0
     assert tree.root.value == pytest.approx(good.value) and tree.root.visits == 1
     kinds = [type(r).__name__ for r in log]
-    assert kinds == ["Generate", "Score", "Generate", "Score"]
+    # expansion, its values, the rollout step, its value; then the completion of the
+    # unfinished answer (finish=complete; tests/test_mcts_finish.py)
+    assert kinds == ["Generate", "Score", "Generate", "Score", "Generate"]
     assert log[0].params.n == 2 and log[2].params.n == 1  # branch, rollout_branch
     assert log[0].params.temperature == log[2].params.temperature == 0.7
 
@@ -377,7 +379,7 @@ def test_default_rollout_samples_one_step_at_the_authors_temperature():
     log = []
     policy = table_policy({0: [GOOD1], 1: [GOOD2]})
     drive(mcts_star(Q, WORLD, MCTSStarConfig(iterations=1)), policy, value_table({}), log)
-    expand, roll = [r for r in log if isinstance(r, Generate)]
+    expand, roll, _completion = [r for r in log if isinstance(r, Generate)]
     assert (expand.params.n, expand.params.temperature) == (PAPER_BRANCH, PAPER_TEMPERATURE)
     assert (roll.params.n, roll.params.temperature) == (
         PAPER_ROLLOUT_BRANCH, PAPER_ROLLOUT_TEMPERATURE)
@@ -390,14 +392,18 @@ def test_default_rollout_samples_one_step_at_the_authors_temperature():
 
 def test_default_stop_rule_stops_at_a_selected_unfinished_leaf_above_l():
     # GOOD1 scores 0.95 >= l: the paper stops when selection reaches it and returns it,
-    # though its path is not finished; stop_rule=finished continues it greedily instead.
+    # though its path is not finished (the policy then completes it: finish=complete);
+    # stop_rule=finished continues it greedily instead.
     policy = table_policy({0: [GOOD1], 1: [GOOD2]})
     scorer = value_table({(GOOD1,): 0.95, (GOOD1, GOOD2): 0.5})
     log = []
-    res = run(policy, scorer, log, rollout_steps=0)
+    res = run(policy, scorer, log, rollout_steps=0, finish="as_is")
     assert res.info["stopped_at_end_gate"] and res.info["iterations"] == 2
     assert res.steps == (GOOD1,) and not res.finished and res.answer is None
     assert sum(isinstance(r, Generate) for r in log) == 1  # GOOD1 was never expanded
+    completed = run(policy, scorer, rollout_steps=0)
+    assert completed.info["completed"] and completed.tree == res.tree
+    assert completed.steps == (GOOD1, GOOD2) and completed.answer == "29"
     other = run(policy, scorer, rollout_steps=0, stop_rule="finished")
     assert not other.info["stopped_at_end_gate"] and other.steps == (GOOD1, GOOD2)
 
@@ -424,7 +430,8 @@ def test_early_stop_false_runs_all_iterations_and_does_not_expand_a_leaf_above_l
     log = []
     res = run(policy, scorer, log, iterations=6, rollout_steps=0, early_stop=False)
     assert not res.info["stopped_at_end_gate"] and res.info["iterations"] == 6
-    assert sum(isinstance(r, Generate) for r in log) == 1
+    # the root's expansion, then the completion of the unfinished answer GOOD1 (not a node)
+    assert sum(isinstance(r, Generate) for r in log) == 2 and res.info["completed"]
     tree = Tree.from_dict(res.tree)
     good1 = next(n for n in tree.nodes if n.step == GOOD1)
     assert good1.visits == 5 and not good1.expanded and tree.root.visits == 6

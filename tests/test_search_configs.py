@@ -76,6 +76,15 @@ def test_mcts_star_widen_is_the_paper_config_with_widening():
     assert MCTSStarConfig().widen is False
 
 
+def test_mcts_star_lean_is_the_paper_config_without_rollout_and_unvisited_bonus(compose_cfg):
+    lean = search_config_from(compose_cfg("search=mcts_star_lean").search)
+    assert isinstance(lean, MCTSStarConfig)
+    assert lean == MCTSStarConfig(rollout_steps=0, unvisited_bonus=0.0)
+    assert (lean.rollout_steps, lean.unvisited_bonus, lean.uct) == (0, 0.0, "authors")
+    assert not lean.widen and lean.finish == "complete"  # otherwise the paper's defaults
+    assert search_config("mcts_star_lean", rollout_steps=1).rollout_steps == 1
+
+
 def test_configs_are_frozen_and_overrides_make_new_ones():
     config = search_config("mcts_star", iterations=10, widen=False)
     assert config == MCTSStarConfig(iterations=10, widen=False) != MCTSStarConfig()
@@ -134,6 +143,8 @@ BAD = [
     ("mcts_star", "stop_rule", "never",
      "search.stop_rule='never' must be one of selected, finished"),
     ("mcts_star", "early_stop", "no", "search.early_stop='no' must be true or false"),
+    ("mcts_star", "finish", "summary",
+     "search.finish='summary' must be one of complete, as_is"),
     ("cot", "temperature", 0.7, "search.temperature=0.7 must be 0 (cot is greedy)"),
     ("cot", "temperature", -1, "search.temperature=-1 is outside [0, inf] (sampling temperature)"),
     ("self_consistency", "n", 0, "search.n=0 is outside [1, inf] (sampled solutions per question)"),
@@ -174,15 +185,16 @@ def test_unknown_knob_and_unknown_method_are_one_line():
         search_config("mcts_star", beta=0.5)
     assert str(err.value) == (
         "search.beta is not a knob of search 'mcts_star'; allowed: alpha, answer_selection, "
-        "branch, critic_max_tokens, early_stop, end_gate, exploration_constant, iterations, "
-        "max_depth, max_step_tokens, rollout_branch, rollout_steps, rollout_temperature, "
-        "self_critic, stop_rule, t_checkpoints, temperature, uct, unvisited_bonus, widen"
+        "branch, critic_max_tokens, early_stop, end_gate, exploration_constant, finish, "
+        "iterations, max_depth, max_step_tokens, rollout_branch, rollout_steps, "
+        "rollout_temperature, self_critic, stop_rule, t_checkpoints, temperature, uct, "
+        "unvisited_bonus, widen"
     )
     with pytest.raises(ConfigError) as err:
         search_config("mcts")
     assert str(err.value) == (
-        "unknown search 'mcts'; choose from best_of_n, bfs, cot, mcts_star, mcts_star_widen, "
-        "self_consistency, weighted_vote"
+        "unknown search 'mcts'; choose from best_of_n, bfs, cot, mcts_star, mcts_star_lean, "
+        "mcts_star_widen, self_consistency, weighted_vote"
     )
     with pytest.raises(ConfigError, match="needs a 'name'"):
         search_config_from({"n": 3})
@@ -198,7 +210,7 @@ def test_unknown_knob_and_unknown_method_are_one_line():
         (["search.widen=maybe"], "search.widen='maybe' must be true or false"),
         (["+search.beta=1"], "search.beta is not a knob of search 'mcts_star'; allowed: alpha, "
          "answer_selection, branch, critic_max_tokens, early_stop, end_gate, "
-         "exploration_constant, iterations, max_depth, max_step_tokens, rollout_branch, "
+         "exploration_constant, finish, iterations, max_depth, max_step_tokens, rollout_branch, "
          "rollout_steps, rollout_temperature, self_critic, stop_rule, t_checkpoints, "
          "temperature, uct, unvisited_bonus, widen"),
     ],

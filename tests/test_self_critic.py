@@ -108,7 +108,8 @@ def test_unparseable_critic_answer_means_no_verdict_and_expansion_proceeds():
     assert tree.root.critic is None and tree.root.mcts.critic_status == "unparsed"
     assert tree.root.mcts.critic_raw == "I am not sure what you mean"
     assert result.info["critic_unparsed"] == 2 and result.info["critic_hints"] == 0
-    expansions = [r for r in log if isinstance(r, Generate) and not is_critic(r.prompts[0])]
+    expansions = [r for r in log if isinstance(r, Generate) and not is_critic(r.prompts[0])
+                  and r.params.stop]  # not the completion of the answer (no step stop)
     assert len(expansions) == 2 and all("Analysis" not in r.prompts[0] for r in expansions)
 
 

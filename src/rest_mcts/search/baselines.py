@@ -19,11 +19,10 @@ None``); ties go to the answer seen first.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any, Generator, Sequence
 
-from rest_mcts.backends.base import Completion, SamplingParams
-from rest_mcts.prompts import policy_prompt, prompt_format, split_steps
+from rest_mcts.backends.base import SamplingParams
+from rest_mcts.prompts import policy_prompt, prompt_format
 from rest_mcts.search.configs import (
     BestOfNConfig,
     BFSConfig,
@@ -41,92 +40,12 @@ from rest_mcts.search.requests import (
     SearchResult,
     step_params,
 )
-from rest_mcts.search.steps import expand_node
+from rest_mcts.search.steps import SampledPath, expand_node, judge_solution
 from rest_mcts.search.tree import Node, Tree
 from rest_mcts.worlds.base import Question, World
 
 
 # ---------------------------------------------------------------------------- sampled paths
-@dataclass(frozen=True)
-class SampledPath:
-    """One sampled full solution, judged by the world.
-
-    Attributes:
-        text: the generated text.
-        steps: its legal prefix (cut before the first illegal step).
-        finished: whether the legal prefix is a finished path.
-        answer: the answer the finished path states (None otherwise).
-        error: why the first illegal step is illegal ("" when every step is legal).
-        tokens: policy tokens the sample cost.
-        finish_reason: the backend's finish reason.
-        value: the value model's score of ``steps`` (None when not scored).
-    """
-
-    text: str
-    steps: tuple[str, ...]
-    finished: bool
-    answer: str | None
-    error: str
-    tokens: int
-    finish_reason: str
-    value: float | None = None
-
-    @property
-    def votes(self) -> bool:
-        """Whether this path takes part in answer voting."""
-        return self.finished and self.answer is not None
-
-    def record(self) -> dict[str, Any]:
-        """JSON-able record of the sample."""
-        return {
-            "text": self.text,
-            "steps": list(self.steps),
-            "finished": self.finished,
-            "answer": self.answer,
-            "error": self.error,
-            "tokens": self.tokens,
-            "finish_reason": self.finish_reason,
-            "value": self.value,
-        }
-
-
-def judge_solution(
-    question: Question, world: World, completion: Completion, value: float | None = None
-) -> SampledPath:
-    """Split a generated solution into steps and judge them with the world's parser.
-
-    The path is cut at its first illegal step (steps after a finished path are illegal).
-
-    Args:
-        question: the question.
-        world: the step parser.
-        completion: the generated full solution.
-        value: its value, if already known.
-
-    Returns:
-        The judged :class:`SampledPath`.
-    """
-    legal: list[str] = []
-    finished, answer, error = False, None, ""
-    for step in split_steps(completion.text):
-        check = world.check_step(question, legal, step)
-        if not check.legal:
-            error = check.error or "illegal step"
-            break
-        legal.append(step)
-        finished, answer = check.finished, check.answer if check.finished else None
-    return SampledPath(
-        text=completion.text,
-        steps=tuple(legal),
-        finished=finished,
-        answer=answer,
-        error=error,
-        tokens=completion.num_tokens,
-        finish_reason=completion.finish_reason,
-        value=value,
-    )
-
-
 def vote(
     paths: Sequence[SampledPath], weighted: bool = False
 ) -> tuple[str | None, dict[str, float]]:

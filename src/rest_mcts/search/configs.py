@@ -11,8 +11,9 @@ weight alpha)``), so ``config.validate`` stops a run before any work, with that 
 
 Build one with :func:`search_config_from` (from the composed ``cfg.search`` node or any
 mapping with a ``name``) or :func:`search_config` (a method's defaults with overrides).
-A named variant (``SEARCH_VARIANTS``: ``search=mcts_star_widen``) has its own YAML file with
-``name: <variant>``; it builds its method's config with the variant's settings.
+A named variant (``SEARCH_VARIANTS``: ``search=mcts_star_widen``, ``search=mcts_star_lean``)
+has its own YAML file with ``name: <variant>``; it builds its method's config with the
+variant's settings.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ANSWER_SELECTIONS = ("best_leaf", "value_vote")
 SELF_CRITIC_MODES = ("world", "llm", "off")
 UCT_FORMS = ("authors", "plain")
 STOP_RULES = ("selected", "finished")
+FINISH_MODES = ("complete", "as_is")
 
 
 def knob(
@@ -164,6 +166,12 @@ class MCTSStarConfig(SearchConfig):
     # stop rule picks is visited but not expanded (the authors' data generation,
     # sample_value='full'; the self-training loop's training search).
     early_stop: bool = knob(True, flag=True)
+    # An answer node whose path is not finished (the stop test's leaf, or the best-valued
+    # node when none is finished): complete (the authors' code has the policy write the final
+    # answer from the chosen node; here one greedy continuation of its path, at most
+    # max_step_tokens per step left above max_depth, judged by the world's parser, its
+    # tokens counted; the tree is unchanged) | as_is (answered unfinished: scored wrong).
+    finish: str = knob("complete", choices=FINISH_MODES)
     # The T curve inside one run: after each of these iteration counts below T, and at T,
     # record the answer the search would give if T were that count, with the policy tokens
     # spent so far (results.jsonl `t_curve`, metrics `<stage>/acc@T=t`;
@@ -267,6 +275,9 @@ SEARCH_CONFIGS: dict[str, type[SearchConfig]] = {
 SEARCH_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # MCTS* with this repo's progressive widening (the paper expands each node once).
     "mcts_star_widen": ("mcts_star", {"widen": True}),
+    # The paper's MCTS* without the greedy MC rollout and without the unvisited bonus
+    # (uct=authors with bonus 0: an unvisited child scores its own value): a cheaper search.
+    "mcts_star_lean": ("mcts_star", {"rollout_steps": 0, "unvisited_bonus": 0.0}),
 }
 
 

@@ -2,7 +2,7 @@
 accuracy of N sampled solutions (pass@N: best-of-N with the exact verifier).
 
 It lives in ``search`` because it judges whole generated solutions with the same parser as
-the CoT and sampling baselines (:func:`~rest_mcts.search.baselines.judge_solution`).
+the CoT and sampling baselines (:func:`~rest_mcts.search.steps.judge_solution`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from rest_mcts.backends.base import (
     row_seeds,
 )
 from rest_mcts.prompts import policy_prompt, prompt_format
-from rest_mcts.search.baselines import judge_solution as judge_path
+from rest_mcts.search.steps import judge_solution as judge_path
 from rest_mcts.worlds.base import Problem, World
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class PathJudgement:
 
 
 def judge_solution(world: World, problem: Problem, completion: Completion) -> PathJudgement:
-    """Check a generated solution step by step (the search's parser, `baselines.judge_solution`),
+    """Check a generated solution step by step (the search's parser, `steps.judge_solution`),
     then verify the finished path against the gold answer."""
     path = judge_path(problem.question, world, completion)
     correct = path.finished and world.is_correct(problem, list(path.steps))

@@ -10,7 +10,8 @@ Each iteration runs the paper's phases, each a short function below:
    authors' getBestChild; Eq. 33 has no factor 2, no rule for unvisited children and no
    value of its constant); `uct=plain`: Eq. 33 as printed, an unvisited child +inf;
 2. **stop test** (`stop_rule=selected`, default: the paper, Alg. 2 lines 9-11): a selected
-   leaf with v_C >= l (`end_gate`) ends the search and is its answer, finished or not;
+   leaf with v_C >= l (`end_gate`) ends the search and is its answer, finished or not (an
+   unfinished one is completed: see the final answer below);
    `stop_rule=finished` (this repo's earlier rule): only a finished node with v >= l stops
    it, and an unfinished leaf at or above l is continued by one greedy step instead of b
    samples. With `early_stop=false` (the authors' data generation) the search runs all T
@@ -39,12 +40,25 @@ Each iteration runs the paper's phases, each a short function below:
 6. **backpropagation**: every ancestor's value becomes the visit-weighted mean of its
    children's values, and its visit count grows by one.
 
-Without a stop, the answer is the best-valued finished path (`answer_selection=best_leaf`)
-or the answer with the largest summed value over finished paths (`value_vote`).
+The final answer: the node that stopped the search; without a stop, the best-valued
+finished path (`answer_selection=best_leaf`) or the answer with the largest summed value
+over finished paths (`value_vote`); with no finished node at all, the best-valued node.
+When its path is not finished, `finish=complete` (default; the authors' code lets the policy
+write the final answer from the chosen node) asks the policy for one greedy continuation of
+the path to its end (one Generate request, no step stop, at most `max_step_tokens` per step
+left above `max_depth`), judged step by step by the world's parser: the result holds the
+completed path, its answer and whether it is finished, with the node's value; the tokens
+count as policy tokens (``info["completed"]``, ``info["completion_tokens"]``). The completion
+is not added to the tree, so the trees (and the PRM data drawn from them) are the same.
+`finish=as_is`: the unfinished path is the answer (no answer: scored wrong).
 
 The T curve (`t_checkpoints`, :mod:`rest_mcts.search.t_curve`): after t of the T iterations
 (t = 5, 10, 20, ... and T itself) the search records the answer it would return if T were t,
-by the same rule, with the policy tokens spent so far, in ``info["t_curve"]``.
+by the same rule, with the policy tokens spent so far, in ``info["t_curve"]``. A checkpoint
+taken during the search records its answer as it stands: an unfinished one is not completed
+(no Generate per checkpoint), i.e. what a run with T = t and `finish=as_is` would answer.
+The checkpoints at the end (T, and every later t after an early stop) hold the run's own
+answer, completed, with the completion's tokens.
 
 The function is a generator: it ``yield``s requests (:class:`Generate`, :class:`Score`)
 and receives the answers, so the engine can batch many questions' calls together. It sees
@@ -55,14 +69,23 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Generator, Sequence
 
 from rest_mcts.backends.base import SamplingParams
 from rest_mcts.prompting.critic import CriticParseError, parse_critic
 from rest_mcts.prompts import first_line, policy_prompt, prompt_format
 from rest_mcts.search.configs import MCTSStarConfig
-from rest_mcts.search.requests import Generate, Score, SearchGen, SearchResult, step_params
-from rest_mcts.search.steps import expand_node
+from rest_mcts.search.requests import (
+    Answer,
+    Generate,
+    Request,
+    Score,
+    SearchGen,
+    SearchResult,
+    step_params,
+)
+from rest_mcts.search.steps import SampledPath, expand_node, judge_solution
 from rest_mcts.search.t_curve import TCheckpoint, TokenMeter, checkpoint_schedule, metered
 from rest_mcts.search.tree import Node, Tree
 from rest_mcts.worlds.base import Question, World
@@ -389,17 +412,68 @@ def final_answer(
     return choose_answer(tree, config.answer_selection)
 
 
+@dataclass(frozen=True)
+class ChosenPath:
+    """The search's answer: a path, the answer it states (None unless finished), whether it
+    is finished, and its value."""
+
+    steps: tuple[str, ...]
+    answer: str | None
+    finished: bool
+    value: float
+
+
+def chosen_path(tree: Tree, node: Node) -> ChosenPath:
+    """`node`'s path as the answer, as it stands."""
+    return ChosenPath(steps=tree.steps(node), answer=node.answer if node.terminal else None,
+                      finished=node.terminal and node.legal, value=node.value)
+
+
+def completion_params(config: MCTSStarConfig, depth: int) -> SamplingParams:
+    """The completion's sampling: one greedy continuation of the whole rest of the path (no
+    step stop), capped at `max_step_tokens` per step left above the depth cap (at least one
+    step's worth)."""
+    budget = config.max_step_tokens * max(config.max_depth - depth, 1)
+    return SamplingParams(n=1, temperature=0.0, max_new_tokens=budget, stop=())
+
+
+def complete(
+    tree: Tree, node: Node, world: World, question: Question, params: SamplingParams
+) -> Generator[Request, Answer, SampledPath]:
+    """Complete `node`'s unfinished path: the policy continues it in one Generate request,
+    and the world's parser judges the continuation step by step (cut at its first illegal
+    step: :func:`~rest_mcts.search.steps.judge_solution`). The tree is not changed (the
+    completion is not a node), so the trees' PRM training data is the same."""
+    steps = tree.steps(node)
+    prompt = policy_prompt(question.text, steps, prompt_format(world))
+    (out,) = yield Generate((prompt,), params)
+    return judge_solution(question, world, out.completions[0], node.value, prefix=steps)
+
+
+def finish_answer(
+    tree: Tree, node: Node, world: World, question: Question, config: MCTSStarConfig
+) -> Generator[Request, Answer, tuple[ChosenPath, SampledPath | None]]:
+    """The search's answer from its answer node `node`: its path as it stands when finished
+    or with `finish=as_is`; else (`finish=complete`, the authors' code lets the policy
+    write the final answer from the chosen node) its greedy completion, with `node`'s value.
+    Returns the answer and the judged completion (None when there was none)."""
+    chosen = chosen_path(tree, node)
+    if chosen.finished or config.finish == "as_is":
+        return chosen, None
+    path = yield from complete(tree, node, world, question,
+                               completion_params(config, node.depth))
+    return ChosenPath(path.steps, path.answer, path.finished, node.value), path
+
+
 def record_checkpoints(
-    curve: list[TCheckpoint], schedule: Sequence[int], done: float, tree: Tree, node: Node,
+    curve: list[TCheckpoint], schedule: Sequence[int], done: float, chosen: ChosenPath,
     policy_tokens: int,
 ) -> None:
-    """Record `node` as the answer at every scheduled t <= `done` not yet in `curve`."""
+    """Record `chosen` as the answer at every scheduled t <= `done` not yet in `curve`."""
     while len(curve) < len(schedule) and schedule[len(curve)] <= done:
         curve.append(TCheckpoint(
-            t=schedule[len(curve)], steps=tree.steps(node),
-            answer=node.answer if node.terminal else None,
-            finished=node.terminal and node.legal, value=node.value,
-            policy_tokens=policy_tokens))
+            t=schedule[len(curve)], steps=chosen.steps, answer=chosen.answer,
+            finished=chosen.finished, value=chosen.value, policy_tokens=policy_tokens))
 
 
 # ---------------------------------------------------------------------------- search
@@ -443,8 +517,9 @@ def mcts_star(
     while done < config.iterations and not stopped:
         if len(curve) < len(schedule) and schedule[len(curve)] <= done:
             # a run with T = done would end here and answer by the same rule
-            record_checkpoints(curve, schedule, done, tree,
-                               final_answer(tree, config, False, stop_node), meter.tokens)
+            # (as it stands: an unfinished answer is not completed here)
+            record_checkpoints(curve, schedule, done, chosen_path(
+                tree, final_answer(tree, config, False, stop_node)), meter.tokens)
         leaf = select(tree, config.exploration_constant, widen, config.branch, config.uct,
                       config.unvisited_bonus)
         if leaf is None:
@@ -487,18 +562,22 @@ def mcts_star(
             c.terminal and c.legal and c.value >= end_gate for c in children
         )
     best = final_answer(tree, config, stopped, stop_node)
-    record_checkpoints(curve, schedule, math.inf, tree, best, meter.tokens)  # stopped: kept
+    chosen, completion = yield from metered(
+        finish_answer(tree, best, world, question, config), meter)
+    record_checkpoints(curve, schedule, math.inf, chosen, meter.tokens)  # stopped: kept
     return SearchResult(
-        steps=tree.steps(best),
-        answer=best.answer if best.terminal else None,
-        finished=best.terminal and best.legal,
-        value=best.value,
+        steps=chosen.steps,
+        answer=chosen.answer,
+        finished=chosen.finished,
+        value=chosen.value,
         tree=tree.to_dict(),
         info={
             "iterations": done,
             "nodes": len(tree.nodes),
             "stopped_at_end_gate": stopped,
             "finished_nodes": len(tree.finished()),
+            "completed": completion is not None,
+            "completion_tokens": completion.tokens if completion is not None else 0,
             **(critic_stats(tree) if mode == "llm" else {}),
             **({"t_curve": [c.to_dict() for c in curve]} if curve else {}),
         },

@@ -1,11 +1,14 @@
-"""Growing a search tree by one expansion: shared by MCTS* and BFS."""
+"""Policy text judged step by step by the world's parser: growing a search tree by one
+expansion (MCTS*, BFS), and judging a whole generated solution (the sampling baselines, and
+MCTS*'s completion of an unfinished answer)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 from rest_mcts.backends.base import Completion
-from rest_mcts.prompts import first_line
+from rest_mcts.prompts import first_line, split_steps
 from rest_mcts.search.tree import Node, Tree
 from rest_mcts.worlds.base import Question, World
 
@@ -66,3 +69,89 @@ def expand_node(
             child.exhausted = True
         by_step[step.strip()] = child
     return list(by_step.values())
+
+
+@dataclass(frozen=True)
+class SampledPath:
+    """One generated solution (or continuation of a partial path), judged by the world.
+
+    Attributes:
+        text: the generated text.
+        steps: the path: the steps it continues (none for a whole solution), then the
+            text's legal steps (cut before the first illegal step).
+        finished: whether ``steps`` is a finished path.
+        answer: the answer the finished path states (None otherwise).
+        error: why the first illegal step is illegal ("" when every step is legal).
+        tokens: policy tokens the sample cost.
+        finish_reason: the backend's finish reason.
+        value: the value model's score of ``steps`` (None when not scored).
+    """
+
+    text: str
+    steps: tuple[str, ...]
+    finished: bool
+    answer: str | None
+    error: str
+    tokens: int
+    finish_reason: str
+    value: float | None = None
+
+    @property
+    def votes(self) -> bool:
+        """Whether this path takes part in answer voting."""
+        return self.finished and self.answer is not None
+
+    def record(self) -> dict[str, Any]:
+        """JSON-able record of the sample."""
+        return {
+            "text": self.text,
+            "steps": list(self.steps),
+            "finished": self.finished,
+            "answer": self.answer,
+            "error": self.error,
+            "tokens": self.tokens,
+            "finish_reason": self.finish_reason,
+            "value": self.value,
+        }
+
+
+def judge_solution(
+    question: Question,
+    world: World,
+    completion: Completion,
+    value: float | None = None,
+    prefix: Sequence[str] = (),
+) -> SampledPath:
+    """Split a generated solution into steps and judge them with the world's parser.
+
+    The path is cut at its first illegal step (steps after a finished path are illegal).
+
+    Args:
+        question: the question.
+        world: the step parser.
+        completion: the generated full solution, or the continuation of ``prefix``.
+        value: its value, if already known.
+        prefix: the legal unfinished path the completion continues (none: a whole solution).
+
+    Returns:
+        The judged :class:`SampledPath` (its steps start with ``prefix``).
+    """
+    legal: list[str] = list(prefix)
+    finished, answer, error = False, None, ""
+    for step in split_steps(completion.text):
+        check = world.check_step(question, legal, step)
+        if not check.legal:
+            error = check.error or "illegal step"
+            break
+        legal.append(step)
+        finished, answer = check.finished, check.answer if check.finished else None
+    return SampledPath(
+        text=completion.text,
+        steps=tuple(legal),
+        finished=finished,
+        answer=answer,
+        error=error,
+        tokens=completion.num_tokens,
+        finish_reason=completion.finish_reason,
+        value=value,
+    )

@@ -5,8 +5,11 @@ were t (the same rule as its final answer: the stop node, or ``choose_answer`` o
 it stands), with the policy tokens spent so far. Since a question's samples depend only on
 (run seed, question, request index) (:mod:`rest_mcts.search.engine`), the record at t is what
 a separate run with ``search.iterations=t`` returns, so one search at T gives the whole curve.
+One difference: a record taken during the search keeps an unfinished answer as it stands
+(what ``search.finish=as_is`` returns), while the run completes its own final answer
+(``search.finish=complete``: one more Generate request, not spent per checkpoint).
 A search that stops early (v >= l), or runs out of nodes, keeps its answer at every later
-checkpoint; the last checkpoint is always T itself, i.e. the run's own answer.
+checkpoint; the last checkpoint is always T itself, i.e. the run's own answer (completed).
 
 This module holds the pieces around the search: the checkpoint schedule, the token meter,
 the record type, judging a curve against the gold answer (after the search, like the final
