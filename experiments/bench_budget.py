@@ -10,18 +10,24 @@
 Per seed, the iteration-0 policy and PRM_0 of a finished loop folder (``--run seed=folder``;
 ``--make`` runs the loop's iteration 0 through ``run.py`` into ``<out>/loop_s<seed>`` when no
 folder is given) search the seed's held-out test questions (the same questions for every
-method) with: CoT (greedy), self-consistency, best-of-N with the PRM, the PRM-weighted vote
-(N samples each, ``--n``), BFS with the PRM (beam widths ``--beam``, MCTS*'s branch b and step
-settings, as the loop's BFS) and MCTS* with the paper's settings (``search=mcts_star``,
-T iterations ``--iterations``). Sampling methods use MCTS*'s temperature, as the loop's
-evaluation does. Every (seed, method, budget) cell runs through the loop's own search path
-(:func:`rest_mcts.loop.search_run.run_search`) and is cached as one JSON under
-``<out>/cells/``, keyed by its search config, models, questions and seed: a rerun skips the
-finished cells (and a killed cell resumes at its first unanswered question).
+method) with: CoT (greedy); the sample-selection rules -- self-consistency, best-of-N with
+the PRM by the last step value and by the product of step values, the PRM-weighted vote, and
+pass@N as the ceiling -- at each N of ``--n``, all read from ONE sampling pass of max(N)
+solutions per question (``search=sampled``: the first N samples of a question are a sample of
+size N; :mod:`rest_mcts.search.selection`); BFS with the PRM (beam widths ``--beam``, MCTS*'s
+branch b and step settings, as the loop's BFS) and MCTS* with the paper's settings
+(``search=mcts_star``, T iterations ``--iterations``). Sampling uses MCTS*'s temperature, as
+the loop's evaluation does. Every (seed, method, budget) cell runs through the loop's own
+search path (:func:`rest_mcts.loop.search_run.run_search`) and is cached as JSON under
+``<out>/cells/`` (the sampling pass: one file holding the cells of every rule and N), keyed
+by its search config, models, questions and seed: a rerun skips the finished cells (and a
+killed cell resumes at its first unanswered question).
 
 Writes experiments/results/bench_budget.md (command, machine load, models, a table of
 tokens/question and accuracy, mean +- std over seeds, and MCTS* against the best baseline at
-equal tokens) and experiments/results/bench_budget.png (accuracy vs tokens, log x, error bars
+equal tokens: each baseline's curve read at each seed's MCTS* tokens by linear interpolation
+in log tokens between the two budgets that bracket them, the loop's own reading,
+:func:`rest_mcts.search.selection.at_tokens`) and experiments/results/bench_budget.png (accuracy vs tokens, log x, error bars
 on both axes).
 """
 
@@ -51,14 +57,26 @@ METHODS: dict[str, tuple[str, str]] = {
     "cot": ("CoT (greedy)", "-"),
     "self_consistency": ("self-consistency", "N"),
     "best_of_n": ("PRM best-of-N", "N"),
+    "best_of_n_prod": ("PRM best-of-N (product)", "N"),
     "weighted_vote": ("PRM-weighted vote", "N"),
+    "pass_at_n": ("pass@N (ceiling)", "N"),
     "bfs": ("BFS (PRM)", "beam x b"),
     "mcts_star": ("MCTS*", "T"),
     # variants beyond the paper's MCTS*, for budgets the paper's tree cannot spend
     "mcts_star_full": ("MCTS* (no early stop)", "T"),
     "mcts_star_widen": ("MCTS* widen", "T"),
 }
-BASELINES = ("self_consistency", "best_of_n", "weighted_vote", "bfs")  # with a budget curve
+# with a budget curve
+BASELINES = ("self_consistency", "best_of_n", "best_of_n_prod", "weighted_vote", "bfs")
+CEILING = "pass_at_n"  # shown at MCTS*'s tokens, never the best baseline (it uses the gold)
+# the cells read from the one sampling pass: method -> rule of rest_mcts.search.selection
+SAMPLED_RULES = {"self_consistency": "sc", "best_of_n": "best_of_n",
+                 "best_of_n_prod": "best_of_n_prod", "weighted_vote": "weighted_vote",
+                 "pass_at_n": "pass"}
+# what the PRM calls of a rule's cell count (selection.GridPoint): whole paths or step prefixes
+RULE_PRM_CALLS = {"best_of_n": "path_prm_calls", "weighted_vote": "path_prm_calls",
+                  "best_of_n_prod": "prm_calls"}
+PASS = "sampled"  # the plan's name of the one sampling pass
 TARGET = "mcts_star"
 VARIANTS = ("mcts_star_full", "mcts_star_widen")
 
@@ -121,22 +139,36 @@ def aggregate(cells: Iterable[Cell]) -> list[Point]:
 
 
 def interp_log(xs: list[float], ys: list[float], x: float) -> float | None:
-    """y at x on the piecewise-linear curve through (log xs, ys); None outside [min, max] of
-    xs (no extrapolation). Points are sorted by x; equal xs keep their mean y."""
-    if not xs or x <= 0:
+    """y at x on the piecewise-linear curve through (log xs, ys), read as the loop reads its
+    sampled rules (:func:`rest_mcts.search.selection.at_tokens`); None outside [min, max] of
+    xs (no extrapolation) or without points. Points are sorted by x; equal xs keep their mean
+    y; points at x <= 0 are left out."""
+    from rest_mcts.search.selection import at_tokens
+
+    points = [(a, b) for a, b in zip(xs, ys) if a > 0]
+    if not points or x <= 0:
         return None
-    pts: dict[float, list[float]] = {}
-    for a, b in zip(xs, ys):
-        if a > 0:
-            pts.setdefault(a, []).append(b)
-    curve = sorted((a, statistics.fmean(b)) for a, b in pts.items())
-    if not curve or x < curve[0][0] or x > curve[-1][0]:
-        return None
-    for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
-        if x0 <= x <= x1:
-            t = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
-            return y0 + t * (y1 - y0)
-    return curve[0][1]  # a single point, x equal to it
+    at = at_tokens([a for a, _ in points], [b for _, b in points], x)
+    return at.value if at.inside else None
+
+
+def pass_cells(seed: int, rows: list[dict], ns: Iterable[int], wall_seconds: float = 0.0
+               ) -> list[Cell]:
+    """The cells of one sampling pass (``search=sampled``; ``rows``: its results.jsonl): every
+    rule of :data:`SAMPLED_RULES` at each N of ``ns`` (at most the pass's n) on the first N
+    samples of each question, with the mean policy tokens they cost. The pass's wall time is
+    split evenly over the cells (so their sum is the pass's)."""
+    from rest_mcts.search.selection import read_sample_curve, sample_metrics
+
+    points = read_sample_curve(sample_metrics(rows, "eval", grid=ns), "eval")
+    cells = []
+    for point in points:
+        for method, rule in SAMPLED_RULES.items():
+            calls = getattr(point, RULE_PRM_CALLS[method]) if method in RULE_PRM_CALLS else 0.0
+            cells.append(Cell(seed, method, str(point.n), point.acc[rule], point.tokens,
+                              len(rows), prm_calls=calls))
+    share = wall_seconds / max(1, len(cells))
+    return [Cell(**{**asdict(c), "wall_seconds": share}) for c in cells]
 
 
 @dataclass(frozen=True)
@@ -146,7 +178,8 @@ class Comparison:
     ``baseline_acc[m]`` is baseline m's accuracy interpolated (log tokens) at MCTS*'s tokens
     of each seed, mean and std over seeds; None when MCTS*'s tokens fall outside m's measured
     range on some seed. ``best`` is the baseline with the highest mean there and ``diff`` the
-    per-seed MCTS* minus that baseline, mean and std."""
+    per-seed MCTS* minus that baseline, mean and std. ``ceiling``: pass@N read the same way
+    (None when not run or out of range)."""
 
     budget: str
     tokens_mean: float
@@ -156,11 +189,14 @@ class Comparison:
     best: str | None
     diff: tuple[float, float] | None
     seed_diffs: tuple[float, ...] = ()
+    ceiling: tuple[float, float] | None = None
 
 
 def compare_at_equal_tokens(cells: Iterable[Cell], target: str = TARGET,
-                            baselines: Iterable[str] = BASELINES) -> list[Comparison]:
-    """For each budget of ``target``: every baseline interpolated at its tokens, seed by seed."""
+                            baselines: Iterable[str] = BASELINES,
+                            ceiling: str = CEILING) -> list[Comparison]:
+    """For each budget of ``target``: every baseline (and the ceiling) interpolated at its
+    tokens (:func:`interp_log`), seed by seed."""
     cells = list(cells)
     by = {(c.seed, c.method, c.budget): c for c in cells}
     mean_tokens: dict[str, list[float]] = {}
@@ -174,7 +210,7 @@ def compare_at_equal_tokens(cells: Iterable[Cell], target: str = TARGET,
                       key=lambda c: c.seed)
         base: dict[str, tuple[float, float] | None] = {}
         per_seed: dict[str, list[float]] = {}
-        for m in baselines:
+        for m in (*baselines, ceiling):
             vals = []
             for c in mine:
                 curve = [v for (s, mm, _), v in by.items() if s == c.seed and mm == m]
@@ -188,6 +224,8 @@ def compare_at_equal_tokens(cells: Iterable[Cell], target: str = TARGET,
                 base[m] = (statistics.fmean(vals), _std(vals))
             else:
                 base[m] = None
+        top = base.pop(ceiling)
+        per_seed.pop(ceiling, None)
         best = max(per_seed, key=lambda m: statistics.fmean(per_seed[m]), default=None)
         diff, d = None, []
         if best is not None:
@@ -195,7 +233,7 @@ def compare_at_equal_tokens(cells: Iterable[Cell], target: str = TARGET,
             diff = (statistics.fmean(d), _std(d))
         out.append(Comparison(budget, statistics.fmean(c.tokens for c in mine),
                               statistics.fmean(c.acc for c in mine),
-                              _std([c.acc for c in mine]), base, best, diff, tuple(d)))
+                              _std([c.acc for c in mine]), base, best, diff, tuple(d), top))
     return out
 
 
@@ -229,13 +267,14 @@ def comparison_table(comps: list[Comparison], baselines: Iterable[str] = BASELIN
                 for m in baselines]
         rows.append([budget_label(target, c.budget), f"{c.tokens_mean:.0f}",
                      _pm(c.acc_mean, c.acc_std, 3),
-                     *cols, METHODS[c.best][0] if c.best else "-",
+                     *cols, _pm(*c.ceiling, 3) if c.ceiling else "-",
+                     METHODS[c.best][0] if c.best else "-",
                      _pm(*c.diff, 3) if c.diff else "-",
                      " ".join(f"{x:+.3f}" for x in c.seed_diffs) or "-"])
     name = METHODS[target][0]
     return markdown_table([name, "tokens / question", f"{name} accuracy",
                            *(f"{METHODS[m][0]} at these tokens" for m in baselines),
-                           "best baseline", f"{name} - best (per-seed mean ± std)",
+                           f"{METHODS[CEILING][0]} at these tokens", "best baseline", f"{name} - best (per-seed mean ± std)",
                            "per seed"], rows)
 
 
@@ -277,9 +316,9 @@ def plot(points: list[Point], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    markers = {"cot": "*", "self_consistency": "o", "best_of_n": "s", "weighted_vote": "^",
-               "bfs": "D", "mcts_star": "P", "mcts_star_full": "X",
-               "mcts_star_widen": "h"}
+    markers = {"cot": "*", "self_consistency": "o", "best_of_n": "s", "best_of_n_prod": "v",
+               "weighted_vote": "^", "pass_at_n": "x", "bfs": "D", "mcts_star": "P",
+               "mcts_star_full": "X", "mcts_star_widen": "h"}
     for method, (label, knob) in METHODS.items():
         ps = sorted((p for p in points if p.method == method), key=lambda p: p.tokens_mean)
         if not ps:
@@ -287,12 +326,14 @@ def plot(points: list[Point], path: Path, title: str) -> None:
         ax.errorbar([p.tokens_mean for p in ps], [p.acc_mean for p in ps],
                     xerr=[p.tokens_std for p in ps], yerr=[p.acc_std for p in ps],
                     marker=markers[method], markersize=10 if method == "cot" else 6,
-                    linewidth=2.2 if method == TARGET else 1.4, capsize=3, label=label)
-        # Budget labels: the three N-sampling methods share their token points, so only
+                    linewidth=2.2 if method == TARGET else 1.4, capsize=3, label=label,
+                    linestyle="--" if method == CEILING else "-")
+        # Budget labels: the sampled rules share their token points (one pass), so only
         # self-consistency (the lowest line) carries N; a point close to the last labelled
         # one of its line stays unlabelled (MCTS*'s saturated T), as does the variant drawn
         # on top of MCTS*.
-        if method in ("cot", "best_of_n", "weighted_vote", "mcts_star_full"):
+        if method in ("cot", "best_of_n", "best_of_n_prod", "weighted_vote", "pass_at_n",
+                      "mcts_star_full"):
             continue
         groups: list[list[Point]] = []
         for p in ps:
@@ -324,14 +365,20 @@ def plot(points: list[Point], path: Path, title: str) -> None:
 
 def read_cells(folder: Path, keys: set[str] | None = None) -> tuple[list[Cell], list[str]]:
     """Cached cells under ``folder`` (``cells/**/*.json``; with ``keys``, only those) and the
-    ``uptime`` line recorded when each finished."""
-    out, loads = [], []
+    ``uptime`` line recorded when each finished. A file holds one cell (``cell``) or the cells
+    of a sampling pass (``cells``); where an older separate run of a rule (one N, its own
+    samples) and a sampling pass give the same (seed, method, budget), the pass's is kept."""
+    single, shared, loads = [], [], []
     for f in sorted(folder.glob("cells/**/*.json")):
         data = json.loads(f.read_text())
         if keys is None or data["key"] in keys:
-            out.append(Cell(**data["cell"]))
+            if "cells" in data:
+                shared += [Cell(**c) for c in data["cells"]]
+            else:
+                single.append(Cell(**data["cell"]))
             loads.append(data.get("uptime", ""))
-    return out, loads
+    from_pass = {(c.seed, c.method, c.budget) for c in shared}
+    return [c for c in single if (c.seed, c.method, c.budget) not in from_pass] + shared, loads
 
 
 def load_range(lines: list[str]) -> str:
@@ -416,15 +463,16 @@ def cell_plan(mcts: Any, ns: list[int], beams: list[str], ts: list[int],
               full_ts: Iterable[int] = (), widen_ts: Iterable[int] = ()
               ) -> list[tuple[str, str, Any]]:
     """(method, budget, typed search config) of every cell of one seed; a BFS budget is
-    ``WIDTHxBRANCH`` or ``WIDTH`` (MCTS*'s branch)."""
+    ``WIDTHxBRANCH`` or ``WIDTH`` (MCTS*'s branch). The sample-selection rules at every N of
+    ``ns`` come from ONE entry, the sampling pass (:data:`PASS`, budget max(ns))."""
     import dataclasses
 
     from rest_mcts.search.configs import search_config
 
     plan: list[tuple[str, str, Any]] = [("cot", "greedy", search_config("cot"))]
-    for name in ("self_consistency", "best_of_n", "weighted_vote"):
-        plan += [(name, str(n), search_config(name, n=n, temperature=mcts.temperature))
-                 for n in ns]
+    if ns:
+        plan.append((PASS, str(max(ns)), search_config("sampled", n=max(ns),
+                                                       temperature=mcts.temperature)))
     for beam in beams:
         width, _, branch = beam.partition("x")
         b = int(branch or mcts.branch)
@@ -447,36 +495,45 @@ def cell_key(search: Any, models: SeedModels, split: str, problems: int) -> str:
 
 
 def run_cell(ctx: Any, models: SeedModels, method: str, budget: str, search: Any,
-             run: Any, out: Path) -> tuple[str, Cell]:
-    """One cell through the loop's search path, cached as ``cells/s<seed>/<name>.json``."""
+             run: Any, out: Path, ns: Iterable[int] = ()) -> tuple[str, list[Cell]]:
+    """One plan entry through the loop's search path, cached as ``cells/s<seed>/<name>.json``:
+    one cell, or for the sampling pass (:data:`PASS`) the cells of every rule at each N of
+    ``ns`` (:func:`pass_cells`, from the run's results.jsonl)."""
     from rest_mcts.loop.search_run import run_search
     from rest_mcts.search.registry import config_needs_scorer
+    from rest_mcts.utils.io import read_jsonl
 
     key = cell_key(search, models, run.split, run.num_problems)
     name = f"{method}-{budget}-{key}"
     path = out / "cells" / f"s{models.seed}" / f"{name}.json"
     if path.is_file():
-        return key, Cell(**json.loads(path.read_text())["cell"])
+        data = json.loads(path.read_text())
+        return key, [Cell(**c) for c in data.get("cells") or [data["cell"]]]
     start = time.time()
-    metrics = run_search(ctx, out / "runs" / f"s{models.seed}" / name, search, run,
-                         policy_path=models.policy,
+    folder = out / "runs" / f"s{models.seed}" / name
+    metrics = run_search(ctx, folder, search, run, policy_path=models.policy,
                          prm_path=models.prm if config_needs_scorer(search) else None)
-    cell = Cell(seed=models.seed, method=method, budget=budget, acc=metrics["eval/acc"],
-                tokens=metrics["eval/policy_tokens_per_question"],
-                questions=int(metrics["eval/num_questions"]),
-                prm_calls=metrics["eval/prm_calls_per_question"],
-                wall_seconds=time.time() - start)
+    wall = time.time() - start
+    if method == PASS:
+        cells = pass_cells(models.seed, read_jsonl(folder / "results.jsonl"), ns, wall)
+        record: dict[str, Any] = {"cells": [asdict(c) for c in cells]}
+    else:
+        cells = [Cell(seed=models.seed, method=method, budget=budget, acc=metrics["eval/acc"],
+                      tokens=metrics["eval/policy_tokens_per_question"],
+                      questions=int(metrics["eval/num_questions"]),
+                      prm_calls=metrics["eval/prm_calls_per_question"], wall_seconds=wall)]
+        record = {"cell": asdict(cells[0])}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "cell": asdict(cell), "search": search.to_dict(),
+    tmp.write_text(json.dumps({"key": key, **record, "search": search.to_dict(),
                                "policy": models.policy_id, "policy_loaded": models.policy,
                                "prm": models.prm,
                                "split": run.split, "problems": run.num_problems,
                                "uptime": uptime(), "metrics": metrics}, indent=1))
     tmp.replace(path)
     log.warning("seed %d %s %s: acc %.3f, %.0f tokens/question (%.0f s)", models.seed, method,
-                budget, cell.acc, cell.tokens, cell.wall_seconds)
-    return key, cell
+                budget, metrics["eval/acc"], metrics["eval/policy_tokens_per_question"], wall)
+    return key, cells
 
 
 def loop_check(models_used: list[SeedModels], cells: list[Cell]) -> str:
@@ -543,7 +600,9 @@ def main() -> None:
                              "<out>/loop_s<seed> (policy_0 bootstrap, D_V0, PRM_0)")
     parser.add_argument("--problems", type=int, default=200, help="test questions per seed")
     parser.add_argument("--n", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64],
-                        help="samples N of self-consistency, best-of-N, weighted vote")
+                        help="samples N of self-consistency, best-of-N (last value, product), "
+                             "weighted vote and pass@N, all read from one sampling pass of "
+                             "max(N) solutions per question")
     parser.add_argument("--beam", nargs="+", default=["1x3", "2x3", "4x3", "8x3", "8x6", "16x8"],
                         help="BFS budgets WIDTHxBRANCH (beam width x branch b; WIDTH alone: "
                              "MCTS*'s b)")
@@ -608,7 +667,7 @@ def main() -> None:
                             cache_values=bool(cfg.stage.cache_values), prefix="eval")
             for method, budget, search in cell_plan(mcts, args.n, args.beam, args.iterations,
                                                    args.full_iterations, args.widen_iterations):
-                key, _ = run_cell(ctx, models, method, budget, search, run, args.out)
+                key, _ = run_cell(ctx, models, method, budget, search, run, args.out, args.n)
                 keys.add(key)
 
     cells, loads = read_cells(args.out, keys)
@@ -651,8 +710,11 @@ def main() -> None:
   method of that seed). Each cell: one run of the loop's search path
   (`rest_mcts.loop.search_run.run_search`, concurrency 64, values cached per question).
   Overrides: {' '.join(args.overrides) or 'none'}.
-- Budgets. Self-consistency, PRM best-of-N, PRM-weighted vote: N = {budgets['best_of_n']}
-  (temperature = MCTS*'s, 0.7, as in the loop's evaluation). BFS with the PRM: beam width x
+- Budgets. Self-consistency, PRM best-of-N (last step value; product of step values, the
+  paper's App. E.3), PRM-weighted vote and pass@N (the ceiling): N = {budgets['best_of_n']},
+  all read from ONE sampling pass per seed of max(N) solutions per question
+  (`search=sampled`; the first N samples of a question are a sample of size N), at
+  temperature = MCTS*'s, 0.7, as in the loop's evaluation. BFS with the PRM: beam width x
   branch b = {budgets['bfs']} (depth cap, step cap, temperature = MCTS*'s). MCTS*
   (`search=mcts_star`, the paper's settings: b = 3, m = 2 rollout steps, alpha = 0.5,
   l = 0.9, early stop as in evaluation): T = {budgets['mcts_star']}. Two variants beyond the

@@ -23,8 +23,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # The loop's methods (rest_mcts.loop.evaluate.EVAL_METHODS: column prefixes), then the PRM.
-METHODS = ["cot", "sc", "best_of_n", "weighted_vote", "bfs", "mcts", "mcts_widen"]
-METHOD_COLUMNS = ["sc/n"] + [f"{m}/{what}" for m in METHODS for what in ("acc", "tokens")]
+METHODS = ["cot", "sc", "best_of_n", "best_of_n_prod", "weighted_vote", "pass@n", "bfs", "mcts",
+           "mcts_lean", "mcts_widen"]
+# sc/n: older folders' one N; sampled/n_max: the one sampling pass the rules are read from
+METHOD_COLUMNS = ["sc/n", "sampled/n_max"] + [f"{m}/{what}" for m in METHODS
+                                               for what in ("acc", "tokens")]
 OTHER_COLUMNS = ["policy/greedy_acc", "policy/pass@k", "prm/val_sibling_acc", "prm/val_oracle_mse",
                  "prm/val_oracle_acc@0.1", "data/d_v_rows", "data/d_g_traces"]
 SHOWN = METHOD_COLUMNS + OTHER_COLUMNS

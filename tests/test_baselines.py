@@ -10,12 +10,20 @@ from omegaconf import OmegaConf
 
 from rest_mcts.prompts import first_line
 from rest_mcts.config import ConfigError
-from rest_mcts.search.baselines import bfs, best_of_n, cot, self_consistency, weighted_vote
+from rest_mcts.search.baselines import (
+    bfs,
+    best_of_n,
+    cot,
+    sampled,
+    self_consistency,
+    weighted_vote,
+)
 from rest_mcts.search.configs import (
     SEARCH_CONFIGS,
     BestOfNConfig,
     BFSConfig,
     CoTConfig,
+    SampledPassConfig,
     SelfConsistencyConfig,
     WeightedVoteConfig,
 )
@@ -256,6 +264,7 @@ CALLS = {
         q, WORLD, SelfConsistencyConfig(n=2), **STEP_KW),
     "best_of_n": lambda q: best_of_n(q, WORLD, BestOfNConfig(n=2), **STEP_KW),
     "weighted_vote": lambda q: weighted_vote(q, WORLD, WeightedVoteConfig(n=2), **STEP_KW),
+    "sampled": lambda q: sampled(q, WORLD, SampledPassConfig(n=2), **STEP_KW),
     "bfs": lambda q: bfs(q, WORLD, BFSConfig(branch=2, beam_width=2, max_depth=2, temperature=1.0,
                          max_step_tokens=8)),
 }
@@ -271,7 +280,8 @@ def test_searches_take_a_question_and_reject_a_problem(name):
 
 
 # ---------------------------------------------------------------------------- registry
-@pytest.mark.parametrize("name", ["cot", "self_consistency", "best_of_n", "weighted_vote", "bfs"])
+@pytest.mark.parametrize("name", ["cot", "self_consistency", "best_of_n", "weighted_vote",
+                                  "sampled", "bfs"])
 def test_every_search_config_builds(name):
     cfg = OmegaConf.load(CONF / f"{name}.yaml")
     assert cfg.name == name
@@ -282,7 +292,7 @@ def test_every_search_config_builds(name):
     if name != "bfs":
         assert policy.calls[0][1].max_new_tokens == 64
         assert policy.calls[0][1].n == cfg.get("n", 1)
-    assert needs_scorer(name) == (name in ("best_of_n", "weighted_vote", "bfs"))
+    assert needs_scorer(name) == (name in ("best_of_n", "weighted_vote", "sampled", "bfs"))
 
 
 def test_make_search_rejects_unknown_knobs_and_bad_values_before_any_question():
@@ -310,8 +320,8 @@ def test_make_search_takes_a_typed_config_and_fills_omitted_knobs_with_defaults(
 
 
 def test_registry_names_and_scorer_needs():
-    assert set(SEARCHES) == {"cot", "self_consistency", "best_of_n", "weighted_vote", "bfs",
-                             "mcts_star"} == set(SEARCH_CONFIGS)
+    assert set(SEARCHES) == {"cot", "self_consistency", "best_of_n", "weighted_vote", "sampled",
+                             "bfs", "mcts_star"} == set(SEARCH_CONFIGS)
     assert needs_scorer("mcts_star") and not needs_scorer("cot")
     with pytest.raises(ValueError):
         needs_scorer("x")

@@ -114,11 +114,10 @@ def test_cell_plan_budgets_and_settings():
     mcts = search_config("mcts_star")
     plan = bb.cell_plan(mcts, [1, 4], ["2", "8x6"], [5], [50], [10])
     got = {(m, b): s for m, b, s in plan}
-    assert list(got) == [("cot", "greedy"), ("self_consistency", "1"), ("self_consistency", "4"),
-                         ("best_of_n", "1"), ("best_of_n", "4"), ("weighted_vote", "1"),
-                         ("weighted_vote", "4"), ("bfs", "2x3"), ("bfs", "8x6"),
+    # the sampled rules at N = 1 and 4: one sampling pass of 4 solutions per question
+    assert list(got) == [("cot", "greedy"), ("sampled", "4"), ("bfs", "2x3"), ("bfs", "8x6"),
                          ("mcts_star", "5"), ("mcts_star_full", "50"), ("mcts_star_widen", "10")]
-    assert got[("best_of_n", "4")].temperature == mcts.temperature
+    assert got[("sampled", "4")] == search_config("sampled", n=4, temperature=mcts.temperature)
     assert got[("bfs", "8x6")].beam_width == 8 and got[("bfs", "8x6")].branch == 6
     assert got[("mcts_star", "5")].iterations == 5 and got[("mcts_star", "5")].early_stop
     assert not got[("mcts_star_full", "50")].early_stop
@@ -133,3 +132,63 @@ def test_missing_loop_folder_is_one_line(tmp_path):
         bb.loop_models(1, tmp_path / "nothing")
     msg = str(err.value)
     assert "\n" not in msg and "--run 1=" in msg and "--make" in msg
+
+
+def sample(answer: str | None, correct: bool, value: float, tokens: int) -> dict:
+    """A judged sample as a results row stores it: two steps, the second valued ``value``."""
+    return {"steps": ["a\n", f"{answer}\n"], "finished": answer is not None, "answer": answer,
+            "tokens": tokens, "value": value, "step_values": [0.5, value], "correct": correct}
+
+
+def test_pass_cells_read_every_rule_at_each_n_from_one_pass():
+    rows = [{"id": "q0", "samples": [sample("7", False, 0.9, 50), sample("3", True, 0.4, 70),
+                                     sample("3", True, 0.6, 60)]},
+            {"id": "q1", "samples": [sample("5", True, 0.2, 40), sample(None, False, 0.0, 80),
+                                     sample("6", False, 0.8, 60)]}]
+    cells = bb.pass_cells(2, rows, [1, 2, 3, 8], wall_seconds=30.0)
+    got = {(c.method, c.budget): c for c in cells}
+    assert {b for _, b in got} == {"1", "2", "3"}  # N = 8 > the 3 samples drawn
+    assert set(m for m, _ in got) == set(bb.SAMPLED_RULES)
+    assert got[("self_consistency", "1")].tokens == 45.0  # (50 + 40) / 2
+    assert got[("self_consistency", "3")].tokens == (180 + 180) / 2
+    assert got[("pass_at_n", "1")].acc == 0.5 and got[("pass_at_n", "2")].acc == 1.0
+    assert got[("self_consistency", "3")].acc == 1.0  # 3 twice on q0; q1 tie -> 5 (first)
+    assert got[("best_of_n", "3")].acc == 0.0  # 0.9 (7) and 0.8 (6)
+    # distinct paths (q0: 2, q1: 3) and distinct step prefixes (q0: 3, q1: 4) per question
+    assert got[("best_of_n", "3")].prm_calls == 2.5
+    assert got[("best_of_n_prod", "3")].prm_calls == 3.5 and got[("pass_at_n", "3")].prm_calls == 0
+    assert got[("weighted_vote", "3")].acc == 0.5  # q0: 3 (0.4 + 0.6) beats 7 (0.9); q1: 6
+    assert all(c.seed == 2 and c.questions == 2 for c in cells)
+    assert sum(c.wall_seconds for c in cells) == pytest.approx(30.0)
+
+
+def test_equal_tokens_read_each_curve_as_the_loop_does():
+    """MCTS* at 150 tokens against a best-of-N curve at 60, 120, 240: the loop's reading
+    (selection.at_tokens, linear in log tokens between 120 and 240), and the ceiling too."""
+    from rest_mcts.search.selection import at_tokens
+
+    cells = [bb.Cell(0, "mcts_star", "5", 0.3, 150.0, 10)]
+    for n, acc, top in ((1, 0.1, 0.2), (2, 0.2, 0.4), (4, 0.35, 0.6)):
+        cells += [bb.Cell(0, "best_of_n", str(n), acc, 60.0 * n, 10),
+                  bb.Cell(0, "pass_at_n", str(n), top, 60.0 * n, 10)]
+    (comp,) = bb.compare_at_equal_tokens(cells)
+    expected = at_tokens([60.0, 120.0, 240.0], [0.1, 0.2, 0.35], 150.0)
+    assert expected.inside and expected.value == pytest.approx(0.2 + 0.15 * math.log2(1.25))
+    assert comp.baseline_acc["best_of_n"][0] == pytest.approx(expected.value)
+    assert comp.ceiling[0] == pytest.approx(0.4 + 0.2 * math.log2(1.25))
+    assert comp.best == "best_of_n" and "pass_at_n" not in comp.baseline_acc
+    assert "pass@N (ceiling) at these tokens" in bb.comparison_table([comp])
+
+
+def test_read_cells_prefers_the_sampling_pass_over_an_older_separate_run(tmp_path):
+    old = bb.Cell(0, "best_of_n", "4", 0.5, 240.0, 10)
+    shared = [bb.Cell(0, "best_of_n", "4", 0.4, 230.0, 10),
+              bb.Cell(0, "self_consistency", "4", 0.3, 230.0, 10)]
+    (tmp_path / "cells" / "s0").mkdir(parents=True)
+    (tmp_path / "cells" / "s0" / "best_of_n-4-a.json").write_text(
+        json.dumps({"key": "a", "cell": old.__dict__}))
+    (tmp_path / "cells" / "s0" / "sampled-4-b.json").write_text(
+        json.dumps({"key": "b", "cells": [c.__dict__ for c in shared]}))
+    cells, _ = bb.read_cells(tmp_path)
+    assert sorted(cells, key=repr) == sorted(shared, key=repr)
+    assert bb.read_cells(tmp_path, {"a"})[0] == [old]

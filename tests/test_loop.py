@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -142,8 +143,8 @@ def test_loop_settings_d_v_nodes_and_train_early_stop(compose_cfg):
         loop_settings(train_early_stop="no")
 
 
-ALL_EVAL = ("cot", "self_consistency", "best_of_n", "weighted_vote", "bfs", "mcts_star",
-            "mcts_star_widen")
+ALL_EVAL = ("cot", "self_consistency", "best_of_n", "best_of_n_prod", "weighted_vote",
+            "pass_at_n", "bfs", "mcts_star", "mcts_star_lean", "mcts_star_widen")
 
 
 def test_eval_methods_default_to_all_and_bad_lists_fail_in_one_line(compose_cfg):
@@ -161,7 +162,8 @@ def test_eval_methods_default_to_all_and_bad_lists_fail_in_one_line(compose_cfg)
     assert loop_settings(eval_methods=["mcts_star_widen"]).eval_methods == ("mcts_star_widen",)
     for bad, match in (
         (["cot", "beam"], r"stage.eval_methods: beam not one of \['cot', 'self_consistency', "
-                          r"'best_of_n', 'weighted_vote', 'bfs', 'mcts_star', 'mcts_star_widen'\]"),
+                          r"'best_of_n', 'best_of_n_prod', 'weighted_vote', 'pass_at_n', 'bfs', "
+                          r"'mcts_star', 'mcts_star_lean', 'mcts_star_widen'\]"),
         ([], r"stage.eval_methods=\[\] must be a non-empty list of \['cot'"),
         ("cot", r"stage.eval_methods='cot' must be a non-empty list"),
         (["best_of_n", "mcts_star"], "stage.eval_methods: best_of_n need.* cot too"),
@@ -172,10 +174,10 @@ def test_eval_methods_default_to_all_and_bad_lists_fail_in_one_line(compose_cfg)
         assert "\n" not in str(err.value)
 
 
-def test_matched_n_and_the_bfs_beam():
-    """N = ceil(MCTS* tokens / CoT tokens), at least 1, at most the cap; BFS keeps MCTS*'s
-    branch b and step settings with beam ceil(N / b)."""
-    from rest_mcts.loop.evaluate import bfs_at, matched_n
+def test_matched_n_the_bfs_beam_and_the_sampled_n_max():
+    """BFS: N = ceil(MCTS* tokens / CoT tokens), at least 1, at most the cap; it keeps MCTS*'s
+    branch b and step settings with beam ceil(N / b). The sampling pass: twice that ratio."""
+    from rest_mcts.loop.evaluate import bfs_at, matched_n, sampled_n_max
     from rest_mcts.search.configs import search_config
 
     assert matched_n(220.0, 40.0, 128) == 6
@@ -184,6 +186,8 @@ def test_matched_n_and_the_bfs_beam():
     assert matched_n(10_000.0, 40.0, 128) == 128
     assert matched_n(50.0, 0.0, 128) == 50  # a CoT under one token counts as one
     assert matched_n(0.0, 40.0, 128) == 1
+    assert sampled_n_max(230.0, 40.0, 128) == 12 and sampled_n_max(230.0, 40.0, 8) == 8
+    assert sampled_n_max(0.0, 40.0, 128) == 1
     mcts = search_config("mcts_star", branch=3, max_depth=5, temperature=0.7, max_step_tokens=24)
     bfs = bfs_at(mcts, 7)
     assert (bfs.name, bfs.branch, bfs.beam_width) == ("bfs", 3, 3)
@@ -191,9 +195,30 @@ def test_matched_n_and_the_bfs_beam():
     assert bfs_at(mcts, 6).beam_width == 2 and bfs_at(mcts, 1).beam_width == 1
 
 
-def fake_evaluation(monkeypatch, tmp_path, mcts, policy_eval=None, methods=ALL_EVAL):
+# The fake sampling pass: N samples cost 40 N tokens; each rule's accuracy is its base plus
+# 0.1 per doubling of N; PRM calls: N paths, 2 N step prefixes.
+RULE_BASE = {"sc": 0.1, "best_of_n": 0.2, "best_of_n_prod": 0.25, "weighted_vote": 0.15,
+             "pass": 0.3}
+
+
+def fake_curve(n_max: int) -> dict[str, float]:
+    from rest_mcts.search.selection import sample_grid
+
+    metrics = {}
+    for n in sample_grid(n_max):
+        metrics[f"eval/policy_tokens_per_question@N={n}"] = 40.0 * n
+        metrics[f"eval/prm_calls_per_question@N={n}"] = 2.0 * n
+        metrics[f"eval/path_prm_calls_per_question@N={n}"] = 1.0 * n
+        for rule, base in RULE_BASE.items():
+            metrics[f"eval/{rule}_acc@N={n}"] = base + 0.1 * math.log2(n)
+    return metrics
+
+
+def fake_evaluation(monkeypatch, tmp_path, mcts, policy_eval=None, methods=ALL_EVAL,
+                    sc_max_n=128):
     """evaluate_iteration with run_search and prm_validation replaced: MCTS* spends 230 policy
-    tokens per question, CoT 40; every other method 200. Returns (row, searches run, runner)."""
+    tokens per question, CoT 40, the sampling pass its fake curve (:func:`fake_curve`); every
+    other method 200. Returns (row, searches run, runner)."""
     from rest_mcts.loop import evaluate
     from rest_mcts.loop.search_run import SearchRun
 
@@ -202,8 +227,11 @@ def fake_evaluation(monkeypatch, tmp_path, mcts, policy_eval=None, methods=ALL_E
     def run_search(ctx, out_dir, search, run, *, policy_path, prm_path):
         calls.append((Path(out_dir).name, search, prm_path))
         tokens = {"cot": 40.0, "mcts_star": 230.0}.get(search.name, 200.0)
-        return {"eval/acc": 0.5, "eval/policy_tokens_per_question": tokens,
-                "eval/prm_calls_per_question": 9.0}
+        metrics = {"eval/acc": 0.5, "eval/policy_tokens_per_question": tokens,
+                   "eval/prompt_tokens_per_question": 20.0, "eval/prm_calls_per_question": 9.0}
+        if search.name == "sampled":
+            metrics.update(fake_curve(search.n))
+        return metrics
 
     monkeypatch.setattr(evaluate, "run_search", run_search)
     monkeypatch.setattr(evaluate, "prm_validation", lambda ctx, prm, f: {"val/mse": 0.1})
@@ -217,56 +245,153 @@ def fake_evaluation(monkeypatch, tmp_path, mcts, policy_eval=None, methods=ALL_E
     runner = StepRunner(tmp_path)
     row = evaluate.evaluate_iteration(
         None, runner, 0, policy="pol", prm="prm", mcts=mcts, eval_run=SearchRun("test", 4),
-        prm_eval_file="f", sc_max_n=128, extra={"data/x": 1}, methods=methods,
+        prm_eval_file="f", sc_max_n=sc_max_n, extra={"data/x": 1}, methods=methods,
         policy_eval=policy_eval)
     return row, calls, runner
 
 
-def test_every_method_runs_as_its_own_step_at_one_shared_n(monkeypatch, tmp_path):
+def test_the_sampled_rules_share_one_pass_read_at_mcts_tokens(monkeypatch, tmp_path):
+    import dataclasses
+
     from rest_mcts.search.configs import search_config
 
     mcts = search_config("mcts_star")
     row, calls, runner = fake_evaluation(monkeypatch, tmp_path, mcts)
     assert [step for step, _, _ in calls] == [f"eval_{m}" for m in (
-        "cot", "mcts_star", "self_consistency", "best_of_n", "weighted_vote", "bfs",
-        "mcts_star_widen")]
+        "cot", "mcts_star", "sampled", "bfs", "mcts_star_lean", "mcts_star_widen")]
     configs = {step: search for step, search, _ in calls}
-    assert row["sc/n"] == 6  # ceil(230 / 40)
-    for name in ("self_consistency", "best_of_n", "weighted_vote"):
-        assert configs[f"eval_{name}"].n == 6 and configs[f"eval_{name}"].temperature == 0.7
-    assert configs["eval_bfs"].beam_width == 2 == row["bfs/beam_width"]
+    # one pass of n_max = ceil(2 * 230 / 40) = 12 samples for every rule
+    assert configs["eval_sampled"] == search_config("sampled", n=12, temperature=0.7)
+    assert configs["eval_bfs"].beam_width == 2 == row["bfs/beam_width"]  # ceil(ceil(230/40) / 3)
     assert configs["eval_mcts_star"] is mcts
+    assert configs["eval_mcts_star_lean"] == dataclasses.replace(
+        mcts, rollout_steps=0, unvisited_bonus=0.0)
     assert configs["eval_mcts_star_widen"] == search_config("mcts_star_widen")
     prm_of = {step: prm for step, _, prm in calls}
-    assert prm_of["eval_cot"] is None and prm_of["eval_self_consistency"] is None
-    assert {prm_of[f"eval_{m}"] for m in ("best_of_n", "weighted_vote", "bfs", "mcts_star",
+    assert prm_of["eval_cot"] is None
+    assert {prm_of[f"eval_{m}"] for m in ("sampled", "bfs", "mcts_star", "mcts_star_lean",
                                           "mcts_star_widen")} == {"prm"}
-    for prefix in ("cot", "sc", "best_of_n", "weighted_vote", "bfs", "mcts", "mcts_widen"):
-        assert row[f"{prefix}/acc"] == 0.5 and f"{prefix}/tokens" in row
+    # every rule at MCTS*'s 230 tokens: between N = 4 (160) and N = 8 (320) in log tokens;
+    # the fake curve is linear in log N and tokens are 40 N, so exactly base + 0.1 log2(5.75)
+    assert row["sampled/n_max"] == 12 and row["sampled/bracketed"] == 1.0
+    assert row["sampled/target_tokens"] == 230.0
+    assert row["sampled/n_at_tokens"] == pytest.approx(5.75)
+    t = math.log(230 / 160) / math.log(2)
+    for prefix, rule in (("sc", "sc"), ("best_of_n", "best_of_n"),
+                         ("best_of_n_prod", "best_of_n_prod"),
+                         ("weighted_vote", "weighted_vote"), ("pass@n", "pass")):
+        assert row[f"{prefix}/acc"] == pytest.approx(RULE_BASE[rule] + 0.1 * math.log2(5.75))
+        assert row[f"{prefix}/tokens"] == 230.0 and row[f"{prefix}/prompt_tokens"] == 20.0
+    assert row["best_of_n/prm_calls"] == pytest.approx(4 + 4 * t)
+    assert row["weighted_vote/prm_calls"] == pytest.approx(4 + 4 * t)
+    assert row["best_of_n_prod/prm_calls"] == pytest.approx(8 + 8 * t)
+    assert "sc/prm_calls" not in row and "pass@n/prm_calls" not in row
+    for prefix in ("cot", "bfs", "mcts", "mcts_lean", "mcts_widen"):
+        assert row[f"{prefix}/acc"] == 0.5 and row[f"{prefix}/prompt_tokens"] == 20.0
     assert row["mcts/tokens"] == 230.0 and row["cot/tokens"] == 40.0
+    assert "sc/n" not in row and "cot/prm_calls" not in row and row["mcts/prm_calls"] == 9.0
     assert row["prm/val_mse"] == 0.1 and row["data/x"] == 1
-    assert runner.done("iter_0/eval_bfs") and runner.done("iter_0/eval_prm")
+    assert runner.done("iter_0/eval_sampled") and runner.done("iter_0/eval_prm")
     again, calls_again, _ = fake_evaluation(monkeypatch, tmp_path, mcts)  # resumed: no search
     assert calls_again == [] and again == row
 
-    from rest_mcts.loop.report import markdown
+    from rest_mcts.loop.report import markdown, COLUMNS
     table = markdown([row])
-    assert "| 0 | 6 | 2 | 0.500 (40) | 0.500 (200) |" in table and "0.500 (230)" in table
+    assert "| 0 | 12 | 5.8 | 2 | 0.500 (40) | 0.352 (230) | 0.452 (230) |" in table
+    assert "| 0 | BoN (PRM prod) | 0.502 | 230 | 20 | 12.2 |" in table
+    assert "| 0 | pass@N | 0.552 | 230 | 20 | - |" in table
+    assert "| 0 | MCTS* lean | 0.500 | 230 | 20 | 9.0 |" in table
+    keys = [key for key, _, _ in COLUMNS]
+    assert {"pass@n/acc", "best_of_n_prod/prm_calls", "mcts_lean/prompt_tokens",
+            "sampled/n_max", "sampled/bracketed"} <= set(keys)
 
 
-def test_a_trimmed_evaluation_and_a_widening_search(monkeypatch, tmp_path):
+def test_mcts_tokens_beyond_the_sampled_curve_are_flagged(monkeypatch, tmp_path):
+    """stage.sc_max_n = 4 caps the pass below MCTS*'s 230 tokens (4 samples: 160): the rules
+    are not bracketed, the row says so and keeps N = 4's accuracy at its 160 tokens."""
+    from rest_mcts.loop.report import markdown
+    from rest_mcts.search.configs import search_config
+
+    row, calls, _ = fake_evaluation(monkeypatch, tmp_path, search_config("mcts_star"),
+                                    methods=("cot", "mcts_star", "best_of_n"), sc_max_n=4)
+    assert [step for step, _, _ in calls] == ["eval_cot", "eval_mcts_star", "eval_sampled"]
+    assert row["sampled/n_max"] == 4 and row["sampled/bracketed"] == 0.0
+    assert row["sampled/n_at_tokens"] == 4
+    assert row["best_of_n/acc"] == pytest.approx(0.4) and row["best_of_n/tokens"] == 160.0
+    assert row["sc/acc"] == pytest.approx(0.3)  # every rule comes from the one pass
+    assert "0.400 (160 †)" in markdown([row])
+
+
+def test_a_trimmed_evaluation_and_reused_mcts_variants(monkeypatch, tmp_path):
     from rest_mcts.search.configs import search_config
 
     row, calls, _ = fake_evaluation(monkeypatch, tmp_path / "a", search_config("mcts_star"),
                                     methods=("cot", "mcts_star"))
     assert [step for step, _, _ in calls] == ["eval_cot", "eval_mcts_star"]
-    assert "sc/n" not in row and "sc/acc" not in row and "best_of_n/acc" not in row
+    assert "sampled/n_max" not in row and "sc/acc" not in row and "best_of_n/acc" not in row
     # the configured search already widens: mcts_star_widen is the same search, run once
     widen = search_config("mcts_star_widen")
     row, calls, _ = fake_evaluation(monkeypatch, tmp_path / "b", widen,
                                     methods=("cot", "mcts_star", "mcts_star_widen"))
     assert [step for step, _, _ in calls] == ["eval_cot", "eval_mcts_star"]
     assert row["mcts_widen/acc"] == row["mcts/acc"]
+    # ... and one without rollout or unvisited bonus is already lean
+    lean = search_config("mcts_star", rollout_steps=0, unvisited_bonus=0.0)
+    row, calls, _ = fake_evaluation(monkeypatch, tmp_path / "c", lean,
+                                    methods=("cot", "mcts_star", "mcts_star_lean"))
+    assert [step for step, _, _ in calls] == ["eval_cot", "eval_mcts_star"]
+    assert row["mcts_lean/acc"] == row["mcts/acc"] and row["mcts_lean/prm_calls"] == 9.0
+
+
+def test_one_pass_feeds_every_rule_through_the_real_search_path(compose_cfg, tmp_path,
+                                                                 monkeypatch):
+    """The loop's evaluation on the scripted policy (backend=mock) and the exact oracle: the
+    sampled rules cost ONE policy call holding each question's prompt once (n = n_max),
+    and every rule's row keys are read from that pass's curve at MCTS*'s tokens."""
+    from rest_mcts.backends.mock import MockPolicyBackend
+    from rest_mcts.loop import evaluate
+    from rest_mcts.loop.context import Context
+    from rest_mcts.loop.search_run import SearchRun
+    from rest_mcts.search.configs import search_config
+    from rest_mcts.search.selection import at_tokens, read_sample_curve
+
+    generated = []
+    original = MockPolicyBackend.generate
+
+    def generate(self, prompts, params, seeds=None):
+        generated.append((list(prompts), params))
+        return original(self, prompts, params, seeds=seeds)
+
+    monkeypatch.setattr(MockPolicyBackend, "generate", generate)
+    monkeypatch.setattr(evaluate, "prm_validation", lambda ctx, prm, f: {"val/mse": 0.1})
+    ctx = Context.from_config(compose_cfg("backend=mock", "prm=oracle", "~logger"))
+    runner = StepRunner(tmp_path / "loop")
+    methods = ("cot", "mcts_star", "self_consistency", "best_of_n", "best_of_n_prod",
+               "weighted_vote", "pass_at_n")
+    row = evaluate.evaluate_iteration(
+        ctx, runner, 0, policy="mock", prm="oracle", mcts=search_config("mcts_star", iterations=5),
+        eval_run=SearchRun("test", 8, concurrency=8, prefix="eval"), prm_eval_file="f",
+        sc_max_n=64, extra={}, methods=methods)
+    n_max = row["sampled/n_max"]
+    assert n_max > 1
+    whole = [(prompts, params) for prompts, params in generated if params.n == n_max]
+    (prompts, params), = whole  # one call: the eight questions, each once
+    assert len(prompts) == len(set(prompts)) == 8 and params.stop == ()
+    metrics = runner.run("iter_0/eval_sampled", lambda d: pytest.fail("ran again"),
+                         produced_by="")
+    points = read_sample_curve(metrics, "eval")
+    assert [p.n for p in points][-1] == n_max
+    assert points[-1].tokens == metrics["eval/policy_tokens_per_question"]
+    assert points[-1].prm_calls == metrics["eval/prm_calls_per_question"]
+    target = row["mcts/tokens"]
+    for prefix, rule in (("sc", "sc"), ("best_of_n", "best_of_n"),
+                         ("best_of_n_prod", "best_of_n_prod"),
+                         ("weighted_vote", "weighted_vote"), ("pass@n", "pass")):
+        at = at_tokens([p.tokens for p in points], [p.acc[rule] for p in points], target)
+        assert row[f"{prefix}/acc"] == at.value and row[f"{prefix}/tokens"] == at.tokens
+        assert row[f"{prefix}/prompt_tokens"] == metrics["eval/prompt_tokens_per_question"]
+        assert 0 <= row[f"{prefix}/acc"] <= row["pass@n/acc"] + 1e-9  # pass@N: the ceiling
+    assert row["cot/prompt_tokens"] > 0 and row["mcts/prm_calls"] > 0
 
 
 def test_the_policy_alone_is_evaluated_on_its_own_question_set(monkeypatch, tmp_path):
@@ -413,7 +538,7 @@ def run_loop(tmp_path: Path, policy: Path, loop_dir: Path, *extra: str):
         "prm.epochs=1", "stage.sft.epochs=1", "trainer.enable_progress_bar=false",
         # the untrained test policy never finds an answer: D_V0 from reference solutions
         "stage.init_prm.method=reference",
-        # evaluation stays cheap: at most 3 samples for SC / BoN / vote, BFS beam 1
+        # evaluation stays cheap: at most 3 samples in the sampling pass, BFS beam 1
         "stage.sc_max_n=3", "stage.policy_eval.num_problems=4", "stage.policy_eval.samples=2",
         *extra,
     ]
@@ -434,14 +559,16 @@ def test_one_iteration_loop_runs_and_resumes_without_searching_again(tmp_path, t
     assert len(csv_lines) == 3  # header + iterations 0 and 1
     header = csv_lines[0].split(",")
     first = dict(zip(header, csv_lines[1].split(",")))
-    for method in ("cot", "sc", "best_of_n", "weighted_vote", "bfs", "mcts", "mcts_widen"):
+    for method in ("cot", "sc", "best_of_n", "best_of_n_prod", "weighted_vote", "pass@n", "bfs",
+                   "mcts", "mcts_lean", "mcts_widen"):
         assert first[f"{method}/acc"] != "" and first[f"{method}/tokens"] != ""
+        assert first[f"{method}/prompt_tokens"] != ""
     for key in ("policy/greedy_acc", "policy/pass@k", "policy/legal_step_rate"):
         assert 0 <= float(first[key]) <= 1
-    assert 1 <= int(first["sc/n"]) <= 3 and first["bfs/beam_width"] == "1"
+    assert 1 <= int(first["sampled/n_max"]) <= 3 and first["bfs/beam_width"] == "1"
     steps = ["iter_0/policy", "iter_0/d_v0", "prm_eval_set", "iter_0/prm", "iter_0/eval_cot",
-             "iter_0/eval_mcts_star", "iter_0/eval_self_consistency", "iter_0/eval_best_of_n",
-             "iter_0/eval_weighted_vote", "iter_0/eval_bfs", "iter_0/eval_mcts_star_widen",
+             "iter_0/eval_mcts_star", "iter_0/eval_sampled", "iter_0/eval_bfs",
+             "iter_0/eval_mcts_star_lean", "iter_0/eval_mcts_star_widen",
              "iter_0/eval_prm", "iter_0/eval_policy",
              "iter_1/search", "iter_1/extract", "iter_1/prm", "iter_1/policy", "iter_1/eval_cot"]
     for step in steps:
@@ -454,8 +581,8 @@ def test_one_iteration_loop_runs_and_resumes_without_searching_again(tmp_path, t
     results = loop_dir / "iter_1" / "search" / "results.jsonl"
     before = (results.read_text(), results.stat().st_mtime_ns)
     for later in ("extract", "prm", "policy", "eval_policy", "eval_cot", "eval_mcts_star",
-                  "eval_self_consistency", "eval_best_of_n", "eval_weighted_vote", "eval_bfs",
-                  "eval_mcts_star_widen", "eval_prm"):
+                  "eval_sampled", "eval_bfs", "eval_mcts_star_lean", "eval_mcts_star_widen",
+                  "eval_prm"):
         shutil.rmtree(loop_dir / "iter_1" / later)
     (loop_dir / "results.csv").unlink()
     out = run_loop(tmp_path, tiny_policy, loop_dir)

@@ -194,7 +194,7 @@ def test_unknown_knob_and_unknown_method_are_one_line():
         search_config("mcts")
     assert str(err.value) == (
         "unknown search 'mcts'; choose from best_of_n, bfs, cot, mcts_star, mcts_star_lean, "
-        "mcts_star_widen, self_consistency, weighted_vote"
+        "mcts_star_widen, sampled, self_consistency, weighted_vote"
     )
     with pytest.raises(ConfigError, match="needs a 'name'"):
         search_config_from({"n": 3})

@@ -71,7 +71,9 @@ def test_eval_columns_are_the_loops_methods():
     from rest_mcts.loop.evaluate import EVAL_METHODS
 
     assert set(EVAL_COLUMNS) == {prefix for prefix, _ in EVAL_METHODS.values()}
-    assert set(EVAL_SUFFIXES) == {"acc", "tokens", "prm_calls"}
+    assert set(EVAL_SUFFIXES) == {"acc", "tokens", "prompt_tokens", "prm_calls"}
+    assert wandb_name("pass@n/acc") == "eval/pass@n_acc"
+    assert wandb_name("mcts_lean/prompt_tokens") == "eval/mcts_lean_prompt_tokens_per_question"
 
 
 def test_identity_tags_the_chosen_groups_and_names_the_job(compose_cfg):

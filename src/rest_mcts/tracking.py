@@ -51,8 +51,10 @@ RENAMES: dict[str, str] = {
 }
 # Column prefixes of the loop's evaluation methods (rest_mcts.loop.evaluate.EVAL_METHODS)
 # and their suffixes: `mcts/acc` -> `eval/mcts_acc`, `cot/tokens` -> `eval/cot_tokens_per_question`.
-EVAL_COLUMNS = ("cot", "sc", "best_of_n", "weighted_vote", "bfs", "mcts", "mcts_widen")
+EVAL_COLUMNS = ("cot", "sc", "best_of_n", "best_of_n_prod", "weighted_vote", "pass@n", "bfs",
+                "mcts", "mcts_lean", "mcts_widen")
 EVAL_SUFFIXES = {"acc": "acc", "tokens": "tokens_per_question",
+                 "prompt_tokens": "prompt_tokens_per_question",
                  "prm_calls": "prm_calls_per_question"}
 # Metric prefixes of the loop's rows, plotted against `loop/iter`.
 LOOP_SPLITS = ("eval", "prm", "policy", "data", "search")

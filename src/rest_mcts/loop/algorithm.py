@@ -7,9 +7,11 @@
         D_V_k (PRM targets) and D_G_k (correct traces) from those trees
         PRM_k    trained on D_V0 + new data (``prm_data``), from PRM_{k-1} or afresh
         policy_k SFT on D_G (``policy_data``), from the base policy or policy_{k-1}
-    every iteration: held-out evaluation (``eval_methods``: CoT, self-consistency, best-of-N
-                 and weighted vote with PRM_k, BFS with PRM_k, MCTS*, MCTS* with widening,
-                 at equal policy tokens per question; the PRM on a fixed validation set)
+    every iteration: held-out evaluation (``eval_methods``: CoT, MCTS*, then from one
+                 sampling pass self-consistency, best-of-N (last value, product) and the
+                 weighted vote with PRM_k and pass@N, read at MCTS*'s policy tokens per
+                 question; BFS with PRM_k, MCTS* lean, MCTS* with widening; the PRM on a
+                 fixed validation set)
 
 Every artefact lives under ``<root>/iter_k/<step>/`` with a ``manifest.json`` naming what
 produced it (:class:`rest_mcts.loop.steps.StepRunner`); a job killed at any point and started
@@ -74,11 +76,13 @@ class LoopSettings:
         train_early_stop: the MCTS* on the training questions stops at a node valued >= l
             (True) or runs all T iterations (False, as the authors' data generation); the
             evaluation MCTS* always keeps the stop rule.
-        sc_max_n: cap on N, the samples of self-consistency, best-of-N and the weighted vote
-            (one N shared by the three) matched to MCTS* tokens; BFS's beam follows N.
+        sc_max_n: cap on n_max, the samples per question of the one sampling pass that the
+            sample-selection rules read (about twice MCTS* tokens over CoT tokens), and on
+            BFS's N (MCTS* tokens over CoT tokens; its beam is ceil(N / b)).
         eval_methods: the held-out evaluation's methods, names of
-            :data:`rest_mcts.loop.evaluate.EVAL_METHODS` (default: all); self_consistency,
-            best_of_n, weighted_vote and bfs need cot and mcts_star (their budget).
+            :data:`rest_mcts.loop.evaluate.EVAL_METHODS` (default: all); the sampled rules
+            (self_consistency, best_of_n, best_of_n_prod, weighted_vote, pass_at_n) and bfs
+            need cot and mcts_star (their budget).
         prm_init_epochs: epochs of PRM_0 on D_V0.
         prm_epochs: epochs of PRM_k on the iteration's data mix.
         init_prm: how D_V0 is made.
@@ -274,7 +278,7 @@ def track_iteration(
         return
     tracker.log(row)
     samples = []
-    for name in EVAL_METHODS:
+    for name in (*EVAL_METHODS, "sampled"):  # the sampled rules share eval_sampled
         samples += sample_rows(runner.folder(f"{key}/eval_{name}"), tracker.table_rows,
                                iter=k, method=name)
     tracker.log_table("eval/samples", samples)

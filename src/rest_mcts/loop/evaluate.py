@@ -2,18 +2,25 @@
 
 * :func:`evaluate_policy_at` -- the policy alone: greedy (CoT) accuracy, step legality, pass@N.
 * :func:`evaluate_iteration` -- the loop's row: every method of ``stage.eval_methods``
-  (:data:`EVAL_METHODS`) at equal policy tokens per question next to MCTS*, and the PRM on a
+  (:data:`EVAL_METHODS`) next to MCTS* at its policy tokens per question, and the PRM on a
   fixed validation set.
 * :func:`prm_validation` -- the PRM against D_V targets and, with the world's oracle, the
   exact quality values (error, rank correlation, sibling ranking accuracy).
 
-Equal tokens. MCTS* (the configured ``search``) and greedy CoT run first; the sampling
-methods -- self-consistency, best-of-N with PRM_k and the PRM-weighted vote -- then share ONE
-N, :func:`matched_n`: ceil(MCTS* policy tokens per question / CoT tokens per question),
-capped by ``stage.sc_max_n``, so each spends about MCTS*'s tokens (a sampled solution is about
-as long as the greedy one). BFS with PRM_k gets a beam sized from the same N
-(:func:`bfs_at`). MCTS* with widening is the configured search with ``widen=true``; it spends
-what it spends. Every method's tokens per question are in the table, so "equal" can be checked.
+Equal tokens. MCTS* (the configured ``search``) and greedy CoT run first. The sample-selection
+rules -- self-consistency, PRM best-of-N by the last step value and by the product of the step
+values, the PRM-weighted vote, and pass@N as the ceiling -- then read ONE sampling pass
+(``search=sampled``, step ``iter_k/eval_sampled``): n_max solutions per question
+(:func:`sampled_n_max`: twice MCTS* tokens over CoT tokens, capped by ``stage.sc_max_n``),
+every step prefix valued by PRM_k. Each rule is evaluated at N = 1, 2, 4, ... n_max on the
+first N samples, and its accuracy is read at MCTS*'s policy tokens per question by linear
+interpolation in log tokens between the two bracketing N (:func:`rules_at_tokens`), never by
+rounding N up; when MCTS* spent more than n_max samples' tokens (or less than one sample's),
+the row says so (``sampled/bracketed`` 0) and holds the end's accuracy at the end's tokens.
+BFS with PRM_k gets a beam sized from N = ceil(MCTS* tokens / CoT tokens) (:func:`matched_n`,
+:func:`bfs_at`). MCTS* lean (no rollout, no bonus for unvisited children) and MCTS* with
+widening are the configured search with those settings; they spend what they spend. Every
+method's tokens per question are in the table, so "equal" can be checked.
 """
 
 from __future__ import annotations
@@ -34,21 +41,39 @@ from rest_mcts.loop.train import value_oracle
 
 log = logging.getLogger(__name__)
 
-# name (step ``iter_k/eval_<name>``, ``stage.eval_methods``): (column prefix, table header).
-# The prefixes cot, sc and mcts are the columns of older tables.
+# name (``stage.eval_methods``; step ``iter_k/eval_<name>``, except the sampled rules, which
+# share ``iter_k/eval_sampled``): (column prefix, table header). The prefixes cot, sc and mcts
+# are the columns of older tables.
 EVAL_METHODS: dict[str, tuple[str, str]] = {
     "cot": ("cot", "CoT"),
     "self_consistency": ("sc", "SC"),
-    "best_of_n": ("best_of_n", "BoN (PRM)"),
+    "best_of_n": ("best_of_n", "BoN (PRM last)"),
+    "best_of_n_prod": ("best_of_n_prod", "BoN (PRM prod)"),
     "weighted_vote": ("weighted_vote", "vote (PRM)"),
+    "pass_at_n": ("pass@n", "pass@N"),
     "bfs": ("bfs", "BFS (PRM)"),
     "mcts_star": ("mcts", "MCTS*"),
+    "mcts_star_lean": ("mcts_lean", "MCTS* lean"),
     "mcts_star_widen": ("mcts_widen", "MCTS* widen"),
 }
-# Sampling methods: n solutions each, one N shared by the three (matched_n).
-SAMPLED = ("self_consistency", "best_of_n", "weighted_vote")
+# The sample-selection rules read from the one sampling pass (rest_mcts.search.selection):
+# name -> rule. Any of them listed runs the pass, which gives all of them.
+SAMPLED: dict[str, str] = {
+    "self_consistency": "sc",
+    "best_of_n": "best_of_n",
+    "best_of_n_prod": "best_of_n_prod",
+    "weighted_vote": "weighted_vote",
+    "pass_at_n": "pass",
+}
+# The PRM calls a rule needs (selection.GridPoint field): the value of each whole path, or of
+# every step prefix (the product); self-consistency and pass@N need none.
+RULE_PRM_CALLS = {"best_of_n": "path_prm_calls", "weighted_vote": "path_prm_calls",
+                  "best_of_n_prod": "prm_calls"}
 # Methods whose budget is matched to MCTS*'s tokens: they need cot and mcts_star evaluated.
 MATCHED = (*SAMPLED, "bfs")
+# n_max of the sampling pass: this many times MCTS*'s tokens in CoT solutions, so that the
+# rules' curve brackets MCTS*'s tokens even when a sample runs longer than the greedy CoT.
+SAMPLED_HEADROOM = 2.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +118,60 @@ def matched_n(mcts_tokens: float, cot_tokens: float, cap: int) -> int:
     cot_tokens) (a CoT below one token counts as one), at least 1 and at most ``cap``."""
     n = max(1, math.ceil(mcts_tokens / max(1.0, cot_tokens)))
     return min(n, int(cap))
+
+
+def sampled_n_max(mcts_tokens: float, cot_tokens: float, cap: int,
+                  headroom: float = SAMPLED_HEADROOM) -> int:
+    """n of the one sampling pass: ceil(headroom * mcts_tokens / cot_tokens) (a CoT below
+    one token counts as one), at least 1 and at most ``cap``. With the default headroom 2 the
+    pass spends about twice MCTS*'s tokens, so its N curve normally brackets them."""
+    n = max(1, math.ceil(headroom * mcts_tokens / max(1.0, cot_tokens)))
+    return min(n, int(cap))
+
+
+def rules_at_tokens(metrics: dict[str, Any], target: float) -> dict[str, Any]:
+    """The row keys of the sample-selection rules at ``target`` policy tokens per question
+    (MCTS*'s), from the metrics of the sampling pass (its N curve,
+    :func:`rest_mcts.search.selection.read_sample_curve`), each read with
+    :func:`rest_mcts.search.selection.at_tokens` (linear in log tokens between the bracketing
+    N; outside the curve the end's value at the end's tokens).
+
+    Returns:
+        Per rule (column prefix P of :data:`SAMPLED`): ``P/acc``, ``P/tokens`` (where it was
+        read: ``target`` when bracketed), ``P/prompt_tokens`` (the pass's prompt tokens per
+        question: one prompt serves every N) and, for the PRM rules, ``P/prm_calls``; and
+        ``sampled/n_max``, ``sampled/target_tokens``, ``sampled/n_at_tokens`` (N read the
+        same way, log N against log tokens: exact when tokens grow in proportion to N) and
+        ``sampled/bracketed`` (1.0 when the curve brackets ``target``, else
+        0.0). ``{}`` when the metrics hold no curve.
+    """
+    from rest_mcts.search.selection import at_tokens, read_sample_curve
+
+    points = read_sample_curve(metrics, "eval")
+    if not points:
+        return {}
+    tokens = [p.tokens for p in points]
+    where = at_tokens(tokens, [math.log(p.n) for p in points], target)
+    row: dict[str, Any] = {"sampled/n_max": points[-1].n, "sampled/target_tokens": target,
+                           "sampled/n_at_tokens": math.exp(where.value),
+                           "sampled/bracketed": float(where.inside)}
+    prompt = metrics.get("eval/prompt_tokens_per_question")
+    for name, rule in SAMPLED.items():
+        prefix = EVAL_METHODS[name][0]
+        at = at_tokens(tokens, [p.acc[rule] for p in points], target)
+        row[f"{prefix}/acc"], row[f"{prefix}/tokens"] = at.value, at.tokens
+        if prompt is not None:
+            row[f"{prefix}/prompt_tokens"] = prompt
+        if name in RULE_PRM_CALLS:
+            calls = [getattr(p, RULE_PRM_CALLS[name]) for p in points]
+            row[f"{prefix}/prm_calls"] = at_tokens(tokens, calls, target).value
+    return row
+
+
+def lean_search(mcts: Any) -> Any:
+    """MCTS* lean: the configured MCTS* without the greedy MC rollout (``rollout_steps=0``)
+    and without the authors' bonus for unvisited children (``unvisited_bonus=0.0``)."""
+    return dataclasses.replace(mcts, rollout_steps=0, unvisited_bonus=0.0)
 
 
 def bfs_at(mcts: Any, n: int) -> Any:
@@ -165,19 +244,22 @@ def evaluate_iteration(
     methods: tuple[str, ...] = tuple(EVAL_METHODS), policy_eval: PolicyEval | None = None,
 ) -> dict[str, Any]:
     """Held-out evaluation of iteration k, each method its own resumable step
-    ``iter_k/eval_<name>``, then the PRM metrics (``iter_k/eval_prm``).
+    ``iter_k/eval_<name>`` (the sample-selection rules share ``iter_k/eval_sampled``), then
+    the PRM metrics (``iter_k/eval_prm``).
 
     ``methods`` (names of :data:`EVAL_METHODS`, checked by :func:`check_eval_methods`) run in
-    this order: CoT, MCTS* (``mcts``, the configured typed MCTS* config) with PRM_k, the
-    sampling methods at the shared N (:func:`matched_n`), BFS at :func:`bfs_at`, MCTS* with
-    ``widen=true`` (when ``mcts`` already widens, that is the same search: its numbers are
-    reused, nothing runs twice). With ``policy_eval``, the policy alone first
+    this order: CoT, MCTS* (``mcts``, the configured typed MCTS* config) with PRM_k, the one
+    sampling pass (``search=sampled``, n = :func:`sampled_n_max`) whose rules are read at
+    MCTS*'s tokens (:func:`rules_at_tokens`), BFS at :func:`bfs_at`, MCTS* lean
+    (:func:`lean_search`) and MCTS* with ``widen=true`` (when either equals ``mcts``, its
+    numbers are reused, nothing runs twice). With ``policy_eval``, the policy alone first
     (``iter_k/eval_policy``: greedy accuracy and pass@N on its own, larger question set).
 
     Returns:
-        The iteration's row of the results table: ``<prefix>/acc`` and ``<prefix>/tokens``
-        (policy tokens per question) per method, ``<prefix>/prm_calls`` for the PRM-guided
-        ones, ``sc/n`` (the shared N), ``bfs/beam_width``, ``policy/greedy_acc``,
+        The iteration's row of the results table: ``<prefix>/acc``, ``<prefix>/tokens``
+        (policy tokens per question) and ``<prefix>/prompt_tokens`` per method,
+        ``<prefix>/prm_calls`` for the PRM-guided ones, the ``sampled/*`` keys of
+        :func:`rules_at_tokens`, ``bfs/beam_width``, ``policy/greedy_acc``,
         ``policy/pass@N`` and ``policy/legal_step_rate``, ``prm/*`` and ``extra``.
     """
     from rest_mcts.search.configs import search_config
@@ -199,9 +281,13 @@ def evaluate_iteration(
         return metrics
 
     def record(name: str, metrics: dict[str, Any], prm_calls: bool) -> None:
+        if name not in EVAL_METHODS:  # the sampling pass: its rules go in by rules_at_tokens
+            return
         prefix = EVAL_METHODS[name][0]
         row[f"{prefix}/acc"] = metrics["eval/acc"]
         row[f"{prefix}/tokens"] = metrics["eval/policy_tokens_per_question"]
+        if "eval/prompt_tokens_per_question" in metrics:  # absent from older folders
+            row[f"{prefix}/prompt_tokens"] = metrics["eval/prompt_tokens_per_question"]
         if prm_calls:
             row[f"{prefix}/prm_calls"] = metrics["eval/prm_calls_per_question"]
 
@@ -228,30 +314,34 @@ def evaluate_iteration(
     if "mcts_star" in methods:
         done["mcts_star"] = run_eval("mcts_star", mcts)
     if any(m in methods for m in MATCHED):
-        n = matched_n(done["mcts_star"]["eval/policy_tokens_per_question"],
-                      done["cot"]["eval/policy_tokens_per_question"], sc_max_n)
-        row["sc/n"] = n
-        for name in SAMPLED:
-            if name in methods:
-                run_eval(name, search_config(name, n=n, temperature=mcts.temperature))
+        mcts_tokens = done["mcts_star"]["eval/policy_tokens_per_question"]
+        cot_tokens = done["cot"]["eval/policy_tokens_per_question"]
+        if any(m in methods for m in SAMPLED):
+            n_max = sampled_n_max(mcts_tokens, cot_tokens, sc_max_n)
+            metrics = run_eval("sampled", search_config("sampled", n=n_max,
+                                                        temperature=mcts.temperature))
+            row.update(rules_at_tokens(metrics, mcts_tokens))
         if "bfs" in methods:
-            bfs = bfs_at(mcts, n)
+            bfs = bfs_at(mcts, matched_n(mcts_tokens, cot_tokens, sc_max_n))
             row["bfs/beam_width"] = bfs.beam_width
             run_eval("bfs", bfs)
-    if "mcts_star_widen" in methods:
-        widen = dataclasses.replace(mcts, widen=True)
-        if widen == mcts and "mcts_star" in done:
-            log.info("the configured MCTS* already widens: mcts_star_widen = mcts_star")
-            record("mcts_star_widen", done["mcts_star"], True)
+    for name, variant in (("mcts_star_lean", lean_search(mcts)),
+                          ("mcts_star_widen", dataclasses.replace(mcts, widen=True))):
+        if name not in methods:
+            continue
+        if variant == mcts and "mcts_star" in done:
+            log.info("the configured MCTS* is already %s: its numbers are reused", name)
+            record(name, done["mcts_star"], True)
         else:
-            run_eval("mcts_star_widen", widen)
+            run_eval(name, variant)
     prm_metrics = runner.run(
         f"{it}/eval_prm", lambda d: prm_validation(ctx, prm, prm_eval_file),
         produced_by="PRM on the fixed validation set", inputs={"prm": prm, "data": prm_eval_file},
     )
     row.update({f"prm/{key.replace('/', '_')}": v for key, v in prm_metrics.items()})
     row.update({key: v for key, v in extra.items() if v is not None})
-    log.info("iteration %d (N=%s): %s; PRM sibling acc %s", k, row.get("sc/n"), ", ".join(
+    log.info("iteration %d (n_max=%s): %s; PRM sibling acc %s", k, row.get("sampled/n_max"),
+             ", ".join(
         f"{EVAL_METHODS[m][1]} {row[EVAL_METHODS[m][0] + '/acc']:.3f}" for m in methods
         if EVAL_METHODS[m][0] + "/acc" in row), row.get("prm/val_sibling_acc"))
     return row

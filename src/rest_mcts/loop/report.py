@@ -1,8 +1,10 @@
 """The self-training loop's results: one row per iteration, as markdown, CSV and a plot.
 
-The CSV has every column of :data:`COLUMNS`; the markdown splits them into two tables that fit
-a screen: the evaluated methods (accuracy and policy tokens per question in one cell, in
-:data:`rest_mcts.loop.evaluate.EVAL_METHODS` order) and the PRM and data columns.
+The CSV has every column of :data:`COLUMNS`; the markdown splits them into tables that fit a
+screen: the evaluated methods by iteration (accuracy and policy tokens per question in one
+cell, in :data:`rest_mcts.loop.evaluate.EVAL_METHODS` order), each method's costs (policy
+tokens, prompt tokens and PRM calls per question) and the PRM and data columns. A key a row
+lacks (an older loop folder, a method left out) is empty in the CSV and "-" in markdown.
 """
 
 from __future__ import annotations
@@ -11,13 +13,29 @@ import csv
 from pathlib import Path
 from typing import Sequence
 
-from rest_mcts.loop.evaluate import EVAL_METHODS
+from rest_mcts.loop.evaluate import EVAL_METHODS, SAMPLED
 
-# Method columns (prefix, header): accuracy and tokens of each method of the evaluation.
+# Method columns (prefix, header): accuracy and costs of each method of the evaluation.
 METHODS: list[tuple[str, str]] = list(EVAL_METHODS.values())
+# Column prefixes of the rules read from the one sampling pass at MCTS*'s tokens.
+SAMPLED_PREFIXES = frozenset(EVAL_METHODS[name][0] for name in SAMPLED)
+# A method's costs per question (suffix, header, format).
+COSTS: list[tuple[str, str, str]] = [
+    ("tokens", "policy tok/q", "{:.0f}"),
+    ("prompt_tokens", "prompt tok/q", "{:.0f}"),
+    ("prm_calls", "PRM calls/q", "{:.1f}"),
+]
+# The sampling pass and BFS's beam (key, header, format).
+BUDGET: list[tuple[str, str, str]] = [
+    ("sampled/n_max", "n_max", "{:.0f}"),
+    ("sampled/n_at_tokens", "N at MCTS* tok", "{:.1f}"),
+    ("sampled/target_tokens", "MCTS* tok/q", "{:.0f}"),
+    ("sampled/bracketed", "bracketed", "{:.0f}"),
+    ("bfs/beam_width", "BFS beam", "{:.0f}"),
+]
 
 # The policy alone (stage.policy_eval: k = its samples), the PRM and the data (key, header,
-# format): the second markdown table.
+# format): the last markdown table.
 OTHER: list[tuple[str, str, str]] = [
     ("policy/greedy_acc", "policy greedy", "{:.3f}"),
     ("policy/pass@k", "policy pass@k", "{:.3f}"),
@@ -32,12 +50,8 @@ OTHER: list[tuple[str, str, str]] = [
 
 
 def _method_columns(prefix: str, header: str) -> list[tuple[str, str, str]]:
-    columns = [(f"{prefix}/acc", f"{header} acc", "{:.3f}")]
-    if prefix == "sc":
-        columns.append(("sc/n", "N (SC, BoN, vote)", "{:.0f}"))
-    if prefix == "bfs":
-        columns.append(("bfs/beam_width", "BFS beam", "{:.0f}"))
-    return columns + [(f"{prefix}/tokens", f"{header} tok/q", "{:.0f}")]
+    return [(f"{prefix}/acc", f"{header} acc", "{:.3f}"),
+            *((f"{prefix}/{suffix}", f"{header} {what}", fmt) for suffix, what, fmt in COSTS)]
 
 
 # (column key, header, format) in CSV order; a missing key is empty (CSV) or "-" (markdown).
@@ -45,6 +59,7 @@ def _method_columns(prefix: str, header: str) -> list[tuple[str, str, str]]:
 COLUMNS: list[tuple[str, str, str]] = [
     ("iteration", "iter", "{:.0f}"),
     *(column for prefix, header in METHODS for column in _method_columns(prefix, header)),
+    *BUDGET,
     *OTHER,
 ]
 
@@ -54,11 +69,18 @@ def _cell(row: dict, key: str, fmt: str) -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def _beyond(row: dict, prefix: str) -> bool:
+    """Whether a sampled rule's accuracy was read at the end of its N curve, not at MCTS*'s
+    tokens (the curve does not bracket them)."""
+    return prefix in SAMPLED_PREFIXES and row.get("sampled/bracketed") == 0.0
+
+
 def _method_cell(row: dict, prefix: str) -> str:
     acc, tokens = row.get(f"{prefix}/acc"), row.get(f"{prefix}/tokens")
     if acc is None:
         return "-"
-    return f"{acc:.3f}" + ("" if tokens is None else f" ({tokens:.0f})")
+    mark = " †" if _beyond(row, prefix) else ""
+    return f"{acc:.3f}" + ("" if tokens is None else f" ({tokens:.0f}{mark})")
 
 
 def _table(header: list[str], lines: list[list[str]]) -> list[str]:
@@ -68,21 +90,37 @@ def _table(header: list[str], lines: list[list[str]]) -> list[str]:
 
 def markdown(rows: Sequence[dict]) -> str:
     """The results in markdown: the methods' held-out accuracy (policy tokens per question)
-    by iteration, then the PRM and data columns (one line per iteration each)."""
+    by iteration; each method's accuracy and costs per question (policy tokens, prompt
+    tokens, PRM calls), one line per iteration and method; then the PRM and data columns."""
     def it(row: dict) -> str:
         return _cell(row, "iteration", "{:.0f}")
 
+    budget = [(k, h, f) for k, h, f in BUDGET
+              if k not in ("sampled/bracketed", "sampled/target_tokens")]
     methods = _table(
-        ["iter", "N", "BFS beam", *(header for _, header in METHODS)],
-        [[it(row), _cell(row, "sc/n", "{:.0f}"), _cell(row, "bfs/beam_width", "{:.0f}"),
+        ["iter", *(h for _, h, _ in budget), *(header for _, header in METHODS)],
+        [[it(row), *(_cell(row, k, f) for k, _, f in budget),
           *(_method_cell(row, prefix) for prefix, _ in METHODS)] for row in rows],
+    )
+    costs = _table(
+        ["iter", "method", "acc", *(h for _, h, _ in COSTS)],
+        [[it(row), header, _cell(row, f"{prefix}/acc", "{:.3f}"),
+          *(_cell(row, f"{prefix}/{suffix}", fmt) for suffix, _, fmt in COSTS)]
+         for row in rows for prefix, header in METHODS if row.get(f"{prefix}/acc") is not None],
     )
     other = _table(["iter", *(h for _, h, _ in OTHER)],
                    [[it(row), *(_cell(row, k, f) for k, _, f in OTHER)] for row in rows])
-    note = ("Held-out accuracy (policy tokens per question). N: samples of SC, BoN and vote, "
-            "one N for the three, ceil(MCTS* tokens / CoT tokens) capped by stage.sc_max_n; "
-            "BFS beam: ceil(N / b) with MCTS*'s branch b.")
-    return "\n".join([note, "", *methods, "", *other]) + "\n"
+    note = ("Held-out accuracy (policy tokens per question). SC, BoN (PRM last step value, "
+            "PRM product of step values), vote (PRM) and pass@N (any of N correct: the "
+            "ceiling) come from one sampling pass of n_max solutions per question (about "
+            "2 x MCTS* tokens / CoT tokens, capped by stage.sc_max_n), each read at MCTS*'s "
+            "tokens by linear interpolation in log tokens between the two N that bracket "
+            "them (N at MCTS* tok: the N read the same way). † : the N curve does not "
+            "bracket MCTS*'s tokens; the value is its end's, at the tokens shown. "
+            "BFS beam: ceil(N / b) with N = ceil(MCTS* tokens / CoT tokens) and MCTS*'s "
+            "branch b. MCTS* lean: no rollout, no bonus for unvisited children.")
+    return "\n".join([note, "", *methods, "", "Costs per question:", "", *costs, "",
+                      *other]) + "\n"
 
 
 def write_csv(rows: Sequence[dict], path: Path) -> None:
@@ -106,9 +144,9 @@ def plot(rows: Sequence[dict], path: Path, title: str) -> None:
     curves = [(f"{prefix}/acc", header) for prefix, header in METHODS]
     for key, label in (*curves, ("prm/val_sibling_acc", "PRM sibling ranking acc")):
         points = [(i, row[key]) for i, row in zip(iterations, rows) if row.get(key) is not None]
-        if points:
+        if points:  # dashed: no method (the PRM, and pass@N, the ceiling)
             ax.plot(*zip(*points), marker="o", label=label,
-                    linestyle="--" if key.startswith("prm") else "-")
+                    linestyle="--" if key.startswith(("prm", "pass@n")) else "-")
     ax.set_xlabel("self-training iteration k")
     ax.set_ylabel("accuracy (held-out)")
     ax.set_xticks(iterations)

@@ -23,6 +23,7 @@ from typing import Any, Iterable
 from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.context import Context
 from rest_mcts.search.requests import SearchResult
+from rest_mcts.search.selection import judge_samples, sample_metrics
 from rest_mcts.search.t_curve import curve_metrics, judge_curve
 from rest_mcts.utils.io import append_jsonl, read_json, read_jsonl, repair_jsonl, write_json
 from rest_mcts.worlds.base import Problem
@@ -148,10 +149,13 @@ def record_result(
     world: Any, method: str, run: SearchRun, problem: Problem, result: SearchResult, out: Path
 ) -> None:
     """Judge one finished search against its Problem; write its tree, then its result line.
-    A T curve (MCTS*'s ``info["t_curve"]``) is judged the same way into the row's ``t_curve``."""
+    A T curve (MCTS*'s ``info["t_curve"]``) is judged the same way into the row's ``t_curve``,
+    and the samples of the sampled pass (``info["paths"]``) into the row's ``samples``
+    (:func:`rest_mcts.search.selection.judge_samples`)."""
     correct = bool(result.finished and world.is_correct(problem, list(result.steps)))
     info = dict(result.info)
     curve = info.pop("t_curve", None)
+    paths = info.pop("paths", None)
     row = {
         "id": problem.id,
         "question": problem.question.text,
@@ -167,6 +171,8 @@ def record_result(
     }
     if curve:
         row["t_curve"] = judge_curve(curve, lambda steps: world.is_correct(problem, steps))
+    if paths:
+        row["samples"] = judge_samples(paths, lambda steps: world.is_correct(problem, steps))
     if run.save_trees and result.tree is not None:
         tree_record = result.tree
         if run.label_trees and isinstance(tree_record, dict) and "nodes" in tree_record:
@@ -187,8 +193,9 @@ def label_tree(tree_record: dict, problem: Problem, world: Any) -> dict:
 
 
 def summarize(rows: Iterable[dict], prefix: str) -> dict[str, float]:
-    """Accuracy and mean costs over result rows, and the T curve's points where rows carry
-    one (:func:`rest_mcts.search.t_curve.curve_metrics`)."""
+    """Accuracy and mean costs over result rows, the T curve's points where rows carry one
+    (:func:`rest_mcts.search.t_curve.curve_metrics`) and the sample-selection rules at each N
+    where rows carry samples (:func:`rest_mcts.search.selection.sample_metrics`)."""
     rows = list(rows)
     n = max(1, len(rows))
 
@@ -200,8 +207,10 @@ def summarize(rows: Iterable[dict], prefix: str) -> dict[str, float]:
         f"{prefix}/acc": sum(r["correct"] for r in rows) / n,
         f"{prefix}/finished_rate": sum(r["finished"] for r in rows) / n,
         f"{prefix}/policy_tokens_per_question": mean("policy_tokens"),
+        f"{prefix}/prompt_tokens_per_question": mean("prompt_tokens"),
         f"{prefix}/prm_calls_per_question": mean("prm_calls"),
         f"{prefix}/policy_calls_per_question": mean("policy_calls"),
         f"{prefix}/wall_seconds_per_question": mean("wall_seconds"),
         **curve_metrics(rows, prefix),
+        **sample_metrics(rows, prefix),
     }

@@ -1,4 +1,5 @@
-"""Baseline searches for one question: CoT, self-consistency, best-of-N, weighted vote, BFS.
+"""Baseline searches for one question: CoT, self-consistency, best-of-N, weighted vote, BFS,
+and ``sampled``, the one sampling pass that serves every sample-selection rule.
 
 Each public function takes its typed config (:mod:`rest_mcts.search.configs`, checked on
 construction; None means the defaults) and the run's token cap, then returns a generator (a
@@ -12,8 +13,10 @@ text), so a finished path may still be wrong, e.g. a Countdown path whose last n
 is not the target: such a path is a dead end that states its (wrong) last number.
 Whether an answer is *correct* is judged later, by the stage that holds the ``Problem``.
 
-Answer voting counts only legal finished paths whose answer parses (``answer is not
-None``); ties go to the answer seen first.
+The judged samples and the rules that choose among them (:mod:`rest_mcts.search.selection`:
+:class:`SampledPath`, :func:`judge_solution`, :func:`vote`, :func:`best_path`) are shared
+with the selection of the sampled pass. Answer voting counts only legal finished paths whose
+answer parses (``answer is not None``); ties go to the answer seen first.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from rest_mcts.search.configs import (
     BestOfNConfig,
     BFSConfig,
     CoTConfig,
+    SampledPassConfig,
     SearchConfig,
     SelfConsistencyConfig,
     WeightedVoteConfig,
@@ -40,39 +44,21 @@ from rest_mcts.search.requests import (
     SearchResult,
     step_params,
 )
-from rest_mcts.search.steps import SampledPath, expand_node, judge_solution
+from rest_mcts.search.selection import (
+    SampledPath,
+    best_of_n_pick,
+    judge_solution,
+    majority_pick,
+    step_prefixes,
+    vote,
+    weighted_vote_pick,
+)
+from rest_mcts.search.steps import expand_node
 from rest_mcts.search.tree import Node, Tree
 from rest_mcts.worlds.base import Question, World
 
 
 # ---------------------------------------------------------------------------- sampled paths
-def vote(
-    paths: Sequence[SampledPath], weighted: bool = False
-) -> tuple[str | None, dict[str, float]]:
-    """Answer voting over legal finished paths.
-
-    Args:
-        paths: the judged samples.
-        weighted: each path votes with its value (else with 1).
-
-    Returns:
-        The winning answer (None when no path votes; ties: the answer seen first) and the
-        tally per answer, in first-seen order.
-    """
-    tally: dict[str, float] = {}
-    for path in paths:
-        if path.votes:
-            weight = (path.value or 0.0) if weighted else 1.0
-            tally[path.answer] = tally.get(path.answer, 0.0) + weight  # type: ignore[index]
-    winner = max(tally, key=tally.__getitem__) if tally else None
-    return winner, tally
-
-
-def best_path(paths: Sequence[SampledPath]) -> SampledPath:
-    """The highest-valued path (ties: the first); unscored paths count as 0."""
-    return max(paths, key=lambda p: p.value or 0.0)
-
-
 def _sample_paths(
     question: Question, world: World, n: int, temperature: float, max_new_tokens: int
 ) -> Generator[Request, Answer, list[SampledPath]]:
@@ -193,10 +179,8 @@ def _self_consistency(
     winner, tally = vote(paths)
     tree = _samples_record(question, "self_consistency", paths)
     info = _sample_info(paths, tally)
-    if winner is None:
-        return _path_result(paths[0], 0.0, tree, {**info, "vote_share": 0.0})
-    chosen = next(p for p in paths if p.votes and p.answer == winner)
-    share = tally[winner] / len(paths)
+    chosen = majority_pick(paths)
+    share = tally[winner] / len(paths) if winner is not None else 0.0
     return _path_result(chosen, share, tree, {**info, "vote_share": share})
 
 
@@ -228,8 +212,7 @@ def _best_of_n(
 ) -> SearchGen:
     paths = yield from _sample_paths(question, world, n, temperature, max_new_tokens)
     paths = yield from _score_paths(question, paths)
-    finished = [p for p in paths if p.votes]
-    chosen = best_path(finished or paths)
+    chosen = best_of_n_pick(paths)
     info = {**_sample_info(paths, vote(paths)[1]), "best_value": chosen.value}
     tree = _samples_record(question, "best_of_n", paths)
     return _path_result(chosen, chosen.value or 0.0, tree, info)
@@ -266,13 +249,62 @@ def _weighted_vote(
     paths = yield from _score_paths(question, paths)
     winner, tally = vote(paths, weighted=True)
     tree = _samples_record(question, "weighted_vote", paths)
-    info = {**_sample_info(paths, tally), "majority_answer": vote(paths)[0]}
-    if winner is None:
-        chosen = best_path(paths)
-        return _path_result(chosen, chosen.value or 0.0, tree, {**info, "vote_weight": 0.0})
-    chosen = best_path([p for p in paths if p.votes and p.answer == winner])
-    info["vote_weight"] = tally[winner]
+    info = {**_sample_info(paths, tally), "majority_answer": vote(paths)[0],
+            "vote_weight": tally[winner] if winner is not None else 0.0}
+    chosen = weighted_vote_pick(paths)
     return _path_result(chosen, chosen.value or 0.0, tree, info)
+
+
+# ---------------------------------------------------------------------------- sampled pass
+def sampled(
+    question: Question,
+    world: World,
+    config: SampledPassConfig | None = None,
+    *,
+    max_new_tokens: int,
+) -> SearchGen:
+    """One sampling pass for every sample-selection rule: ``n`` full solutions in ONE
+    Generate request, then ONE Score request for every distinct legal step prefix of every
+    sample (the engine's per-question value memo makes a prefix it has seen free).
+
+    Each sample keeps its text, steps, finished, answer, tokens, the value of each step
+    prefix (``step_values``) and its last value (``value``). They are the point of the
+    search: the result's ``tree`` holds them, and ``info["paths"]`` hands them to the runner,
+    which judges each against the gold answer into the ``samples`` of the results row, from
+    which :mod:`rest_mcts.search.selection` evaluates self-consistency, best-of-N (last value
+    and product), the weighted vote and pass@N at every N <= n. The search's own answer is
+    the best-of-N pick by the last value over all ``n``.
+
+    Raises:
+        TypeError: if ``question`` is not a Question or ``config`` of the wrong type.
+        ValueError: if ``max_new_tokens`` < 1.
+    """
+    _require_question(question, "sampled")
+    config = _require_config(config, SampledPassConfig)
+    _require_positive(max_new_tokens=max_new_tokens)
+    return _sampled(question, world, config.n, config.temperature, max_new_tokens)
+
+
+def _sampled(
+    question: Question, world: World, n: int, temperature: float, max_new_tokens: int
+) -> SearchGen:
+    paths = yield from _sample_paths(question, world, n, temperature, max_new_tokens)
+    prefixes = step_prefixes(paths)
+    values = yield Score(tuple((question.text, prefix) for prefix in prefixes))
+    value_of = dict(zip(prefixes, (float(v) for v in values)))
+    paths = [_with_step_values(p, [value_of[p.steps[:k]] for k in range(1, len(p.steps) + 1)])
+             for p in paths]
+    chosen = best_of_n_pick(paths)
+    info = {**_sample_info(paths, vote(paths)[1]), "best_value": chosen.value,
+            "step_prefixes": len(prefixes), "paths": [p.record() for p in paths]}
+    tree = _samples_record(question, "sampled", paths)
+    return _path_result(chosen, chosen.value or 0.0, tree, info)
+
+
+def _with_step_values(path: SampledPath, values: list[float]) -> SampledPath:
+    """The path with its step values and, as its value, the last (None without steps)."""
+    return dataclasses.replace(path, step_values=tuple(values),
+                               value=values[-1] if values else None)
 
 
 # ---------------------------------------------------------------------------- BFS

@@ -243,6 +243,17 @@ class WeightedVoteConfig(SampledConfig):
 
 
 @dataclass(frozen=True)
+class SampledPassConfig(SampledConfig):
+    """One sampling pass for every sample-selection rule: n sampled solutions, every step
+    prefix valued by the PRM; self-consistency, best-of-N (last value, product), the weighted
+    vote and pass@N at each N <= n are read from it (rest_mcts.search.selection)."""
+
+    name: ClassVar[str] = "sampled"
+
+    n: int = knob(16, low=1, integer=True, what="sampled solutions per question")
+
+
+@dataclass(frozen=True)
 class BFSConfig(SearchConfig):
     """Breadth-first beam search over steps (Tree-of-Thoughts style), PRM-guided."""
 
@@ -264,8 +275,8 @@ class BFSConfig(SearchConfig):
 
 SEARCH_CONFIGS: dict[str, type[SearchConfig]] = {
     cls.name: cls
-    for cls in (CoTConfig, SelfConsistencyConfig, BestOfNConfig, WeightedVoteConfig, BFSConfig,
-                MCTSStarConfig)
+    for cls in (CoTConfig, SelfConsistencyConfig, BestOfNConfig, WeightedVoteConfig,
+                SampledPassConfig, BFSConfig, MCTSStarConfig)
 }
 
 

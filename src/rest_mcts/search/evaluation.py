@@ -21,7 +21,7 @@ from rest_mcts.backends.base import (
     row_seeds,
 )
 from rest_mcts.prompts import policy_prompt, prompt_format
-from rest_mcts.search.steps import judge_solution as judge_path
+from rest_mcts.search.selection import judge_solution as judge_path
 from rest_mcts.worlds.base import Problem, World
 
 log = logging.getLogger(__name__)

@@ -85,7 +85,8 @@ from rest_mcts.search.requests import (
     SearchResult,
     step_params,
 )
-from rest_mcts.search.steps import SampledPath, expand_node, judge_solution
+from rest_mcts.search.selection import SampledPath, judge_solution
+from rest_mcts.search.steps import expand_node
 from rest_mcts.search.t_curve import TCheckpoint, TokenMeter, checkpoint_schedule, metered
 from rest_mcts.search.tree import Node, Tree
 from rest_mcts.worlds.base import Question, World

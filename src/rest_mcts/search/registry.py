@@ -18,7 +18,7 @@ from rest_mcts.worlds.base import Question, World
 
 SearchFn = Callable[..., SearchGen]
 
-_NEEDS_SCORER = frozenset({"best_of_n", "weighted_vote", "bfs", "mcts_star"})
+_NEEDS_SCORER = frozenset({"best_of_n", "weighted_vote", "sampled", "bfs", "mcts_star"})
 
 
 def _load_mcts_star() -> SearchFn:
@@ -40,6 +40,7 @@ SEARCHES: dict[str, SearchFn] = {
     "self_consistency": baselines.self_consistency,
     "best_of_n": baselines.best_of_n,
     "weighted_vote": baselines.weighted_vote,
+    "sampled": baselines.sampled,
     "bfs": baselines.bfs,
     "mcts_star": _mcts_star,
 }
