@@ -1,9 +1,10 @@
 """The self-training loop's results: one row per iteration, as markdown, CSV and a plot.
 
-The CSV has every column of :data:`COLUMNS`; the markdown splits them into tables that fit a
-screen: the evaluated methods by iteration (accuracy and policy tokens per question in one
-cell, in :data:`rest_mcts.loop.evaluate.EVAL_METHODS` order), each method's costs (policy
-tokens, prompt tokens and PRM calls per question) and the PRM and data columns. A key a row
+The CSV has every column of :data:`COLUMNS` (the per-depth ones, :data:`BY_DEPTH`, only
+there); the markdown splits the others into tables that fit a screen: the evaluated methods
+by iteration (accuracy and policy tokens per question in one cell, in
+:data:`rest_mcts.loop.evaluate.EVAL_METHODS` order), each method's costs (policy tokens,
+prompt tokens and PRM calls per question) and the PRM and data columns. A key a row
 lacks (an older loop folder, a method left out) is empty in the CSV and "-" in markdown.
 """
 
@@ -49,6 +50,17 @@ OTHER: list[tuple[str, str, str]] = [
 ]
 
 
+# Per depth d of a step (CSV only; experiments/loop_seeds.py and the iteration-0 gates read
+# them): the policy's step skill, a uniformly random legal move's, their ratio
+# (rest_mcts.search.evaluation.step_skill) and the PRM's sibling ranking accuracy.
+DEPTHS = (1, 2, 3)
+BY_DEPTH: list[tuple[str, str, str]] = [
+    *((f"policy/{name}@{d}", f"policy {name} d={d}", "{:.3f}") for d in DEPTHS
+      for name in ("step_skill", "step_random", "step_skill_ratio")),
+    *((f"prm/val_sibling_acc@{d}", f"PRM sibling acc d={d}", "{:.3f}") for d in DEPTHS),
+]
+
+
 def _method_columns(prefix: str, header: str) -> list[tuple[str, str, str]]:
     return [(f"{prefix}/acc", f"{header} acc", "{:.3f}"),
             *((f"{prefix}/{suffix}", f"{header} {what}", fmt) for suffix, what, fmt in COSTS)]
@@ -61,6 +73,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     *(column for prefix, header in METHODS for column in _method_columns(prefix, header)),
     *BUDGET,
     *OTHER,
+    *BY_DEPTH,
 ]
 
 
