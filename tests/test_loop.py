@@ -236,7 +236,8 @@ def fake_evaluation(monkeypatch, tmp_path, mcts, policy_eval=None, methods=ALL_E
     monkeypatch.setattr(evaluate, "run_search", run_search)
     monkeypatch.setattr(evaluate, "prm_validation", lambda ctx, prm, f: {"val/mse": 0.1})
 
-    def evaluate_policy_at(ctx, policy, *, num_problems, samples, temperature, split):
+    def evaluate_policy_at(ctx, policy, *, num_problems, samples, temperature, split,
+                           step_temperature):
         calls.append(("eval_policy", (policy, num_problems, samples, temperature, split), None))
         return {"eval/greedy_acc": 0.25, f"eval/pass@{samples}": 0.75,
                 "eval/legal_step_rate": 0.9}
