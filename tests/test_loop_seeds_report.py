@@ -200,3 +200,25 @@ def test_a_column_the_csv_lacks_comes_from_the_step_manifest(tmp_path):
     assert first["prm/val_sibling_acc"] == 0.70  # the CSV wins
     assert "policy/greedy_acc" in first and first["policy/greedy_acc"] == 0.10
     assert "PASS: PRM sibling ranking accuracy at depth 1 = 0.950" in run_report([folder], tmp_path)
+
+
+def test_the_loop_report_states_the_wall_time_by_part(tmp_path):
+    from rest_mcts.loop.report import step_seconds, time_table, write_report
+    from rest_mcts.utils.io import write_json
+
+    for step, seconds in [("iter_0/d_v0", 60), ("iter_0/prm", 30), ("prm_eval_set", 6),
+                          ("iter_1/search", 120), ("iter_1/prm", 30), ("iter_1/policy", 60),
+                          ("iter_0/eval_cot", 3), ("iter_0/eval_mcts_star", 57),
+                          ("iter_0/eval_policy", 12), ("iter_0/eval_prm", 6)]:
+        write_json(tmp_path / step / "manifest.json", {"step": step, "seconds": seconds})
+    write_json(tmp_path / "iter_1" / "prm" / "model" / "manifest.json", {"seconds": 999})
+    assert "iter_1/prm/model" not in step_seconds(tmp_path)
+    table = time_table(tmp_path, bootstrap_seconds=240)
+    lines = dict(line.strip("| ").split(" | ") for line in table.splitlines()[2:])
+    assert lines["policy_0 bootstrap"] == "4.0"
+    assert lines["PRM_k training"] == "0.5" and lines["PRM_0 training"] == "0.5"
+    assert lines["evaluation: search methods"] == "1.0"
+    assert lines["evaluation: the policy alone"] == "0.2"
+    assert lines["total"] == "10.4"
+    paths = write_report([{"iteration": 0, "cot/acc": 0.1}], tmp_path, "t", 240)
+    assert "## Wall time" in paths["markdown"].read_text()

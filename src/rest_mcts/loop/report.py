@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rest_mcts.loop.evaluate import EVAL_METHODS, SAMPLED
+from rest_mcts.utils.io import read_json
 
 # Method columns (prefix, header): accuracy and costs of each method of the evaluation.
 METHODS: list[tuple[str, str]] = list(EVAL_METHODS.values())
@@ -172,13 +173,62 @@ def plot(rows: Sequence[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def write_report(rows: Sequence[dict], folder: str | Path, title: str) -> dict[str, Path]:
-    """``results.md``, ``results.csv`` and ``accuracy.png`` in ``folder``; returns the paths."""
+# Parts of a loop's wall time: (part, pattern of the steps it sums, matched by fnmatch).
+PARTS: list[tuple[str, str]] = [
+    ("D_V0 (BFS trees of the base policy)", "iter_0/d_v0"),
+    ("PRM validation set (BFS trees)", "prm_eval_set"),
+    ("PRM_0 training", "iter_0/prm"),
+    ("MCTS* on the training questions", "iter_[1-9]*/search"),
+    ("extract D_V, D_G", "iter_[1-9]*/extract"),
+    ("PRM_k training", "iter_[1-9]*/prm"),
+    ("policy_k SFT", "iter_[1-9]*/policy"),
+    ("evaluation: the policy alone", "iter_*/eval_policy"),
+    ("evaluation: search methods", "iter_*/eval_[!pP]*"),
+    ("evaluation: PRM", "iter_*/eval_prm"),
+]
+
+
+def step_seconds(root: str | Path) -> dict[str, float]:
+    """Wall seconds of every finished step of the loop folder ``root`` (from the manifests;
+    a step that was resumed counts only its last, finishing run)."""
+    root = Path(root)
+    out = {}
+    for manifest in sorted(root.glob("**/manifest.json")):
+        step = manifest.parent.relative_to(root).as_posix()
+        if "/model" in step or step.endswith("model"):
+            continue  # a saved model's own manifest, not a step
+        seconds = read_json(manifest).get("seconds")
+        if isinstance(seconds, (int, float)):
+            out[step] = float(seconds)
+    return out
+
+
+def time_table(root: str | Path, bootstrap_seconds: float | None = None) -> str:
+    """Markdown table of the loop's wall time by part (:data:`PARTS`), with the bootstrap of
+    policy_0 (trained before the loop, outside its folder) when given, and the total."""
+    import fnmatch
+
+    seconds = step_seconds(root)
+    lines = [] if bootstrap_seconds is None else [("policy_0 bootstrap", bootstrap_seconds)]
+    for part, pattern in PARTS:
+        total = sum(v for step, v in seconds.items() if fnmatch.fnmatch(step, pattern))
+        if total:
+            lines.append((part, total))
+    lines.append(("total", sum(v for _, v in lines)))
+    return "\n".join(_table(["part", "minutes"], [[p, f"{v / 60:.1f}"] for p, v in lines]))
+
+
+def write_report(
+    rows: Sequence[dict], folder: str | Path, title: str, bootstrap_seconds: float | None = None
+) -> dict[str, Path]:
+    """``results.md`` (the tables, then the wall time by part), ``results.csv`` and
+    ``accuracy.png`` in ``folder``; returns the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": folder / "results.md", "csv": folder / "results.csv",
              "plot": folder / "accuracy.png"}
-    paths["markdown"].write_text(f"# {title}\n\n" + markdown(rows))
+    paths["markdown"].write_text(f"# {title}\n\n" + markdown(rows) + "\n\n## Wall time\n\n"
+                                 + time_table(folder, bootstrap_seconds) + "\n")
     write_csv(rows, paths["csv"])
     plot(rows, paths["plot"], title)
     return paths
@@ -191,6 +241,7 @@ def print_summary(
     print("\n" + title + f" (held-out {eval_problems} problems)\n\n" + markdown(rows))
     print(f"results: {paths['markdown']} and {paths['csv']}")
     print(f"plot:    {paths['plot']}")
+    print(f"time:    {paths['markdown']} (wall time by part)")
     print(f"trees:   {root}/iter_*/search/trees (training), {root}/iter_*/eval_*/trees (evaluation)")
     print(f"models:  {root}/iter_*/prm/model, {root}/iter_*/policy/model "
           f"(Lightning checkpoints in iter_*/*/checkpoints)")

@@ -25,7 +25,7 @@ from rest_mcts.config import ConfigError
 from rest_mcts.loop.context import Context
 from rest_mcts.prompts import policy_prompt
 from rest_mcts.training.settings import TrainSettings
-from rest_mcts.utils.io import read_json
+from rest_mcts.utils.io import read_json, write_json
 
 if TYPE_CHECKING:  # Lightning-backed modules, imported where they are used
     from rest_mcts.training.prm_data import ValueRow
@@ -143,6 +143,9 @@ def train_policy0(
     )
     metrics["train/seconds"] = time.time() - start
     metrics["train/num_parameters"] = float(count_parameters(model))
+    manifest = read_json(path / "manifest.json")  # the bootstrap's time, for the loop report
+    manifest["metrics"] = {**(manifest.get("metrics") or {}), **metrics}
+    write_json(path / "manifest.json", manifest)
     log.info("iteration-0 policy saved to %s (%.0f s)", path, metrics["train/seconds"])
     return metrics
 

@@ -20,7 +20,7 @@ from rest_mcts.loop.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings
 from rest_mcts.loop.evaluate import PolicyEval
 from rest_mcts.loop.report import print_summary, write_report
-from rest_mcts.loop.train import ensure_policy0
+from rest_mcts.loop.train import ensure_policy0, policy0_metrics
 from rest_mcts.search.configs import search_config_from
 from rest_mcts.tracking import stage_run
 from rest_mcts.utils.hashing import fingerprint
@@ -55,7 +55,9 @@ def loop(cfg: DictConfig) -> dict[str, float]:
         if ctx.executor is not None:
             ctx.executor.close()
     title = f"ReST-MCTS* self-training on {ctx.data_name}, seed {ctx.seed}"
-    print_summary(rows, root, title, write_report(rows, root, title), settings.eval_problems)
+    boot = policy0_metrics(Path(base)).get("train/seconds") if not ctx.model_path else None
+    print_summary(rows, root, title, write_report(rows, root, title, boot),
+                  settings.eval_problems)
     last = {f"loop/{key}": float(v) for key, v in rows[-1].items() if v is not None}
     for key in ("cot/acc", "mcts/acc", "prm/val_sibling_acc"):
         if rows[0].get(key) is not None and rows[-1].get(key) is not None:
