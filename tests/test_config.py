@@ -42,7 +42,7 @@ def test_world_and_logger_build_from_config(compose_cfg, tmp_path):
     from rest_mcts.config import instantiate
     from rest_mcts.training.loggers import build_logger
 
-    cfg = compose_cfg("data=countdown4", "logger=csv")
+    cfg = compose_cfg("data=countdown", "logger=csv")
     world = instantiate(cfg.data.world, "data.world")
     assert len(world.generate(3, seed=0, split="test")[0].question.text.split()) == 2 + 1 + 4
     logger = build_logger(cfg.logger, tmp_path / "logs")

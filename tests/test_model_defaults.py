@@ -107,12 +107,14 @@ def test_search_without_a_trained_prm_stops_before_loading_anything(
     (("prm.require_trained=false",), False),  # an explicit opt-in to the untrained head
 ])
 def test_which_searches_need_a_trained_prm(compose_cfg, overrides, stops):
-    cfg = compose_cfg("stage=search", "model=smollm2_135m", *overrides)
+    # mistral7b: a pretrained model paired with a value-head PRM (like smollm2_135m, whose
+    # config needs the GGUF package of the extras to compose)
+    cfg = compose_cfg("stage=search", "model=mistral7b", *overrides)
     ctx = Context.from_config(cfg)
     method = search_config(cfg.search.name)
     if stops:
-        with pytest.raises(ConfigError, match=r"^prm\.path is unset and model=smollm2_135m .*"
-                           r"`python run.py stage=init_prm model=smollm2_135m data=gsm8k`"):
+        with pytest.raises(ConfigError, match=r"^prm\.path is unset and model=mistral7b .*"
+                           r"`python run.py stage=init_prm model=mistral7b data=math`"):
             ctx.require_trained_prm(method)
     else:
         ctx.require_trained_prm(method)

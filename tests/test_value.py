@@ -489,7 +489,7 @@ def test_tree_save_load_round_trip(tmp_path) -> None:
 def test_prm_oracle_config_builds_the_scorer(compose_cfg) -> None:
     from hydra.utils import instantiate
 
-    cfg = compose_cfg("prm=oracle", "data=countdown4")
+    cfg = compose_cfg("prm=oracle", "data=countdown")
     scorer = instantiate(cfg.prm.scorer)
     assert isinstance(scorer, OracleScorer)
     assert scorer.world.num_numbers == 4
