@@ -97,7 +97,7 @@ class LoopSettings:
     train_problems: int = 1600
     eval_split: str = "test"
     eval_problems: int = 200
-    prm_eval_problems: int = 100
+    prm_eval_problems: int = 300
     concurrency: int = 64
     cache_values: bool = True
     val_share: float = 0.1
