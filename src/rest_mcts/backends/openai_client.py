@@ -17,7 +17,10 @@ status (or the transport error).
 
 The API key: read from the environment variable *named* by ``api_key_env`` when the pool is
 built and kept only in the HTTP client's headers; it is in no config, repr, log line or
-error message.
+error message. A server (or a proxy) may echo the request's headers in an error body, which
+warnings and :class:`ServerError` quote: the key is registered with
+:func:`rest_mcts.utils.secrets.protect`, so every quoted text, error message and log record
+has it replaced (:func:`rest_mcts.utils.secrets.redact`).
 
 Why ``httpx`` and not the ``openai`` SDK: the three endpoints used (``/v1/completions``,
 ``/v1/chat/completions`` and vLLM's ``/classify``, which the SDK does not have) are plain
@@ -40,13 +43,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from rest_mcts.utils.secrets import protect, redact
+
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 
 
 class ServerError(RuntimeError):
-    """A request to a server failed for good; the message is one line naming the URL."""
+    """A request to a server failed for good; the message is one line naming the URL, with
+    any registered secret redacted (:func:`rest_mcts.utils.secrets.redact`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(str(message)))
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,7 @@ class ServerPool:
         self.has_api_key = bool(key)
         if key:
             headers["Authorization"] = f"Bearer {key}"
+            protect(key)  # out of every log record and error message from now on
         del key
         self._http = httpx.Client(
             headers=headers,
@@ -246,8 +256,9 @@ class ServerPool:
 
 
 def _one_line(text: str, limit: int = 200) -> str:
-    """``text`` on one line, cut to ``limit`` characters."""
-    flat = " ".join(str(text).split())
+    """``text`` (a server's words) on one line, secrets redacted before it is cut to
+    ``limit`` characters (a cut must not leave a piece of a key)."""
+    flat = " ".join(redact(str(text)).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 

@@ -8,7 +8,9 @@ place where search output meets the gold answer.
 Output folder: ``shard.json`` (the questions this run owes: ``data.shard`` of
 ``data.num_shards``), ``trees/<id>.json``, ``results.jsonl`` (one line per question, appended whole
 and fsynced after its tree file is written). Running again into the same folder skips the
-questions already in results.jsonl, so a killed run completes its set with every question once.
+questions already in results.jsonl, so a killed run completes its set with every question once;
+a question found more than once (two runs that once wrote one folder at the same time)
+counts once, its first row (:func:`unique_rows`).
 Where the questions are searched (this process, or a pool of Ray actors) is ``ctx.executor``
 (:mod:`rest_mcts.loop.executors`); results are judged and written here alone, under every one.
 """
@@ -106,7 +108,7 @@ def run_search(
     results_path = out / "results.jsonl"
     if repair_jsonl(results_path):
         log.warning("%s: dropped a torn last line (killed writer)", results_path)
-    done = {row["id"] for row in read_jsonl(results_path)}
+    done = {row["id"] for row in unique_rows(results_path)}
     todo = [p for p in todo_all if p.id not in done]
     if done:
         log.info("resuming: %d of %d questions already done", len(done), len(todo_all))
@@ -120,7 +122,7 @@ def run_search(
         record_result(world, search.name, run, by_id.pop(qid), result, out)
 
     wanted = {p.id for p in todo_all}
-    rows = [r for r in read_jsonl(results_path) if r["id"] in wanted]
+    rows = [r for r in unique_rows(results_path, warn=False) if r["id"] in wanted]
     metrics = summarize(rows, prefix=run.prefix)
     metrics["engine/overhead_share"] = stats.get("overhead_share", 0.0)
     metrics.update({k: v for k, v in stats.items() if k.startswith("executor/")})
@@ -128,6 +130,20 @@ def run_search(
              len(rows), run.split, metrics[f"{run.prefix}/acc"],
              metrics[f"{run.prefix}/policy_tokens_per_question"])
     return metrics
+
+
+def unique_rows(path: Path, warn: bool = True) -> list[dict]:
+    """The rows of ``results.jsonl``, each question once (its first row); with ``warn``, one
+    warning line naming the file and how many duplicate rows were dropped."""
+    rows: dict[str, dict] = {}
+    total = 0
+    for row in read_jsonl(path):
+        total += 1
+        rows.setdefault(row["id"], row)
+    if warn and total > len(rows):
+        log.warning("%s: dropped %d duplicate rows (questions answered more than once; kept "
+                    "the first)", path, total - len(rows))
+    return list(rows.values())
 
 
 def claim_shard(out: Path, run: SearchRun, ids: list[str]) -> None:

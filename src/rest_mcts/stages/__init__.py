@@ -8,6 +8,7 @@ scalar metrics to `<output_dir>/metrics.json`, next to the resolved config it ra
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -37,6 +38,11 @@ STAGES: dict[str, str] = {
     "merge": "rest_mcts.stages.merge:merge",
     "view": "rest_mcts.stages.view:view",
 }
+
+
+# Stages whose run folder one run owns at a time (a lock held for the stage's lifetime) and
+# only the config that made it resumes (rest_mcts.stages.search.claim_run_dir).
+OWNED_FOLDER_STAGES = ("search", "eval")
 
 
 def get_stage(name: str) -> Callable[[DictConfig], dict]:
@@ -92,9 +98,9 @@ def run_stage(cfg: DictConfig) -> float | None:
     The stage's wandb run (:mod:`rest_mcts.tracking`: config, final metrics) is closed on the
     way out, marked failed when the stage raised, and so is any other wandb run the stage left
     open, so the next job of a serial multirun starts its own; so are the Ray actors of
-    ``executor=ray``, which live for the whole stage."""
-    from rest_mcts.tracking import begin_stage_run, end_stage_run
-    from rest_mcts.training.loggers import close_wandb_run
+    ``executor=ray``, which live for the whole stage. A search/eval folder is locked for the
+    stage's lifetime and checked against the config that made it, before anything is written
+    there (:data:`OWNED_FOLDER_STAGES`)."""
     from rest_mcts.utils.console import setup_console
 
     # converted GGUF checkpoints are cached here (rest_mcts.models.gguf); the environment
@@ -105,6 +111,22 @@ def run_stage(cfg: DictConfig) -> float | None:
     seed_everything(cfg.seed)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as owned:
+        if cfg.stage.name in OWNED_FOLDER_STAGES:  # before anything is written there
+            from rest_mcts.stages.search import claim_run_dir
+            from rest_mcts.utils.claims import own_folder
+
+            owned.enter_context(own_folder(out))
+            claim_run_dir(cfg, out)
+        metrics = _run_in(cfg, out)
+    return metrics.get("eval/acc", metrics.get("eval/greedy_acc"))
+
+
+def _run_in(cfg: DictConfig, out: Path) -> dict[str, float]:
+    """The stage itself, its tracker run and its files in ``out`` (:func:`run_stage`)."""
+    from rest_mcts.tracking import begin_stage_run, end_stage_run
+    from rest_mcts.training.loggers import close_wandb_run
+
     if is_global_zero():
         write_resolved_config(cfg, out)
     start = time.time()
@@ -123,4 +145,4 @@ def run_stage(cfg: DictConfig) -> float | None:
     if is_global_zero():  # under DDP every rank runs the stage; one writes its metrics
         write_json(out / "metrics.json", metrics)
         log.info("metrics written to %s", out / "metrics.json")
-    return metrics.get("eval/acc", metrics.get("eval/greedy_acc"))
+    return metrics

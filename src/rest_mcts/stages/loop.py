@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from rest_mcts.config import ConfigError, from_node
+from rest_mcts.config import from_node
 from rest_mcts.loop.algorithm import LoopSettings, check_inputs, run_loop
 from rest_mcts.loop.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings
@@ -23,8 +23,8 @@ from rest_mcts.loop.report import print_summary, write_report
 from rest_mcts.loop.train import ensure_policy0, policy0_metrics
 from rest_mcts.search.configs import search_config_from
 from rest_mcts.tracking import stage_run
+from rest_mcts.utils.claims import claim_config, result_config
 from rest_mcts.utils.hashing import fingerprint
-from rest_mcts.utils.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +66,12 @@ def loop(cfg: DictConfig) -> dict[str, float]:
 
 
 def loop_config(cfg: DictConfig) -> dict[str, Any]:
-    """Everything that shapes the loop's results (not where files go, not logging, not
-    which evaluation methods run, not how many iterations: iteration k never depends on K, so a
-    finished loop extended by ``stage.iterations`` resumes in its folder; not the executor:
-    every executor gives the same answers; not the T curve's checkpoints)."""
-    plain = OmegaConf.to_container(cfg, resolve=False)
-    for key in ("paths", "hydra", "logger", "run_name", "executor"):
-        plain.pop(key, None)
-    plain.get("stage", {}).pop("dir", None)
+    """Everything that shapes the loop's results (:func:`rest_mcts.utils.claims.result_config`:
+    not where files go, not logging, not the executor: every executor gives the same answers;
+    and here not which evaluation methods run, not how many iterations: iteration k never
+    depends on K, so a finished loop extended by ``stage.iterations`` resumes in its folder;
+    not the T curve's checkpoints)."""
+    plain = result_config(cfg)
     data = plain.get("data", {})
     if "dataset" not in (data.get("world") or {}):  # data.shard: search/eval jobs only
         data.pop("shard", None)
@@ -83,8 +81,6 @@ def loop_config(cfg: DictConfig) -> dict[str, Any]:
     # a folder resumes with another list (each method is its own step)
     for key in ("eval_methods", "policy_eval", "iterations"):
         plain.get("stage", {}).pop(key, None)
-    for key in ("default_root_dir", "enable_progress_bar"):
-        plain.get("trainer", {}).pop(key, None)
     # the T curve's checkpoints record more and change no answer (loop folders made before
     # the knob existed keep their key)
     (plain.get("search") or {}).pop("t_checkpoints", None)
@@ -101,15 +97,7 @@ def loop_dir(cfg: DictConfig) -> Path:
 
 def claim_dir(cfg: DictConfig, root: Path) -> None:
     """Record the loop's config in `root/loop_config.json`; a folder made by a different
-    config is refused (its finished steps would be reused for the wrong settings)."""
-    key = fingerprint(loop_config(cfg))
-    record = root / "loop_config.json"
-    if record.is_file():
-        old = read_json(record).get("fingerprint")
-        if old != key:
-            raise ConfigError(
-                f"stage.dir='{root}' holds a loop run with another config (fingerprint {old}, "
-                f"this one {key}); choose a new stage.dir or delete that folder"
-            )
-        return
-    write_json(record, {"fingerprint": key, "config": loop_config(cfg)})
+    config is refused, naming the options that differ (its finished steps would be reused
+    for the wrong settings)."""
+    claim_config(root, loop_config(cfg), "loop_config.json", option="stage.dir",
+                 where=f"stage.dir='{root}'")

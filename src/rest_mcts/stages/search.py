@@ -2,8 +2,10 @@
 
 Writes `shard.json`, `trees/<id>.json`, `results.jsonl` and `metrics.json` into the run
 folder; running again with the same `hydra.run.dir` skips the questions already done
-(`rest_mcts.loop.search_run`). With `data.shard`/`data.num_shards` a job searches its share
-of the questions (Slurm arrays, README "Slurm"); `stage=merge` joins the shards.
+(`rest_mcts.loop.search_run`). One run at a time owns the folder, and only the config that
+made it resumes there (`claim_run_dir`: `run_config.json`; `run_stage` holds the lock).
+With `data.shard`/`data.num_shards` a job searches its share of the questions (Slurm
+arrays, README "Slurm"); `stage=merge` joins the shards.
 `stage=search` labels the trees for training (verified leaves); `stage=eval` reports accuracy
 on a held-out split.
 """
@@ -15,11 +17,22 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rest_mcts.config import check_value, from_node
-from rest_mcts.loop.context import Context
+from rest_mcts.loop.context import Context, unsharded
 from rest_mcts.loop.search_run import SearchRun, run_search
 from rest_mcts.loop.train import ensure_policy0
 from rest_mcts.search.configs import search_config_from
 from rest_mcts.tracking import stage_run
+from rest_mcts.utils.claims import claim_config, result_config
+
+# The record of the config that made a search/eval folder.
+RUN_CONFIG = "run_config.json"
+
+# Options of the stage, the policy backend and the PRM (its scorer; a search trains no PRM, so
+# also its training batch) that change how fast a search runs, never its answers: questions
+# side by side, requests in flight, inputs per model call, how requests are scheduled,
+# timeouts and retries.
+THROUGHPUT_KEYS = ("concurrency", "max_batch_size", "batch_size", "schedule", "timeout",
+                   "max_retries", "backoff_base", "backoff_max")
 
 
 def limited(cfg: DictConfig) -> int:
@@ -30,6 +43,27 @@ def limited(cfg: DictConfig) -> int:
         return cfg.stage.num_problems
     check_value("data.limit", limit, 1, integer=True)
     return min(int(cfg.stage.num_problems), int(limit))
+
+
+def search_config(cfg: DictConfig) -> dict:
+    """Every option that shapes a search/eval folder's results
+    (:func:`rest_mcts.utils.claims.result_config` less :data:`THROUGHPUT_KEYS`). Sharding is
+    left out: ``shard.json`` holds it (:func:`rest_mcts.loop.search_run.claim_shard`)."""
+    plain = result_config(cfg)
+    data = plain.get("data") or {}
+    plain["data"] = {**unsharded(data), **({"limit": data["limit"]} if "limit" in data else {})}
+    prm = plain.get("prm") or {}
+    for part in (plain.get("stage"), plain.get("backend"), prm, prm.get("scorer")):
+        for key in THROUGHPUT_KEYS if isinstance(part, dict) else ():
+            part.pop(key, None)
+    return plain
+
+
+def claim_run_dir(cfg: DictConfig, out: Path) -> None:
+    """Record the run's config in ``out/run_config.json``, or check it on a resume: a folder
+    made by another config is refused in one line naming the options that differ (its answers
+    would be reported under this config)."""
+    claim_config(out, search_config(cfg), RUN_CONFIG, option="hydra.run.dir")
 
 
 def search(cfg: DictConfig) -> dict[str, float]:
