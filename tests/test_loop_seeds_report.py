@@ -220,5 +220,8 @@ def test_the_loop_report_states_the_wall_time_by_part(tmp_path):
     assert lines["evaluation: search methods"] == "1.0"
     assert lines["evaluation: the policy alone"] == "0.2"
     assert lines["total"] == "10.4"
-    paths = write_report([{"iteration": 0, "cot/acc": 0.1}], tmp_path, "t", 240)
-    assert "## Wall time" in paths["markdown"].read_text()
+    paths = write_report([{"iteration": 0, "cot/acc": 0.1, "policy/step_skill_ratio@1": 1.5}],
+                         tmp_path, "t", 240)
+    text = paths["markdown"].read_text()
+    assert "## Wall time" in text
+    assert "- FAIL: policy step skill at depth 1 over a random legal move's = 1.500" in text

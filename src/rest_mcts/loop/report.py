@@ -14,6 +14,7 @@ import csv
 from pathlib import Path
 from typing import Sequence
 
+from rest_mcts.loop import gates
 from rest_mcts.loop.evaluate import EVAL_METHODS, SAMPLED
 from rest_mcts.utils.io import read_json
 
@@ -221,14 +222,17 @@ def time_table(root: str | Path, bootstrap_seconds: float | None = None) -> str:
 def write_report(
     rows: Sequence[dict], folder: str | Path, title: str, bootstrap_seconds: float | None = None
 ) -> dict[str, Path]:
-    """``results.md`` (the tables, then the wall time by part), ``results.csv`` and
+    """``results.md`` (the tables, the iteration-0 gates of :mod:`rest_mcts.loop.gates`, then
+    the wall time by part), ``results.csv`` and
     ``accuracy.png`` in ``folder``; returns the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": folder / "results.md", "csv": folder / "results.csv",
              "plot": folder / "accuracy.png"}
-    paths["markdown"].write_text(f"# {title}\n\n" + markdown(rows) + "\n\n## Wall time\n\n"
-                                 + time_table(folder, bootstrap_seconds) + "\n")
+    gate_lines = "\n".join(f"- {line}" for line in gates.summary(rows[0])) if rows else ""
+    paths["markdown"].write_text(
+        f"# {title}\n\n" + markdown(rows) + "\n\n## Iteration-0 gates\n\n" + gate_lines
+        + "\n\n## Wall time\n\n" + time_table(folder, bootstrap_seconds) + "\n")
     write_csv(rows, paths["csv"])
     plot(rows, paths["plot"], title)
     return paths
