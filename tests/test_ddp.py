@@ -53,7 +53,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     world, rng = CountdownWorld(), random.Random(0)
     scorer = OracleScorer(world)
     d_v, d_g = [], []
-    for p in world.generate(40, seed=0, split="train"):
+    for p in world.generate(40, seed=1, split="train"):  # seed 1: an odd number of PRM rows
         q = p.question.text
         trace = world.random_trace(p.question, rng)
         d_v += [{"question": q, "steps": trace[:k],

@@ -230,7 +230,7 @@ def test_stage_train_policy_end_to_end(tmp_path, tiny_policy):
         sys.executable, str(ROOT / "run.py"), "stage=train_policy", f"stage.data_files=[{dg}]",
         f"model.path={tiny_policy}", "logger=csv", f"hydra.run.dir={run_dir}",
         "stage.eval_problems=4", "stage.eval_samples=1", "data.max_solution_tokens=24",
-        "policy.batch_size=16", "trainer.enable_progress_bar=false",
+        "policy.batch_size=16", "policy.epochs=1", "trainer.enable_progress_bar=false",
         "policy.val_greedy_questions=3",
     ]
     env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}

@@ -114,7 +114,7 @@ def run_stage(cfg: DictConfig) -> float | None:
     with contextlib.ExitStack() as owned:
         if cfg.stage.name in OWNED_FOLDER_STAGES:  # before anything is written there
             from rest_mcts.stages.search import claim_run_dir
-            from rest_mcts.utils.claims import own_folder
+            from rest_mcts.loop.claims import own_folder
 
             owned.enter_context(own_folder(out))
             claim_run_dir(cfg, out)

@@ -22,7 +22,7 @@ from rest_mcts.loop.search_run import SearchRun, run_search
 from rest_mcts.loop.train import ensure_policy0
 from rest_mcts.search.configs import search_config_from
 from rest_mcts.tracking import stage_run
-from rest_mcts.utils.claims import claim_config, result_config
+from rest_mcts.loop.claims import claim_config, result_config
 
 # The record of the config that made a search/eval folder.
 RUN_CONFIG = "run_config.json"
@@ -47,7 +47,7 @@ def limited(cfg: DictConfig) -> int:
 
 def search_config(cfg: DictConfig) -> dict:
     """Every option that shapes a search/eval folder's results
-    (:func:`rest_mcts.utils.claims.result_config` less :data:`THROUGHPUT_KEYS`). Sharding is
+    (:func:`rest_mcts.loop.claims.result_config` less :data:`THROUGHPUT_KEYS`). Sharding is
     left out: ``shard.json`` holds it (:func:`rest_mcts.loop.search_run.claim_shard`)."""
     plain = result_config(cfg)
     data = plain.get("data") or {}
