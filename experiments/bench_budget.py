@@ -694,7 +694,7 @@ def main() -> None:
     title = (f"Countdown, iteration-0 policy + PRM_0, {'/'.join(map(str, questions))} test "
              f"questions x {len(cell_seeds)} seeds (mean ± std over seeds)")
     plot(points, args.results / "bench_budget.png", title)
-    report = f"""# bench_budget: accuracy against policy tokens per question (issue 15)
+    report = f"""# bench_budget: accuracy against policy tokens per question
 
 `{command}`
 

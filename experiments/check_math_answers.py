@@ -1,4 +1,4 @@
-"""How well does the MATH answer checker agree with itself? (issue 7 measurement)
+"""How well does the MATH answer checker agree with itself?
 
 For every MATH problem: extract the gold answer from its reference solution (last
 ``\\boxed{}``), then check with the ``math`` answer type (math-verify) that
