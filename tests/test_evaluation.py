@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rest_mcts.backends import HFPolicyBackend, SamplingParams
-from rest_mcts.search.evaluation import _generate, random_step_skill, step_skill
+from rest_mcts.search.evaluation import _generate, step_skill
 from rest_mcts.worlds.countdown import CountdownWorld
 
 
@@ -105,5 +105,5 @@ def test_random_step_skill_is_exact():
     world = CountdownWorld()
     q = world.make_question([2, 3], 6, "q")
     # moves on (3, 2): 3+2=5, 3-2=1, 3*2=6, and only 3*2 reaches 6
-    assert random_step_skill(world, q, []) == pytest.approx(1 / 3)
+    assert world.random_step_skill(q, []) == pytest.approx(1 / 3)
     assert step_skill(_SolvingPolicy(), world, [], seed=0) == {}

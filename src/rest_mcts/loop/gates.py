@@ -70,7 +70,7 @@ def summary(row: Mapping[str, Any]) -> list[str]:
     (comparisons of search methods on this world say little)."""
     checked = gates(row)
     lines = [g.line() for g in checked]
-    failed = [g for g in checked if g.measured and not g.passed]
+    failed = _failed(checked)
     if failed:
         lines.append(f"{len(failed)} of {len(checked)} gates FAILED: the base models give "
                      "search little to work with; method comparisons on this world say little")
@@ -81,7 +81,11 @@ def summary(row: Mapping[str, Any]) -> list[str]:
 
 def any_failed(row: Mapping[str, Any]) -> bool:
     """Did a measured gate fail?"""
-    return any(g.measured and not g.passed for g in gates(row))
+    return bool(_failed(gates(row)))
+
+
+def _failed(checked: list[Gate]) -> list[Gate]:
+    return [g for g in checked if g.measured and not g.passed]
 
 
 def _number(value: Any) -> float | None:

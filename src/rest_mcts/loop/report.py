@@ -195,12 +195,9 @@ def step_seconds(root: str | Path) -> dict[str, float]:
     root = Path(root)
     out = {}
     for manifest in sorted(root.glob("**/manifest.json")):
-        step = manifest.parent.relative_to(root).as_posix()
-        if "/model" in step or step.endswith("model"):
-            continue  # a saved model's own manifest, not a step
-        seconds = read_json(manifest).get("seconds")
-        if isinstance(seconds, (int, float)):
-            out[step] = float(seconds)
+        record = read_json(manifest)  # a step's manifest names its step (a model's does not)
+        if "step" in record and isinstance(record.get("seconds"), (int, float)):
+            out[manifest.parent.relative_to(root).as_posix()] = float(record["seconds"])
     return out
 
 

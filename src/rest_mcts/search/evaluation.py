@@ -138,8 +138,8 @@ def step_skill(
     The random baseline is the share of the state's legal moves that keep it reachable: what
     a uniformly random legal move achieves, computed exactly from the oracle.
 
-    Needs a world with an exact oracle (``reachable``, ``legal_moves``, ``correct_trace``:
-    Countdown); returns ``{}`` for any other world.
+    Needs a world with an exact oracle (``reachable``, ``random_step_skill``,
+    ``correct_trace``: Countdown); returns ``{}`` for any other world.
 
     Returns:
         ``eval/step_skill@d``, ``eval/step_random@d``, ``eval/step_skill_ratio@d`` (skill over
@@ -149,7 +149,7 @@ def step_skill(
 
     from rest_mcts.prompts import first_line
 
-    if not all(hasattr(world, a) for a in ("reachable", "legal_moves", "correct_trace", "state")):
+    if not all(hasattr(world, a) for a in ("reachable", "random_step_skill", "correct_trace")):
         return {}
     rng = random.Random(f"step_skill|{seed}")
     states: list[tuple[Problem, tuple[str, ...], int]] = []
@@ -176,7 +176,7 @@ def step_skill(
             check = world.check_step(question, steps, step)
             good += bool(check.legal and world.reachable(question, (*steps, step)))
         skill.setdefault(d, []).append(good / max(1, len(out.completions)))
-        rand.setdefault(d, []).append(random_step_skill(world, question, steps))
+        rand.setdefault(d, []).append(world.random_step_skill(question, steps))
     metrics: dict[str, float] = {}
     for d in sorted(skill):
         s, r = sum(skill[d]) / len(skill[d]), sum(rand[d]) / len(rand[d])
@@ -185,25 +185,3 @@ def step_skill(
         metrics[f"eval/step_skill_ratio@{d}"] = s / r if r > 0 else float("nan")
         metrics[f"eval/step_states@{d}"] = float(len(skill[d]))
     return metrics
-
-
-def random_step_skill(world: World, question, steps: Sequence[str]) -> float:
-    """Share of the legal moves after ``steps`` that keep the target reachable (exact): the
-    step skill of a uniformly random legal move."""
-    state = world.state(question, steps)
-    moves = world.legal_moves(state)
-    if not moves:
-        return 0.0
-    good = 0
-    for a, op, b, r in moves:
-        left = [r, *_without(state, a, b)]
-        line = world.format_step(len(steps) + 1, a, op, b, r, left)
-        good += bool(world.reachable(question, (*steps, line)))
-    return good / len(moves)
-
-
-def _without(state: Sequence[int], a: int, b: int) -> list[int]:
-    rest = list(state)
-    rest.remove(a)
-    rest.remove(b)
-    return rest

@@ -785,6 +785,15 @@ class CountdownWorld:
                 return lines
             need -= 1
 
+    def random_step_skill(self, question: Question | str, steps: Sequence[str]) -> float:
+        """Share of the legal moves after the legal path ``steps`` that keep the target
+        reachable (exact): the step skill of a uniformly random legal move (0 when no move
+        is legal)."""
+        numbers, target = parse_question(question)
+        state = _walk(numbers, target, steps).state
+        moves = _moves(tuple(state))
+        return len(_solving_moves(tuple(state), target, None)) / len(moves) if moves else 0.0
+
     def random_trace(
         self, question: Question | str, rng: random.Random, *, guided: float = 0.0
     ) -> list[str]:
