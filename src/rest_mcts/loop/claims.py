@@ -55,13 +55,15 @@ def own_folder(folder: str | Path) -> Iterator[Path]:
 
 def result_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     """The composed config without the parts that never shape a result (:data:`NOT_RESULTS`,
-    ``stage.dir``, the trainer's folder and progress bar). Interpolations stay as written, so
+    ``stage.dir``, ``stage.concurrency``, the trainer's folder and progress bar). Interpolations stay as written, so
     a secret read with ``${oc.env:...}`` never lands in a record."""
     plain = (OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig)
              else dict(cfg))
     for key in NOT_RESULTS:
         plain.pop(key, None)
     plain.get("stage", {}).pop("dir", None)
+    # questions searched side by side: batching never changes an answer (per-request seeds)
+    plain.get("stage", {}).pop("concurrency", None)
     for key in ("default_root_dir", "enable_progress_bar"):
         (plain.get("trainer") or {}).pop(key, None)
     return plain
