@@ -1,9 +1,9 @@
 """Budget curves (the paper's Fig. 2 on Countdown): accuracy against policy tokens per question.
 
     python experiments/bench_budget.py \\
-        --run 0=/work/main/outputs/loop_runs/countdown-s0-15fdefc6446c \\
-        --run 1=/work/main/outputs/loop_runs/countdown-s1-f2d48fe21c95-lr1e-4_tp1600 \\
-        --run 2=/work/main/outputs/loop_runs/countdown-s2-95f7b86556ca-default
+        --run 0=outputs/loop_runs/countdown-s0-<hash> \\
+        --run 1=outputs/loop_runs/countdown-s1-<hash> \\
+        --run 2=outputs/loop_runs/countdown-s2-<hash>
     python experiments/bench_budget.py --make --seeds 0 1 2    # make each seed's iteration 0 first
     python experiments/bench_budget.py --report-only ...        # table and plot from cached cells
 

@@ -1,5 +1,5 @@
-"""The engine's two schedules against a server that batches continuously (item 3 of issue
-13: "keep a server busy"): ``rounds`` (each round's requests merged and sent together; the
+"""The engine's two schedules against a server that batches continuously (can the search
+keep a server busy?): ``rounds`` (each round's requests merged and sent together; the
 round waits for all of them) against ``streaming`` (each question's request goes out as soon
 as the question makes it).
 

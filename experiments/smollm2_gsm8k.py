@@ -11,7 +11,8 @@ here on 127.0.0.1) and searches through `backend=openai` (results in
 experiments/results/smollm2_gsm8k_openai.md); `--prm` takes a PRM_0 trained before instead of
 training one (`init_prm`).
 
-Needs the extras (`pip install --no-deps -r requirements-extras.txt`). Every step is one
+Needs the extras (`pip install -r requirements-extras.txt && pip install --no-deps -r
+requirements-nodeps.txt`). Every step is one
 `python run.py ...` command into its own folder under --out; a step whose metrics.json exists
 is not run again (kill and rerun to resume). The table, the commands, one MCTS* tree's steps
 and the machine's load go to experiments/results/smollm2_gsm8k.md.

@@ -322,7 +322,7 @@ def test_self_critic_off_does_not_halve_a_finished_child_in_the_rollout():
 # ---------------------------------------------------------------- the paper's defaults
 # Where the paper (Alg. 2, App. C.1, E.2) is explicit its setting is the default; where it is
 # silent, the authors' code (THUDM/ReST-MCTS 2d5f488, MCTS/mcts.py, MCTS/task.py,
-# evaluate.py). /work/shared/PAPER.md sections 2 and 5; README "MCTS* as in the paper".
+# evaluate.py). docs/paper_fidelity.md, "MCTS*", gives the table and the sources.
 PAPER_ITERATIONS = 50  # T, App. E.2
 PAPER_BRANCH = 3  # b, App. E.2
 PAPER_END_GATE = 0.9  # l, App. E.2

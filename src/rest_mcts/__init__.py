@@ -1,5 +1,22 @@
 """rest-mcts: ReST-MCTS* (Zhang et al., NeurIPS 2024) -- process-reward-guided tree search
-and self-training, batched and reproducible."""
+and self-training, batched and reproducible.
+
+Rooms (arrows point down; docs/architecture.md):
+
+- `stages` -- one thin wrapper per `stage=<name>`;
+- `loop` -- Algorithm 1 (the self-training loop) and, for now, the run context, search runner,
+  executors and shard merging (moving to a `runtime` room);
+- `training` -- Lightning modules and data for PRM regression and policy SFT;
+- `search` -- the paper's value formulas, trees, MCTS* and baselines, the batching engine;
+- `backends` -- policy and value-scorer protocols and their implementations;
+- `models` -- model and tokenizer construction and loading;
+- `worlds`, `answers`, `data` -- problems and step formats, answer checking, datasets.
+
+Shared helpers: `config` (checks and `instantiate`), `resolvers` (config resolvers, registered
+on import), `prompts` (Countdown's text formats), `prompting` and `prompt_templates` (the
+paper's prompts for text worlds), `tracking` (the stage's wandb run), `sweeps` (multirun
+summaries), `view` (search-tree pages), `utils` (I/O, hashing, seeding, secrets, console).
+"""
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,15 @@
 """Model backends behind the :class:`PolicyBackend` and :class:`ValueScorer` protocols.
 
+- `base` -- the two protocols, their records (a seed per prompt row) and `greedy_texts`;
+- `registry` -- which backends and scorers exist, their capabilities, building and closing them;
+- `hf_policy`, `decode` -- batched generation with a Hugging Face causal LM and its KV-cached
+  decode loop that drops finished rows;
+- `hf_scorer` -- value scoring with a Hugging Face value model (prefix KV cache);
+- `mock` -- a scripted policy for smoke runs (``backend=mock``);
+- `openai_backend`, `openai_scorer`, `openai_client` -- policy and PRM behind OpenAI-compatible
+  servers, and the HTTP pool with retries they share;
+- `vllm_policy`, `vllm_scorer`, `vllm_engine` -- in-process vLLM engines and what they share.
+
 The protocols and record types are imported eagerly (they are light); the Hugging Face and
 OpenAI-compatible-server and vLLM backends are imported on first use so that
 ``import rest_mcts.backends`` stays cheap (the vLLM modules import vLLM itself only when an

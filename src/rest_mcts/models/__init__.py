@@ -1,5 +1,13 @@
 """Model construction and loading (tokenizer, policy LM, value model).
 
+- `factory` -- build, save and load the policy and value models (the tiny Llama included);
+- `tokenizer` -- the character tokenizer of the tiny models (and a byte-level one);
+- `tiny_chat` -- a tiny byte-level chat model in Hugging Face format, for plumbing tests;
+- `source` -- where a model comes from: a local folder, a GGUF file or a hub id;
+- `gguf` -- GGUF checkpoints converted once to cached Hugging Face folders;
+- `value_head` -- reading a value model's regression head (the one place values are taken);
+- `compat` -- names that differ between the transformers releases this project runs on.
+
 Names are imported lazily so that ``import rest_mcts.models`` does not import torch or
 transformers.
 """

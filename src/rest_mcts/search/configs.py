@@ -111,8 +111,8 @@ class MCTSStarConfig(SearchConfig):
 
     # Each knob that differs between the paper, the authors' code (THUDM/ReST-MCTS 2d5f488,
     # MCTS/mcts.py, evaluate.py) and this repo defaults to the paper's setting, or to the
-    # authors' where the paper is silent; the comment says which (README, "MCTS* as in the
-    # paper"). /work/shared/PAPER.md sections 2 and 5 give the sources.
+    # authors' where the paper is silent; the comment says which (docs/paper_fidelity.md,
+    # "MCTS*", which also says where each item of the paper is known from).
 
     # T: select-expand-rollout-backpropagate rounds per question (paper App. E.2: 50).
     iterations: int = knob(50, low=1, integer=True, what="iterations T")

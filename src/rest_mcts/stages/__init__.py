@@ -2,8 +2,12 @@
 
 `run_stage` validates the config, seeds everything, runs the stage and writes the flat
 scalar metrics to `<output_dir>/metrics.json`, next to the resolved config it ran with
-(`<output_dir>/config.yaml`; Hydra's `.hydra/config.yaml` keeps the interpolations). The work itself lives in the library
-(`rest_mcts.loop` for Algorithm 1 and its parts); no stage imports another stage.
+(`<output_dir>/config.yaml`; Hydra's `.hydra/config.yaml` keeps the interpolations). The
+work itself lives in the library (`rest_mcts.loop` for Algorithm 1 and its parts); no stage
+imports another stage.
+
+One module per stage: `loop` (the main job), `bootstrap`, `init_prm`, `search` (also
+``stage=eval``), `extract`, `train_prm`, `train_policy`, `merge` and `view`.
 """
 
 from __future__ import annotations

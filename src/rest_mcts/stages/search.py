@@ -5,7 +5,7 @@ folder; running again with the same `hydra.run.dir` skips the questions already 
 (`rest_mcts.loop.search_run`). One run at a time owns the folder, and only the config that
 made it resumes there (`claim_run_dir`: `run_config.json`; `run_stage` holds the lock).
 With `data.shard`/`data.num_shards` a job searches its share of the questions (Slurm
-arrays, README "Slurm"); `stage=merge` joins the shards.
+arrays, docs/scale_out.md, "Slurm"); `stage=merge` joins the shards.
 `stage=search` labels the trees for training (verified leaves); `stage=eval` reports accuracy
 on a held-out split.
 """

@@ -1,0 +1,13 @@
+"""Training the two models with Lightning: PRM regression and policy SFT.
+
+- `prm`, `prm_data`, `prm_metrics` -- the PRM's LightningModule (MSE on quality values), its
+  D_V data, and its metrics against D_V targets and the exact values;
+- `policy_sft`, `sft_data`, `callbacks` -- policy SFT (loss on the solution tokens only), its
+  data and its callbacks;
+- `settings` -- typed training settings (`TrainSettings`, `TrainerSpec`);
+- `artifacts` -- the one fit-and-save (resumable checkpoints, then ``save_pretrained``);
+- `optim` -- AdamW with warmup and cosine decay;
+- `knobs` -- gradient checkpointing and LoRA;
+- `strategies` -- Lightning strategies a YAML file cannot spell (FSDP);
+- `loggers` -- the Lightning logger from the `logger` config group.
+"""

@@ -1,4 +1,5 @@
-"""Reasoning worlds: the record types and protocol (``base``) and the built-in Countdown."""
+"""Reasoning worlds: the record types and protocol (`base`), the built-in Countdown
+(`countdown`: solver, oracle, hash pools) and dataset-backed natural-language worlds (`text`)."""
 
 from rest_mcts.worlds.base import Problem, Question, StepCheck, World
 from rest_mcts.worlds.countdown import (
