@@ -83,7 +83,7 @@ class PolicyEval:
     search methods get, because the policy's gain is a few points and 200 questions give a
     standard error of about 2.5 points."""
 
-    num_problems: int = 1000
+    num_problems: int = 500
     samples: int = 8
     temperature: float = 1.0
     option: str = field(default="stage.policy_eval", repr=False)
