@@ -406,7 +406,7 @@ def test_the_policy_alone_is_evaluated_on_its_own_question_set(monkeypatch, tmp_
     assert calls[0] == ("eval_policy", ("pol", 500, 4, 0.8, "test"), None)
     assert row["policy/greedy_acc"] == 0.25 and row["policy/pass@k"] == 0.75
     assert row["policy/legal_step_rate"] == 0.9 and runner.done("iter_0/eval_policy")
-    assert PolicyEval() == PolicyEval(1000, 8, 1.0)  # the loop's default: pass@8 on 1000
+    assert PolicyEval() == PolicyEval(500, 8, 1.0)  # the loop's default: pass@8 on 500
     with pytest.raises(ConfigError, match="stage.policy_eval.samples"):
         PolicyEval(samples=0)
 
