@@ -274,7 +274,8 @@ def test_trees_saved_with_state_in_info_still_load(tmp_path):
     assert root.info == {}
     assert child.mcts.rollout_v_max == 0.75 and child.mcts.critic_raw == "??"
     assert child.info == {"samples": 3}  # other extras stay in info
-    from rest_mcts.search.mcts_star import critic_hint, critic_stats, due_for_widening
+    from rest_mcts.search.critic import critic_hint, critic_stats
+    from rest_mcts.search.mcts_star import due_for_widening
 
-    assert critic_hint(root) == "divide" and not due_for_widening(root, 3)  # saturated
+    assert critic_hint(root) == "divide" and not due_for_widening(root, [], 3)  # saturated
     assert critic_stats(tree)["critic_hints"] == 1 and critic_stats(tree)["critic_unparsed"] == 1

@@ -4,6 +4,7 @@ that batches many questions' model calls together.
 - `value` -- the quality values v_k, weighted rewards and D_V targets (each formula once);
 - `tree` -- search trees of partial solutions, with JSON export;
 - `mcts_star` -- MCTS* for one question, as plain sequential logic;
+- `critic` -- MCTS*'s self-critic (the world's verdict or the policy's own judgement);
 - `baselines` -- CoT, self-consistency, best-of-N, weighted vote, BFS and the `sampled` pass;
 - `selection` -- the sample-selection rules and reading a curve at given policy tokens;
 - `configs`, `registry` -- a typed config per method, and methods by config name;

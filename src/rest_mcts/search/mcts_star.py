@@ -1,44 +1,34 @@
 """MCTS* (Zhang et al. 2024, Section 3.2, App. C.1 Alg. 2) for one question, as plain
 sequential logic.
 
-Each iteration runs the paper's phases, each a short function below:
+:func:`mcts_star` runs up to T (`iterations`) calls of :func:`iteration`, which reads as
+Alg. 2 (line numbers as in PAPER.md §2), each phase a short function below:
 
-1. **selection**: descend from the root by UCT to a leaf, skipping dead ends (illegal steps,
-   nodes with nothing left below); a finished leaf can be selected again (it is visited and
-   backpropagated, never expanded: the authors' code). `uct=authors` (default):
-   v_C + c * sqrt(2 ln n_parent / n_C), an unvisited child v_C + `unvisited_bonus` (the
-   authors' getBestChild; Eq. 33 has no factor 2, no rule for unvisited children and no
-   value of its constant); `uct=plain`: Eq. 33 as printed, an unvisited child +inf;
-2. **stop test** (`stop_rule=selected`, default: the paper, Alg. 2 lines 9-11): a selected
-   leaf with v_C >= l (`end_gate`) ends the search and is its answer, finished or not (an
-   unfinished one is completed: see the final answer below);
-   `stop_rule=finished` (this repo's earlier rule): only a finished node with v >= l stops
-   it, and an unfinished leaf at or above l is continued by one greedy step instead of b
-   samples. With `early_stop=false` (the authors' data generation) the search runs all T
-   iterations; a leaf the stop test picks is visited, not expanded;
-3. **self-critic**: is the leaf's path finished (end of inference), and if not, what should
-   the next step do? `self_critic` chooses who answers:
-   * `world` (default): the world's step parser gives the verdict when a step is created
-     (Countdown's final equation, a text step stating `\boxed{...}`); no hint;
-   * `llm` (the paper): the policy itself, asked greedily with the paper's self-critic prompt
-     (one short Generate request, batched by the engine with other questions' calls),
-     answers `Problem solved` (the path ends here, not expanded) or `Analysis: <hint>` (the
-     hint goes into this node's expansion prompt). Paths the world already sees as
-     finished are not asked (no legal step can follow them). An answer in neither form
-     counts as "no verdict, no hint" (`critic_unparsed` in the result's info);
-   * `off`: no critic; a path is known to be finished only when nothing legal follows it;
-4. **thought expansion**: ask the policy for b (`branch`) next steps (at `temperature`) and
-   score each new child with the value model (PRM); each node is expanded once (the paper),
-   or again by progressive widening (`widen=true`, search=mcts_star_widen);
-5. **greedy MC rollout** from the best new child (finished ones included: the authors'):
-   at each of m (`rollout_steps`) steps sample d (`rollout_branch`) continuations at
-   `rollout_temperature`, score them, keep the best; then
-   v_C <- alpha * v_C + (1 - alpha) * v_max, and the child counts one visit. A finished
-   child is not simulated (v_max is its own value: the authors' code); nor is one after
-   which nothing legal can be sampled at all (`self_critic=off` on a finished path): a
-   rollout that took no step leaves the value as it is;
-6. **backpropagation**: every ancestor's value becomes the visit-weighted mean of its
-   children's values, and its visit count grows by one.
+1. **selection** (lines 4-8, Eq. 33): :func:`select`, :func:`uct`;
+2. **stop test** (lines 9-11): a selected leaf with v_C >= l (`end_gate`) is the answer and
+   is neither judged nor expanded (:func:`at_end_gate`);
+3. **self-critic** (line 13, App. F): :func:`rest_mcts.search.critic.self_critic` -- end of
+   inference (a finished leaf, visited but never expanded) or a hint for the expansion;
+4. **thought expansion** (lines 15-19): b (`branch`) next steps from the policy, each new
+   child valued by the PRM (:func:`expand`);
+5. **greedy MC rollout** (lines 20-28, Eq. 34) from the best new child (:func:`rollout`);
+6. **backpropagation** (line 31, Eq. 35-36): visit-weighted means (:func:`backpropagate`);
+
+and :func:`should_stop`, the one place that decides whether the search ends. The variants,
+each one helper named by its knob:
+
+* `uct=authors|plain` (:func:`uct`): the authors' getBestChild or Eq. 33 as printed;
+* `stop_rule=selected|finished`, `early_stop` (:func:`should_stop`);
+* `self_critic=world|llm|off` (:mod:`rest_mcts.search.critic`);
+* `widen` (:func:`due_for_widening`, :func:`gives_up`): progressive widening, this repo's;
+* `answer_selection=best_leaf|value_vote` (:func:`choose_answer`) and
+  `finish=complete|as_is` (:func:`finish_answer`): the final answer;
+* `t_checkpoints` (:mod:`rest_mcts.search.t_curve`): the T curve in one run.
+
+A finished leaf can be selected again: it is visited and backpropagated, never expanded
+(the authors' code). Selection skips dead ends (illegal steps, nodes with nothing left
+below); a node at this repo's depth cap (`max_depth`) that is not finished is a dead end,
+and selecting it is no iteration.
 
 The final answer: the node that stopped the search; without a stop, the best-valued
 finished path (`answer_selection=best_leaf`) or the answer with the largest summed value
@@ -60,9 +50,9 @@ taken during the search records its answer as it stands: an unfinished one is no
 The checkpoints at the end (T, and every later t after an early stop) hold the run's own
 answer, completed, with the completion's tokens.
 
-The function is a generator: it ``yield``s requests (:class:`Generate`, :class:`Score`)
-and receives the answers, so the engine can batch many questions' calls together. It sees
-only the :class:`Question`, never the gold answer.
+The functions are generators: they ``yield`` requests (:class:`Generate`, :class:`Score`)
+and receive the answers, so the engine can batch many questions' calls together. The search
+sees only the :class:`Question`, never the gold answer.
 """
 
 from __future__ import annotations
@@ -73,9 +63,9 @@ from dataclasses import dataclass
 from typing import Generator, Sequence
 
 from rest_mcts.backends.base import SamplingParams
-from rest_mcts.prompting.critic import CriticParseError, parse_critic
 from rest_mcts.prompts import first_line, policy_prompt, prompt_format
 from rest_mcts.search.configs import MCTSStarConfig
+from rest_mcts.search.critic import critic_hint, critic_stats, self_critic
 from rest_mcts.search.requests import (
     Answer,
     Generate,
@@ -97,6 +87,7 @@ from rest_mcts.worlds.base import Question, World
 FRUITLESS_LIMIT = 4
 
 
+# ---------------------------------------------------------------------------- formulas
 def uct(
     child: Node,
     parent_visits: int,
@@ -104,13 +95,14 @@ def uct(
     form: str = "authors",
     unvisited_bonus: float = 0.8,
 ) -> float:
-    """UCT score of a child.
+    """UCT score of a child (Eq. 33).
 
     `form="authors"` (the authors' getBestChild, the default): v_C + c * sqrt(2 ln n_parent
     / n_C), and an unvisited child scores v_C + `unvisited_bonus` (finite: a well-valued
     visited child can still win). `form="plain"` (Eq. 33 as printed): v_C + c * sqrt(ln
-    n_parent / n_C), and an unvisited child scores +inf. Ties are broken by value in
-    `select` (the authors draw at random).
+    n_parent / n_C), and an unvisited child scores +inf. Eq. 33 gives no rule for unvisited
+    children and no value of c. Ties are broken by value in `select` (the authors draw at
+    random).
     """
     if child.visits == 0:
         return child.value + unvisited_bonus if form == "authors" else math.inf
@@ -121,19 +113,22 @@ def uct(
 
 
 def rollout_update(value: float, v_max: float, alpha: float) -> float:
-    """The rollout update of the paper: v_C <- alpha * v_C + (1 - alpha) * v_max."""
+    """The rollout update of the paper (Eq. 34): v_C <- alpha * v_C + (1 - alpha) * v_max.
+
+    (The authors' code puts alpha on v_max instead; the two agree at alpha = 0.5.)"""
     return alpha * value + (1 - alpha) * v_max
 
 
 def visit_weighted_value(children: Sequence[Node]) -> float | None:
-    """Backpropagated value: sum(n_c * v_c) / sum(n_c) over visited children (None if none)."""
+    """Backpropagated value (Eq. 35-36): sum(n_c * v_c) / sum(n_c) over visited children
+    (None if none)."""
     total = sum(c.visits for c in children)
     if total == 0:
         return None
     return sum(c.visits * c.value for c in children) / total
 
 
-# ---------------------------------------------------------------------------- phases
+# ---------------------------------------------------------------------------- node states
 def ended(node: Node) -> bool:
     """A finished path the search knows as finished (the self-critic's "end"): a leaf that is
     never expanded but can be selected again (visited and backpropagated)."""
@@ -145,6 +140,70 @@ def spent(node: Node) -> bool:
     return node.exhausted and not ended(node)
 
 
+def mark_exhausted(tree: Tree, node: Node, propagate: bool = True) -> None:
+    """A node is exhausted when nothing is left to explore below it; with `propagate`, so
+    is every ancestor none of whose children can be selected (without widening nothing new
+    can come from them; a finished child can still be selected)."""
+    node.exhausted = True
+    parent = tree.parent(node) if propagate else None
+    while parent is not None and parent.expanded and all(spent(c) for c in tree.children(parent)):
+        parent.exhausted = True
+        parent = tree.parent(parent)
+
+
+def at_end_gate(tree: Tree, node: Node, end_gate: float) -> bool:
+    """The stop test of a selected node (Alg. 2 lines 9-11): a leaf (not the root, not a node
+    that selection returned to widen it: its value is a mean over its children) with
+    v >= l."""
+    return node is not tree.root and not node.expanded and node.legal and node.value >= end_gate
+
+
+# ---------------------------------------------------------------------------- variants
+def due_for_widening(node: Node, options: Sequence[Node], branch: int) -> bool:
+    """Progressive widening (`widen=true`, this repo's variant): is the expanded `node` due
+    for another expansion (b more samples, kept only where new)?
+
+    Yes when none of its selectable children `options` is open (all finished), or when its
+    visits reach b * e^2 after e expansions, so that a node whose first b samples were all
+    poor gets more chances as the search keeps coming back to it; never once it is
+    saturated (:func:`gives_up`). An expanded node counts at least one expansion
+    (hand-built trees set `expanded` alone). Without widening each node is expanded once
+    (the paper).
+    """
+    if node.mcts.saturated:
+        return False
+    expansions = max(node.mcts.expansions, 1)
+    return all(ended(c) for c in options) or node.visits >= branch * expansions**2
+
+
+def gives_up(node: Node, greedy: bool, widen: bool) -> bool:
+    """After an expansion that brought nothing new and legal: is `node` saturated? Without
+    widening at once (it is expanded once); with widening after FRUITLESS_LIMIT such
+    expansions in a row, or one when its steps were proposed greedily."""
+    return not widen or node.mcts.fruitless >= (1 if greedy else FRUITLESS_LIMIT)
+
+
+def should_stop(tree: Tree, leaf: Node, found: Sequence[Node], config: MCTSStarConfig) -> bool:
+    """The stop rule, decided once per iteration.
+
+    `stop_rule=selected` (the paper, Alg. 2 lines 9-11; the authors' selectNode): the
+    selected `leaf` has v >= l (:func:`at_end_gate`), finished or not; the search returns
+    it, and an unfinished one is completed (:func:`finish_answer`).
+    `stop_rule=finished` (this repo's earlier rule): a finished node with v >= l among
+    `found`, what this iteration found (the leaf judged finished, or the new children);
+    the answer is then chosen by :func:`choose_answer` (and :func:`iteration` continues an
+    unfinished leaf at l by one greedy step instead of b samples). With `early_stop=false`
+    (the authors' data generation) never: the search runs all T iterations, and a leaf the
+    paper's test picks is visited, not expanded.
+    """
+    if not config.early_stop:
+        return False
+    if config.stop_rule == "selected":
+        return at_end_gate(tree, leaf, config.end_gate)
+    return any(n.terminal and n.legal and n.value >= config.end_gate for n in found)
+
+
+# ---------------------------------------------------------------------------- phases
 def select(
     tree: Tree,
     exploration_constant: float,
@@ -153,25 +212,18 @@ def select(
     form: str = "authors",
     unvisited_bonus: float = 0.8,
 ) -> Node | None:
-    """Selection: from the root, follow the UCT-best child that is not spent until a node
-    that has not been expanded (a finished leaf included), or (with `widen`) a node due for
-    another expansion.
+    """Selection (Alg. 2 lines 4-8, Eq. 33): from the root, follow the UCT-best child that
+    is not spent until a node that has not been expanded (a finished leaf included), or
+    (with `widen`) a node due for another expansion (:func:`due_for_widening`).
 
-    Progressive widening (this repo's variant): an expanded node is expanded again (b more
-    samples, kept only where new) when none of its children is open (all spent or
-    finished), or when its visits reach b * e^2 after e expansions, so that a node whose
-    first b samples were all poor gets more chances as the search keeps coming back to it.
-    Without `widen` each node is expanded once (the paper); a node none of whose children
-    can be selected is then exhausted and selection restarts. Returns None when nothing in
-    the tree can be selected.
+    Without `widen` a node none of whose children can be selected is exhausted and selection
+    restarts. Returns None when nothing in the tree can be selected.
     """
     while not tree.root.exhausted:
         node = tree.root
         while node.expanded:
             options = [c for c in tree.children(node) if not spent(c)]
-            if widen and not node.mcts.saturated and (
-                all(ended(c) for c in options) or due_for_widening(node, branch)
-            ):
+            if widen and due_for_widening(node, options, branch):
                 return node
             if not options:
                 break
@@ -186,100 +238,6 @@ def select(
     return None
 
 
-def at_end_gate(tree: Tree, node: Node, end_gate: float) -> bool:
-    """The stop test of a selected node: a leaf (not the root, not a node that selection
-    returned to widen it: its value is a mean over its children) with v >= l."""
-    return node is not tree.root and not node.expanded and node.legal and node.value >= end_gate
-
-
-def due_for_widening(node: Node, branch: int) -> bool:
-    """Progressive widening schedule: expansion e + 1 once visits >= b * e^2 (never again
-    once the node is saturated: FRUITLESS_LIMIT expansions brought nothing new). An expanded
-    node counts at least one expansion (hand-built trees set `expanded` alone)."""
-    expansions = max(node.mcts.expansions, 1)
-    return not node.mcts.saturated and node.visits >= branch * expansions**2
-
-
-def mark_exhausted(tree: Tree, node: Node, propagate: bool = True) -> None:
-    """A node is exhausted when nothing is left to explore below it; with `propagate`, so
-    is every ancestor none of whose children can be selected (without widening nothing new
-    can come from them; a finished child can still be selected)."""
-    node.exhausted = True
-    parent = tree.parent(node) if propagate else None
-    while parent is not None and parent.expanded and all(spent(c) for c in tree.children(parent)):
-        parent.exhausted = True
-        parent = tree.parent(parent)
-
-
-def critic_says_end(node: Node, mode: str) -> bool:
-    """End of inference known without asking: the world's step parser marked the path
-    finished when the step was created (`node.terminal`). With the critic off the search
-    does not look and only learns that a path is finished when nothing legal can follow."""
-    if mode != "off" and node.terminal:
-        node.critic = "end"
-        return True
-    return False
-
-
-def critic_params(max_tokens: int) -> SamplingParams:
-    """The self-critic's sampling: one greedy answer, short, cut at a blank line."""
-    return SamplingParams(n=1, temperature=0.0, max_new_tokens=max_tokens, stop=("\n\n",))
-
-
-def ask_critic(
-    tree: Tree, node: Node, world: World, question: Question, params: SamplingParams
-) -> SearchGen:
-    """Self-critic by the policy (the paper's prompt): has `node`'s path solved the problem?
-
-    Asks once per node; the verdict stays on the node: `node.mcts.critic_status` is
-    `solved`, `hint` or `unparsed`, `node.critic` is `"end"` or the hint. A `solved` path
-    becomes terminal (its answer, if any, read by the world's parser). At the root (no steps)
-    `Problem solved` is not believed and counts as unparsed. Returns whether the path ends.
-    """
-    if node.mcts.critic_status is not None:  # asked before (a widened node comes back)
-        return node.critic == "end"
-    fmt = prompt_format(world)
-    (out,) = yield Generate((fmt.critic_prompt(question.text, tree.steps(node)),), params)
-    completion = out.completions[0]
-    node.mcts.critic_tokens = completion.num_tokens
-    try:
-        verdict = parse_critic(completion.text)
-    except CriticParseError:
-        verdict = None
-    if verdict is None or (verdict.solved and node is tree.root):
-        node.mcts.critic_status = "unparsed"
-        node.mcts.critic_raw = completion.text[:200]
-        return False
-    if verdict.hint is not None:
-        node.mcts.critic_status = "hint"
-        node.critic = verdict.hint
-        return False
-    node.mcts.critic_status = "solved"
-    node.critic = "end"
-    check = world.check_path(question, tree.steps(node))
-    node.terminal = node.legal
-    node.answer = check.answer if check.legal and check.finished else None
-    return True
-
-
-def critic_hint(node: Node) -> str | None:
-    """The self-critic's hint stored on `node` (None when there is none)."""
-    return node.critic if node.mcts.critic_status == "hint" else None
-
-
-def critic_stats(tree: Tree) -> dict[str, int]:
-    """How often the policy was asked as critic, its verdicts and its tokens (per tree)."""
-    asked = [n for n in tree.nodes if n.mcts.critic_status is not None]
-    status = [n.mcts.critic_status for n in asked]
-    return {
-        "critic_calls": len(asked),
-        "critic_solved": status.count("solved"),
-        "critic_hints": status.count("hint"),
-        "critic_unparsed": status.count("unparsed"),
-        "critic_tokens": sum(n.mcts.critic_tokens for n in asked),
-    }
-
-
 def expand(
     tree: Tree,
     node: Node,
@@ -289,11 +247,13 @@ def expand(
     self_critic: str = "world",
     widen: bool = False,
 ) -> SearchGen:
-    """Thought expansion: ask the policy for next steps of `node`'s path (with the
-    self-critic's hint for it, if any), add the new distinct ones as children
-    (`steps.expand_node`), and score the new legal children with the value model in one
-    request. A node that yields nothing new and legal is exhausted. `self_critic` is the
-    critic mode (`world`, `llm`, `off`): unless off, the world's parser ends paths."""
+    """Thought expansion (Alg. 2 lines 15-19): ask the policy for `params.n` next steps of
+    `node`'s path (with the self-critic's hint for it, if any), add the new distinct ones as
+    children (`steps.expand_node`), and value the new legal children with the PRM in one
+    request, v_C' <- V(p_C'|q) (Eq. 1-2 are not applied during search). A node that yields
+    nothing new and legal may be saturated (:func:`gives_up`), and exhausted when nothing
+    below it is open. `self_critic` is the critic mode (`world`, `llm`, `off`): unless off,
+    the world's parser ends paths."""
     prompt = policy_prompt(question.text, tree.steps(node), prompt_format(world), critic_hint(node))
     (out,) = yield Generate((prompt,), params)
     node.mcts.expansions += 1
@@ -307,8 +267,7 @@ def expand(
             child.prm_score = child.value = float(value)
     else:  # nothing new and legal came out
         node.mcts.fruitless += 1
-        limit = 1 if params.temperature == 0 else FRUITLESS_LIMIT
-        if not widen or node.mcts.fruitless >= limit:
+        if gives_up(node, params.temperature == 0, widen):
             node.mcts.saturated = True
             if all(spent(c) for c in tree.children(node)):
                 mark_exhausted(tree, node, propagate=not widen)  # nothing open below: spent
@@ -323,10 +282,11 @@ def greedy_rollout(
     rollout_steps: int,
     params: SamplingParams,
 ) -> SearchGen:
-    """Greedy MC rollout from `node`: at each step sample `params.n` continuations, score
-    the legal ones, keep the best; returns v_max, the best value seen (0 if a step found
-    nothing legal), or None when not even a first step could be taken from a finished path
-    (nothing can follow it: the rollout learnt nothing, the value stays as it is)."""
+    """Greedy MC rollout from `node`: at each of m (`rollout_steps`) steps sample d
+    (`params.n`) continuations, value the legal ones, keep the best; the simulated steps are
+    not added to the tree. Returns v_max, the best value seen (0 if a step found nothing
+    legal), or None when not even a first step could be taken from a finished path (nothing
+    can follow it: the rollout learnt nothing, the value stays as it is)."""
     steps = list(tree.steps(node))
     v_max = 0.0
     for k in range(rollout_steps):
@@ -359,9 +319,10 @@ def rollout(
     params: SamplingParams,
     alpha: float,
 ) -> SearchGen:
-    """The rollout phase on the chosen child `node`: simulate (unless its path is known to
-    be finished: then v_max is its own value, the authors' greedyPolicy), blend with alpha,
-    and count the visit (the authors' roll_node.numVisits += 1)."""
+    """The rollout phase (Alg. 2 lines 20-28) on the chosen child `node`: simulate (unless
+    its path is known to be finished: then v_max is its own value, the authors'
+    greedyPolicy), blend by Eq. 34 (:func:`rollout_update`), and count the visit (the
+    authors' roll_node.numVisits += 1)."""
     v_max: float | None = node.value
     if not ended(node):
         v_max = yield from greedy_rollout(tree, node, world, question, rollout_steps, params)
@@ -372,8 +333,9 @@ def rollout(
 
 
 def backpropagate(tree: Tree, node: Node) -> None:
-    """Backpropagation: from `node` up to the root, one more visit each, and the value of
-    every expanded node becomes the visit-weighted mean of its children's values."""
+    """Backpropagation (Alg. 2 line 31, Eq. 35-36): from `node` up to the root, one more
+    visit each, and the value of every expanded node becomes the visit-weighted mean of its
+    children's values (:func:`visit_weighted_value`)."""
     current: Node | None = node
     while current is not None:
         current.visits += 1
@@ -384,6 +346,70 @@ def backpropagate(tree: Tree, node: Node) -> None:
         current = tree.parent(current)
 
 
+# ---------------------------------------------------------------------------- one iteration
+@dataclass(frozen=True)
+class Round:
+    """What one :func:`iteration` did: the selected leaf (None: nothing left to select),
+    whether it counts as one of the T iterations (not when the leaf was a dead end at the
+    depth cap), and whether the search stops."""
+
+    leaf: Node | None
+    counted: bool = False
+    stop: bool = False
+
+
+def iteration(
+    tree: Tree, world: World, question: Question, config: MCTSStarConfig
+) -> Generator[Request, Answer, Round]:
+    """One MCTS* iteration (Alg. 2 lines 4-31; PAPER.md §2):
+
+    1. selection of a leaf C by UCT (lines 4-8, Eq. 33);
+    2. the stop test (lines 9-11): under the paper's rule a leaf with v_C >= l is the
+       answer, neither judged nor expanded;
+    3. the self-critic (line 13, App. F): at end of inference C is a finished leaf,
+       visited but never expanded;
+    4. thought expansion of C, whose v_C < l (lines 15-19): b children, each valued by the
+       PRM, v_C' <- V(p_C'|q);
+    5. greedy MC rollout from the best new child (lines 20-28):
+       v_C' <- alpha * v_C' + (1 - alpha) * v_max (Eq. 34);
+    6. :func:`should_stop`, then backpropagation (line 31): every ancestor's value becomes
+       the visit-weighted mean of its children's (Eq. 35-36) -- except when the search
+       stops at C by the paper's rule: Alg. 2 returns C at line 11, before line 31.
+    """
+    leaf = select(tree, config.exploration_constant, config.widen, config.branch, config.uct,
+                  config.unvisited_bonus)  # 1.
+    if leaf is None:
+        return Round(None)
+    found: Sequence[Node]  # what this iteration found: the leaf, or its new children
+    if config.stop_rule == "selected" and at_end_gate(tree, leaf, config.end_gate):
+        found = ()  # 2. the answer if the search stops (else, early_stop=false: visited)
+    elif (yield from self_critic(tree, leaf, world, question, config.self_critic,
+                                 config.critic_max_tokens, ask=leaf.depth < config.max_depth)):
+        mark_exhausted(tree, leaf, propagate=not config.widen)  # 3. end of inference
+        found = (leaf,)
+    elif leaf.depth >= config.max_depth:  # this repo's depth cap: a dead end, no iteration
+        mark_exhausted(tree, leaf, propagate=not config.widen)
+        return Round(leaf)
+    else:  # 4. Under stop_rule=finished a leaf already at l is continued by one greedy step.
+        if at_end_gate(tree, leaf, config.end_gate):
+            params = step_params(1, 0.0, config.max_step_tokens)
+        else:
+            params = step_params(config.branch, config.temperature, config.max_step_tokens)
+        found = yield from expand(tree, leaf, world, question, params, config.self_critic,
+                                  config.widen)
+        candidates = [c for c in found if not spent(c)]  # legal, finished ones included
+        if candidates and config.rollout_steps > 0:  # 5.
+            params = step_params(config.rollout_branch, config.rollout_temperature,
+                                 config.max_step_tokens)
+            yield from rollout(tree, max(candidates, key=lambda c: c.value), world, question,
+                               config.rollout_steps, params, config.alpha)
+    stop = should_stop(tree, leaf, found, config)  # 6.
+    if not (stop and config.stop_rule == "selected"):
+        backpropagate(tree, leaf)
+    return Round(leaf, counted=True, stop=stop)
+
+
+# ---------------------------------------------------------------------------- the answer
 def choose_answer(tree: Tree, answer_selection: str) -> Node:
     """The answer: best-valued finished node, or the answer with the largest summed value
     over finished nodes (`value_vote`). Without a finished node: the best-valued node.
@@ -403,13 +429,11 @@ def choose_answer(tree: Tree, answer_selection: str) -> Node:
     return max(finished, key=lambda n: (n.value, n.prm_score or 0.0))
 
 
-def final_answer(
-    tree: Tree, config: MCTSStarConfig, stopped: bool, stop_node: Node | None
-) -> Node:
-    """The node the search answers with when it ends: the node that stopped it at l, else
-    :func:`choose_answer` on the tree."""
-    if stopped and stop_node is not None:
-        return stop_node
+def final_answer(tree: Tree, config: MCTSStarConfig, stopped_at: Node | None = None) -> Node:
+    """The node the search answers with: under the paper's stop rule the leaf that stopped
+    it (Alg. 2 line 11), else :func:`choose_answer` on the tree."""
+    if stopped_at is not None and config.stop_rule == "selected":
+        return stopped_at
     return choose_answer(tree, config.answer_selection)
 
 
@@ -430,24 +454,19 @@ def chosen_path(tree: Tree, node: Node) -> ChosenPath:
                       finished=node.terminal and node.legal, value=node.value)
 
 
-def completion_params(config: MCTSStarConfig, depth: int) -> SamplingParams:
-    """The completion's sampling: one greedy continuation of the whole rest of the path (no
-    step stop), capped at `max_step_tokens` per step left above the depth cap (at least one
-    step's worth)."""
-    budget = config.max_step_tokens * max(config.max_depth - depth, 1)
-    return SamplingParams(n=1, temperature=0.0, max_new_tokens=budget, stop=())
-
-
 def complete(
-    tree: Tree, node: Node, world: World, question: Question, params: SamplingParams
+    tree: Tree, node: Node, world: World, question: Question, config: MCTSStarConfig
 ) -> Generator[Request, Answer, SampledPath]:
-    """Complete `node`'s unfinished path: the policy continues it in one Generate request,
-    and the world's parser judges the continuation step by step (cut at its first illegal
-    step: :func:`~rest_mcts.search.steps.judge_solution`). The tree is not changed (the
-    completion is not a node), so the trees' PRM training data is the same."""
+    """Complete `node`'s unfinished path: the policy continues it greedily in one Generate
+    request (no step stop, capped at `max_step_tokens` per step left above the depth cap,
+    at least one step's worth), and the world's parser judges the continuation step by step
+    (cut at its first illegal step: :func:`~rest_mcts.search.selection.judge_solution`). The
+    tree is not changed (the completion is not a node), so the trees' PRM training data is
+    the same."""
     steps = tree.steps(node)
-    prompt = policy_prompt(question.text, steps, prompt_format(world))
-    (out,) = yield Generate((prompt,), params)
+    budget = config.max_step_tokens * max(config.max_depth - node.depth, 1)
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=budget, stop=())
+    (out,) = yield Generate((policy_prompt(question.text, steps, prompt_format(world)),), params)
     return judge_solution(question, world, out.completions[0], node.value, prefix=steps)
 
 
@@ -456,13 +475,13 @@ def finish_answer(
 ) -> Generator[Request, Answer, tuple[ChosenPath, SampledPath | None]]:
     """The search's answer from its answer node `node`: its path as it stands when finished
     or with `finish=as_is`; else (`finish=complete`, the authors' code lets the policy
-    write the final answer from the chosen node) its greedy completion, with `node`'s value.
-    Returns the answer and the judged completion (None when there was none)."""
+    write the final answer from the chosen node) its greedy completion (:func:`complete`),
+    with `node`'s value. Returns the answer and the judged completion (None when there was
+    none)."""
     chosen = chosen_path(tree, node)
     if chosen.finished or config.finish == "as_is":
         return chosen, None
-    path = yield from complete(tree, node, world, question,
-                               completion_params(config, node.depth))
+    path = yield from complete(tree, node, world, question, config)
     return ChosenPath(path.steps, path.answer, path.finished, node.value), path
 
 
@@ -481,7 +500,7 @@ def record_checkpoints(
 def mcts_star(
     question: Question, world: World, config: MCTSStarConfig | None = None
 ) -> SearchGen:
-    """MCTS* for one question (see the module docstring for the phases).
+    """MCTS* for one question: up to T iterations (:func:`iteration`), then the answer.
 
     Args:
         question: the question (no gold answer: test-time search cannot read it).
@@ -500,69 +519,27 @@ def mcts_star(
     if not isinstance(config, MCTSStarConfig):
         raise TypeError(f"mcts_star takes an MCTSStarConfig, got {type(config).__name__}")
     config.check_world(world)
-    mode, widen, end_gate = config.self_critic, config.widen, config.end_gate
-    paper_stop = config.stop_rule == "selected"
     tree = Tree(question.id, question.text)
-    expand_params = step_params(config.branch, config.temperature, config.max_step_tokens)
-    exploit_params = step_params(1, 0.0, config.max_step_tokens)
-    rollout_params = step_params(
-        config.rollout_branch, config.rollout_temperature, config.max_step_tokens
-    )
-    ask_params = critic_params(config.critic_max_tokens)
-    done = 0
-    stopped = False
-    stop_node: Node | None = None
     schedule = checkpoint_schedule(config.t_checkpoints, config.iterations)
     curve: list[TCheckpoint] = []
     meter = TokenMeter()  # policy tokens so far, for the T curve
-    while done < config.iterations and not stopped:
+    done = 0
+    stopped_at: Node | None = None
+    while done < config.iterations:
         if len(curve) < len(schedule) and schedule[len(curve)] <= done:
-            # a run with T = done would end here and answer by the same rule
+            # the T curve: a run with T = done would end here and answer by the same rule
             # (as it stands: an unfinished answer is not completed here)
-            record_checkpoints(curve, schedule, done, chosen_path(
-                tree, final_answer(tree, config, False, stop_node)), meter.tokens)
-        leaf = select(tree, config.exploration_constant, widen, config.branch, config.uct,
-                      config.unvisited_bonus)
-        if leaf is None:
+            record_checkpoints(curve, schedule, done,
+                               chosen_path(tree, final_answer(tree, config)), meter.tokens)
+        step = yield from metered(iteration(tree, world, question, config), meter)
+        if step.leaf is None:
             break  # nothing left to select: every path explored, no finished leaf
-        if paper_stop and at_end_gate(tree, leaf, end_gate):
-            done += 1  # the stop test (Alg. 2 lines 9-11; the authors count this round)
-            stop_node = leaf
-            if config.early_stop:
-                stopped = True
-                break
-            backpropagate(tree, leaf)  # data generation: visited, not expanded (the authors)
-            continue
-        if critic_says_end(leaf, mode):  # a finished leaf selected (again): the authors
-            done += 1  # visit it and backpropagate, nothing is expanded or simulated
-            backpropagate(tree, leaf)
-            stopped = config.early_stop and not paper_stop and leaf.value >= end_gate
-            continue
-        if leaf.depth >= config.max_depth:  # this repo's depth cap: a dead end, no round
-            mark_exhausted(tree, leaf, propagate=not widen)
-            continue
-        done += 1
-        if mode == "llm" and (yield from metered(
-                ask_critic(tree, leaf, world, question, ask_params), meter)):
-            mark_exhausted(tree, leaf, propagate=not widen)  # solved: end of inference here
-            backpropagate(tree, leaf)
-            stopped = (config.early_stop and not paper_stop and leaf.legal
-                       and leaf.value >= end_gate)
-            continue
-        greedy = not paper_stop and at_end_gate(tree, leaf, end_gate)
-        params = exploit_params if greedy else expand_params
-        children = yield from metered(
-            expand(tree, leaf, world, question, params, mode, widen), meter)
-        candidates = [c for c in children if not spent(c)]  # legal, finished ones included
-        if candidates and config.rollout_steps > 0:
-            roll = max(candidates, key=lambda c: c.value)
-            yield from metered(rollout(tree, roll, world, question, config.rollout_steps,
-                                       rollout_params, config.alpha), meter)
-        backpropagate(tree, leaf)
-        stopped = config.early_stop and not paper_stop and any(
-            c.terminal and c.legal and c.value >= end_gate for c in children
-        )
-    best = final_answer(tree, config, stopped, stop_node)
+        if step.counted:
+            done += 1
+        if step.stop:
+            stopped_at = step.leaf
+            break
+    best = final_answer(tree, config, stopped_at)
     chosen, completion = yield from metered(
         finish_answer(tree, best, world, question, config), meter)
     record_checkpoints(curve, schedule, math.inf, chosen, meter.tokens)  # stopped: kept
@@ -575,11 +552,11 @@ def mcts_star(
         info={
             "iterations": done,
             "nodes": len(tree.nodes),
-            "stopped_at_end_gate": stopped,
+            "stopped_at_end_gate": stopped_at is not None,
             "finished_nodes": len(tree.finished()),
             "completed": completion is not None,
             "completion_tokens": completion.tokens if completion is not None else 0,
-            **(critic_stats(tree) if mode == "llm" else {}),
+            **(critic_stats(tree) if config.self_critic == "llm" else {}),
             **({"t_curve": [c.to_dict() for c in curve]} if curve else {}),
         },
     )
