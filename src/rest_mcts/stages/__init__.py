@@ -53,9 +53,9 @@ def get_stage(name: str) -> Callable[[DictConfig], dict]:
 def check_config(cfg: DictConfig) -> None:
     """Every option a run depends on, before any work: the plain checks
     (:func:`rest_mcts.config.validate`), the search method's typed config and the typed
-    configs shared by all stages (:class:`rest_mcts.loop.context.Context`); one-line
+    configs shared by all stages (:class:`rest_mcts.runtime.context.Context`); one-line
     ConfigError on the first bad one."""
-    from rest_mcts.loop.context import Context
+    from rest_mcts.runtime.context import Context
     from rest_mcts.search.configs import search_config_from
 
     validate(cfg, STAGES)
@@ -85,8 +85,8 @@ def write_resolved_config(cfg: DictConfig, out: Path) -> None:
 
 def close_executor_pools() -> None:
     """End the Ray actors (and the local Ray cluster) a stage used, if any
-    (:func:`rest_mcts.loop.executors.close_pools`); nothing to do when none was imported."""
-    executors = sys.modules.get("rest_mcts.loop.executors")
+    (:func:`rest_mcts.runtime.executors.close_pools`); nothing to do when none was imported."""
+    executors = sys.modules.get("rest_mcts.runtime.executors")
     if executors is not None:
         executors.close_pools()
 
@@ -114,7 +114,7 @@ def run_stage(cfg: DictConfig) -> float | None:
     with contextlib.ExitStack() as owned:
         if cfg.stage.name in OWNED_FOLDER_STAGES:  # before anything is written there
             from rest_mcts.stages.search import claim_run_dir
-            from rest_mcts.loop.claims import own_folder
+            from rest_mcts.runtime.claims import own_folder
 
             owned.enter_context(own_folder(out))
             claim_run_dir(cfg, out)

@@ -15,10 +15,11 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rest_mcts.config import from_node
-from rest_mcts.loop.context import Context
+from rest_mcts.runtime.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0
 from rest_mcts.loop.data import check_d_v_nodes
-from rest_mcts.loop.train import ensure_policy0, train_prm_model
+from rest_mcts.loop.train import train_prm_model
+from rest_mcts.runtime.policy0 import ensure_policy0
 from rest_mcts.tracking import stage_run
 
 

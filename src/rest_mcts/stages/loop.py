@@ -16,14 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from rest_mcts.config import from_node
 from rest_mcts.loop.algorithm import LoopSettings, check_inputs, run_loop
-from rest_mcts.loop.context import Context
+from rest_mcts.runtime.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings
 from rest_mcts.loop.evaluate import PolicyEval
 from rest_mcts.loop.report import print_summary, write_report
-from rest_mcts.loop.train import ensure_policy0, policy0_metrics
+from rest_mcts.runtime.policy0 import ensure_policy0, policy0_metrics
 from rest_mcts.search.configs import search_config_from
 from rest_mcts.tracking import stage_run
-from rest_mcts.loop.claims import claim_config, result_config
+from rest_mcts.runtime.claims import claim_config, result_config
 from rest_mcts.utils.hashing import fingerprint
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def loop(cfg: DictConfig) -> dict[str, float]:
 
 
 def loop_config(cfg: DictConfig) -> dict[str, Any]:
-    """Everything that shapes the loop's results (:func:`rest_mcts.loop.claims.result_config`:
+    """Everything that shapes the loop's results (:func:`rest_mcts.runtime.claims.result_config`:
     not where files go, not logging, not the executor: every executor gives the same answers;
     and here not which evaluation methods run, not how many iterations: iteration k never
     depends on K, so a finished loop extended by ``stage.iterations`` resumes in its folder;

@@ -15,10 +15,11 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rest_mcts.config import ConfigError
-from rest_mcts.loop.context import Context
+from rest_mcts.runtime.context import Context
 from rest_mcts.loop.data import d_g_rows, load_trees
 from rest_mcts.loop.evaluate import evaluate_policy_at
-from rest_mcts.loop.train import ensure_policy0, train_policy_sft
+from rest_mcts.loop.train import train_policy_sft
+from rest_mcts.runtime.policy0 import ensure_policy0
 from rest_mcts.tracking import stage_run
 from rest_mcts.utils.io import read_jsonl, write_jsonl
 

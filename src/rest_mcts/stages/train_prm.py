@@ -13,9 +13,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rest_mcts.config import ConfigError, check_value
-from rest_mcts.loop.context import Context
+from rest_mcts.runtime.context import Context
 from rest_mcts.loop.data import check_d_v_nodes, d_v_rows, load_trees
-from rest_mcts.loop.train import ensure_policy0, train_prm_model
+from rest_mcts.loop.train import train_prm_model
+from rest_mcts.runtime.policy0 import ensure_policy0
 from rest_mcts.tracking import stage_run
 from rest_mcts.utils.io import read_jsonl, write_jsonl
 

@@ -1,6 +1,6 @@
 """Where the questions of a search run are searched (``executor=local|ray``).
 
-An executor takes the questions a :func:`rest_mcts.loop.search_run.run_search` still owes and
+An executor takes the questions a :func:`rest_mcts.runtime.search_run.run_search` still owes and
 yields ``(question id, SearchResult)`` as each finishes; the caller (the driver) alone judges
 and writes every result, so resuming works the same under every executor.
 
@@ -61,7 +61,7 @@ class Searcher:
     backend, the value scorer (when the method scores) and the batching engine.
 
     Args:
-        ctx: the run's :class:`~rest_mcts.loop.context.Context`.
+        ctx: the run's :class:`~rest_mcts.runtime.context.Context`.
         search: the typed search config.
         concurrency: questions searched side by side (``stage.concurrency``).
         cache_values: memoise values per question (``stage.cache_values``).

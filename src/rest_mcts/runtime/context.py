@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from rest_mcts.config import ConfigError, check_value, instantiate
-from rest_mcts.loop.executors import executor_from
+from rest_mcts.runtime.executors import executor_from
 from rest_mcts.training.settings import TrainerSpec, TrainSettings
 from rest_mcts.utils.hashing import fingerprint
 from rest_mcts.worlds.base import Problem
@@ -26,7 +26,7 @@ from rest_mcts.worlds.base import Problem
 
 def unsharded(data: Mapping[str, Any]) -> dict[str, Any]:
     """``data`` without its question sharding (``data.shard``/``data.num_shards``: which
-    questions a stage=search|eval job takes, :func:`rest_mcts.loop.search_run.shard_problems`),
+    questions a stage=search|eval job takes, :func:`rest_mcts.runtime.search_run.shard_problems`),
     which never shapes a model or a cache: dropped, or reset to 0/1 where a dataset world
     (``data=text`` and the named datasets) lists them, so every key stays what it was before
     sharding existed. The world itself never shards: run_search does."""
@@ -114,7 +114,7 @@ class Context:
         bootstrap: policy_0's training traces (None for worlds without a solver).
         policy0_key: fingerprint of everything that shapes policy_0.
         executor: where searches run (``executor=local|ray``,
-            :mod:`rest_mcts.loop.executors`; None: in this process). Never part of a key:
+            :mod:`rest_mcts.runtime.executors`; None: in this process). Never part of a key:
             every executor gives the same answers.
     """
 
