@@ -170,7 +170,6 @@ def test_the_pool_outlives_a_search_and_rebuilds_only_what_changed(compose_cfg):
     import dataclasses
 
     from rest_mcts.runtime.context import Context
-    from rest_mcts.runtime.executors import close_pools
     from rest_mcts.runtime.search_run import SearchRun
     from rest_mcts.search.configs import search_config_from
 
@@ -204,7 +203,7 @@ def test_the_pool_outlives_a_search_and_rebuilds_only_what_changed(compose_cfg):
         assert stats["executor/actors_started"] == 0 and stats["executor/searchers_built"] == 2
         assert stats["executor/models_loaded"] == 4  # policy and oracle scorer, per actor
     finally:
-        close_pools()
+        ctx.executor.shutdown()
         ray.shutdown()
 
 
@@ -215,7 +214,6 @@ def test_a_dead_actor_is_replaced_at_the_next_search(compose_cfg):
     new actor in its place and loses none."""
     ray = pytest.importorskip("ray")
     from rest_mcts.runtime.context import Context
-    from rest_mcts.runtime.executors import close_pools
     from rest_mcts.runtime.search_run import SearchRun
     from rest_mcts.search.configs import search_config_from
 
@@ -241,7 +239,7 @@ def test_a_dead_actor_is_replaced_at_the_next_search(compose_cfg):
         assert got == want and stats["executor/actor_failures"] == 0
         assert stats["executor/actors_started"] == 1 and stats["executor/searchers_built"] == 1
     finally:
-        close_pools()
+        ctx.executor.shutdown()
         ray.shutdown()
 
 

@@ -4,6 +4,8 @@ use it; nothing here imports the loop or a stage.
 
 - `context`    -- what every step shares (world, model backends, training settings, seed,
   executor), typed and built once from the composed config (:class:`Context`).
+- `spec`       -- the frozen run spec a stage gets: its Context and its search config, built
+  and checked once before any work (:class:`RunSpec`).
 - `executors`  -- where the questions of a search are searched: this process or a pool of
   Ray actors kept for the whole stage (``executor=local|ray``).
 - `search_run` -- a search method over a split on the batching engine (trees, results.jsonl;

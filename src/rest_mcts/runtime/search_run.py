@@ -94,13 +94,9 @@ def run_search(
     ``ctx.executor`` (this process, or Ray actors: :mod:`rest_mcts.runtime.executors`); this
     process alone judges and writes the results. Returns ``<prefix>/*`` metrics."""
     from rest_mcts.runtime.executors import LocalExecutor
-    from rest_mcts.search.registry import make_search
 
     world = ctx.world
-    try:  # a bad method is one line here, before any model or actor starts
-        make_search(search, world, max_solution_tokens=ctx.max_solution_tokens)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(str(err)) from err
+    ctx.search_fn(search)  # a bad method is one line here, before any model or actor starts
     todo_all = shard_problems(ctx.problems(run.split, run.num_problems, at_most=True),
                               run.shard, run.num_shards)
     out = Path(out_dir)

@@ -9,13 +9,19 @@ recomputed from the merged rows (``rest_mcts.runtime.merge``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from omegaconf import DictConfig
 
 from rest_mcts.runtime.merge import merge_shards, shard_dirs
 from rest_mcts.tracking import stage_run
 
+if TYPE_CHECKING:
+    from rest_mcts.runtime.spec import RunSpec
 
-def merge(cfg: DictConfig) -> dict[str, float]:
+
+def merge(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
+    """``spec``: unused (this stage needs no Context)."""
     dirs = shard_dirs(list(cfg.stage.get("dirs") or []), cfg.stage.get("sweep_dir"))
     tracker = stage_run()
     metrics, _ = merge_shards(dirs, cfg.paths.output_dir, bool(cfg.stage.get("copy_trees", True)))

@@ -17,12 +17,12 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rest_mcts.config import check_value, from_node
-from rest_mcts.runtime.context import Context, unsharded
-from rest_mcts.runtime.search_run import SearchRun, run_search
-from rest_mcts.runtime.policy0 import ensure_policy0
-from rest_mcts.search.configs import search_config_from
-from rest_mcts.tracking import stage_run
 from rest_mcts.runtime.claims import claim_config, result_config
+from rest_mcts.runtime.context import unsharded
+from rest_mcts.runtime.policy0 import ensure_policy0
+from rest_mcts.runtime.search_run import SearchRun, run_search
+from rest_mcts.runtime.spec import RunSpec
+from rest_mcts.tracking import stage_run
 
 # The record of the config that made a search/eval folder.
 RUN_CONFIG = "run_config.json"
@@ -66,9 +66,11 @@ def claim_run_dir(cfg: DictConfig, out: Path) -> None:
     claim_config(out, search_config(cfg), RUN_CONFIG, option="hydra.run.dir")
 
 
-def search(cfg: DictConfig) -> dict[str, float]:
-    ctx = Context.from_config(cfg)
-    method = search_config_from(cfg.search)
+def search(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
+    """Search (or evaluate on) the run's questions with ``spec.search`` (``spec``: the run
+    spec ``run_stage`` built; None: built here)."""
+    spec = spec or RunSpec.from_config(cfg)
+    ctx, method = spec.ctx, spec.search
     run = from_node(SearchRun, cfg.stage, prefix=cfg.stage.name,
                     shard=int(cfg.data.get("shard", 0)),
                     num_shards=int(cfg.data.get("num_shards", 1)),
