@@ -18,7 +18,7 @@ size N; :mod:`rest_mcts.search.selection`); BFS with the PRM (beam widths ``--be
 branch b and step settings, as the loop's BFS) and MCTS* with the paper's settings
 (``search=mcts_star``, T iterations ``--iterations``). Sampling uses MCTS*'s temperature, as
 the loop's evaluation does. Every (seed, method, budget) cell runs through the loop's own
-search path (:func:`rest_mcts.loop.search_run.run_search`) and is cached as JSON under
+search path (:func:`rest_mcts.runtime.search_run.run_search`) and is cached as JSON under
 ``<out>/cells/`` (the sampling pass: one file holding the cells of every rule and N), keyed
 by its search config, models, questions and seed: a rerun skips the finished cells (and a
 killed cell resumes at its first unanswered question).
@@ -499,7 +499,7 @@ def run_cell(ctx: Any, models: SeedModels, method: str, budget: str, search: Any
     """One plan entry through the loop's search path, cached as ``cells/s<seed>/<name>.json``:
     one cell, or for the sampling pass (:data:`PASS`) the cells of every rule at each N of
     ``ns`` (:func:`pass_cells`, from the run's results.jsonl)."""
-    from rest_mcts.loop.search_run import run_search
+    from rest_mcts.runtime.search_run import run_search
     from rest_mcts.search.registry import config_needs_scorer
     from rest_mcts.utils.io import read_jsonl
 
@@ -645,8 +645,8 @@ def main() -> None:
     if not args.report_only:
         from _common import compose
 
-        from rest_mcts.loop.context import Context
-        from rest_mcts.loop.search_run import SearchRun
+        from rest_mcts.runtime.context import Context
+        from rest_mcts.runtime.search_run import SearchRun
         from rest_mcts.search.configs import search_config_from
 
         keys = set()
@@ -708,7 +708,7 @@ def main() -> None:
 - Seeds {', '.join(map(str, cell_seeds))}; {'/'.join(map(str, questions))} test questions per
   seed (each seed's own test split, generated from its seed; the same questions for every
   method of that seed). Each cell: one run of the loop's search path
-  (`rest_mcts.loop.search_run.run_search`, concurrency 64, values cached per question).
+  (`rest_mcts.runtime.search_run.run_search`, concurrency 64, values cached per question).
   Overrides: {' '.join(args.overrides) or 'none'}.
 - Budgets. Self-consistency, PRM best-of-N (last step value; product of step values, the
   paper's App. E.3), PRM-weighted vote and pass@N (the ceiling): N = {budgets['best_of_n']},

@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python experiments/bench_ray.py [--questions 64 512] [--iterations 50]
         [--actors 1 2] [--prm tiny] [--policy <policy_0 folder>] [--repeats 1]
 
-Runs `stage=eval`'s search (`rest_mcts.loop.search_run.run_search`) on the same questions
+Runs `stage=eval`'s search (`rest_mcts.runtime.search_run.run_search`) on the same questions
 with the iteration-0 policy (`backend=hf`, the cached policy_0 given by --policy, never
 trained here) and the PRM (`tiny`: an untrained value head on the policy, the real scorer's
 cost; or `oracle`), each process with one torch thread: in this process (`executor=local`),
@@ -95,9 +95,9 @@ def main() -> None:
 
     import torch
 
-    from rest_mcts.loop.context import Context
-    from rest_mcts.loop.executors import LocalExecutor, RayExecutor, close_pools
-    from rest_mcts.loop.search_run import SearchRun, run_search
+    from rest_mcts.runtime.context import Context
+    from rest_mcts.runtime.executors import LocalExecutor, RayExecutor
+    from rest_mcts.runtime.search_run import SearchRun, run_search
     from rest_mcts.search.configs import search_config_from
     from rest_mcts.utils.io import read_jsonl
 
@@ -151,12 +151,12 @@ def main() -> None:
             executor = RayExecutor(num_actors=actors, num_cpus=1, torch_threads=1)
             cold = warm = None
             for _ in range(args.repeats):
-                close_pools(executor)  # cold: a new pool, timed from its start
+                executor.close()  # cold: a new pool, timed from its start
                 got = timed(executor, run)
                 cold = got if cold is None or got[0] < cold[0] else cold
                 got = timed(executor, run)  # warm: the pool the cold run left
                 warm = got if warm is None or got[0] < warm[0] else warm
-            close_pools(executor)
+            executor.close()
             best[actors] = (cold, warm)
             (cw, cm, ca, ccpu), (ww, wm, wa, wcpu) = cold, warm
             same = sum(ca.get(k) == v for k, v in want.items())

@@ -36,8 +36,8 @@ def main() -> None:
 
     import torch
 
-    from rest_mcts.loop.context import Context
-    from rest_mcts.loop.train import ensure_policy0
+    from rest_mcts.runtime.context import Context
+    from rest_mcts.runtime.policy0 import ensure_policy0
     from rest_mcts.search.configs import search_config_from
     from rest_mcts.search.engine import SearchEngine
     from rest_mcts.search.registry import make_search

@@ -26,7 +26,7 @@ KEYS = [("val/sibling_acc", "sibling acc"), ("val/oracle_mse", "oracle MSE"),
 
 
 def run(folder: Path) -> dict[str, dict[str, float]]:
-    from rest_mcts.loop.context import Context
+    from rest_mcts.runtime.context import Context
     from rest_mcts.loop.data import d_v_rows, load_trees
     from rest_mcts.loop.evaluate import prm_validation
     from rest_mcts.loop.train import train_prm_model

@@ -5,7 +5,7 @@ by side (what one Ray actor of ``executor=ray`` does with its share of the quest
         [--concurrency 4 64 ...] [--iterations 50] [--prm tiny] [--policy <policy_0 folder>]
 
 For each number of questions n (all searched side by side unless --concurrency is given), one
-:class:`~rest_mcts.loop.executors.Searcher` on one torch thread searches the first n Countdown
+:class:`~rest_mcts.runtime.executors.Searcher` on one torch thread searches the first n Countdown
 test questions; prints the engine's stats: wall seconds, policy and scorer seconds, their calls
 and mean rows per call, seconds per call, the engine's own overhead, and the wall seconds per
 question. With 2 actors each searches n/2 questions: if searching n/2 costs much more than
@@ -46,8 +46,8 @@ def main() -> None:
     import torch
 
     from rest_mcts.backends import SamplingParams
-    from rest_mcts.loop.context import Context
-    from rest_mcts.loop.executors import Searcher
+    from rest_mcts.runtime.context import Context
+    from rest_mcts.runtime.executors import Searcher
     from rest_mcts.search.configs import search_config_from
 
     torch.set_num_threads(1)

@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--only", nargs="*", help="names of OPTIONS to run (default: all)")
     args = parser.parse_args()
-    from rest_mcts.loop.context import Context
+    from rest_mcts.runtime.context import Context
     from rest_mcts.loop.evaluate import evaluate_policy_at
     from rest_mcts.loop.train import train_policy_sft
     from rest_mcts.utils.io import read_json

@@ -23,7 +23,7 @@ def main(kind: str, out: str, data: str, init: str, devices: int, batch: int, ep
     from lightning.pytorch.loggers import CSVLogger
 
     import rest_mcts.training.artifacts as artifacts
-    from rest_mcts.loop.context import Context
+    from rest_mcts.runtime.context import Context
     from rest_mcts.loop.train import train_policy_sft, train_prm_model
     from rest_mcts.utils.seeding import seed_everything
 

@@ -80,7 +80,7 @@ def test_run_stage_closes_a_wandb_run_the_stage_left_open(compose_cfg, tmp_path,
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
 
-    def failing_stage(cfg):
+    def failing_stage(cfg, spec):
         wandb.init(dir=str(tmp_path), project="test")
         raise RuntimeError("boom")
 

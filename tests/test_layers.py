@@ -1,11 +1,20 @@
 """The package's layering (DESIGN.md, "Rooms"): arrows point down only.
 
-    stages -> loop -> training -> search -> backends -> models;  worlds, answers, data below.
+    stages -> loop -> runtime -> training -> search -> backends -> worlds -> data -> answers
+    -> models
+
+One list (:data:`FLOORS`, top first) gives the whole order: a room may import itself and any
+room below it, never one above; every rule of :data:`FORBIDDEN` follows from the list (e.g.
+runtime may not import loop or stages, loop may import runtime, nothing below runtime imports
+it, answers may not import backends, models nothing of the package's rooms). ``worlds`` sits
+above ``models`` as in DESIGN.md (models know only transformers); ``data`` and ``answers``,
+which DESIGN.md's table leaves out, sit under ``worlds``, which reads them.
 
 Every module under ``src/rest_mcts`` is parsed with ``ast``; imports at module level and
 inside functions both count (a function-level import is still a dependency). Top-level
 modules that are no room (``config``, ``prompts``, ``prompting``, ``utils``, ...) are shared
-helpers and obey the bottom rooms' rule.
+helpers: they may import only the rooms below :data:`SHARED_ABOVE` (``backends``), as the
+bottom rooms that use them do.
 """
 
 from __future__ import annotations
@@ -22,19 +31,14 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "rest_mcts"
 
-UPPER = ("search", "loop", "training", "stages")
-# room -> rooms it may never import from
-FORBIDDEN = {
-    "worlds": UPPER,
-    "models": UPPER,
-    "backends": UPPER,
-    "answers": UPPER,
-    "data": UPPER,
-    "search": ("loop", "training", "stages"),
-    "training": ("loop", "stages"),
-}
-SHARED_FORBIDDEN = UPPER  # config, prompts, prompting, utils, ...
-ROOMS = set(FORBIDDEN) | {"loop", "stages"}
+# the rooms, top first: arrows point down this list only
+FLOORS = ("stages", "loop", "runtime", "training", "search", "backends", "worlds", "data",
+          "answers", "models")
+# room -> rooms it may never import from: every room above it
+FORBIDDEN = {room: FLOORS[:i] for i, room in enumerate(FLOORS)}
+SHARED_ABOVE = "backends"  # shared helpers import no room at or above this one
+SHARED_FORBIDDEN = FLOORS[:FLOORS.index(SHARED_ABOVE) + 1]  # config, prompts, prompting, utils, ...
+ROOMS = set(FLOORS)
 
 
 def _module_name(path: Path) -> str:
@@ -95,15 +99,46 @@ def test_the_scan_sees_function_level_and_relative_imports(tmp_path):
     assert found == ["rest_mcts.search", "rest_mcts.stages.common", "rest_mcts.worlds.sibling"]
 
 
-def test_no_room_imports_from_a_room_above_it():
+def _up_arrows(edges: list[tuple[str, int, str]]) -> list[str]:
+    """One line per import that points up :data:`FLOORS` (or from a shared helper to a room
+    at or above :data:`SHARED_ABOVE`)."""
     violations = []
-    for name, line, target in _edges():
+    for name, line, target in edges:
         room, other = _room(name), _room(target)
-        if room == other or room in ("loop", "stages"):
+        if room == other:
             continue
-        forbidden = FORBIDDEN.get(room, () if room in ROOMS else SHARED_FORBIDDEN)
+        forbidden = FORBIDDEN[room] if room in ROOMS else SHARED_FORBIDDEN
         if other in forbidden:
             violations.append(f"{name}:{line} [{room or 'rest_mcts'}] imports {target} [{other}]")
+    return violations
+
+
+def test_the_floors_give_every_rule():
+    """The order encodes the rules the layering promises, the lower floors included."""
+    assert set(FORBIDDEN["runtime"]) == {"stages", "loop"}
+    assert "runtime" not in FORBIDDEN["loop"]  # the loop stands on the runtime
+    for room in ("training", "search", "backends", "models", "worlds", "answers", "data"):
+        assert "runtime" in FORBIDDEN[room], room
+    bad = [("rest_mcts.answers.check", 1, "rest_mcts.backends.base"),
+           ("rest_mcts.worlds.countdown", 1, "rest_mcts.search.tree"),
+           ("rest_mcts.models.factory", 1, "rest_mcts.backends.registry"),
+           ("rest_mcts.models.factory", 1, "rest_mcts.worlds.base"),
+           ("rest_mcts.answers.check", 1, "rest_mcts.data.records"),
+           ("rest_mcts.runtime.context", 1, "rest_mcts.loop.train"),
+           ("rest_mcts.training.prm", 1, "rest_mcts.runtime.context"),
+           ("rest_mcts.loop.algorithm", 1, "rest_mcts.stages.loop"),
+           ("rest_mcts.config", 1, "rest_mcts.backends.registry")]
+    assert len(_up_arrows(bad)) == len(bad)
+    good = [("rest_mcts.loop.algorithm", 1, "rest_mcts.runtime.search_run"),
+            ("rest_mcts.stages.search", 1, "rest_mcts.runtime.spec"),
+            ("rest_mcts.runtime.policy0", 1, "rest_mcts.training.artifacts"),
+            ("rest_mcts.worlds.text", 1, "rest_mcts.answers.check"),
+            ("rest_mcts.prompting.format", 1, "rest_mcts.data.records")]
+    assert _up_arrows(good) == []
+
+
+def test_no_room_imports_from_a_room_above_it():
+    violations = _up_arrows(_edges())
     assert not violations, "up-arrows:\n" + "\n".join(violations)
 
 
@@ -134,11 +169,14 @@ def test_no_import_cycle_among_top_level_rooms():
             pytest.fail("import cycle among rooms: " + " -> ".join(cycle))
 
 
-def test_loop_imports_nothing_from_stages():
+def test_runtime_imports_nothing_from_loop_or_stages():
+    """The runtime sits under Algorithm 1: its arrows point down (stated on its own as well,
+    so a change to :data:`FLOORS` cannot drop it silently)."""
     violations = [
         f"{name}:{line} imports {target}"
         for name, line, target in _edges()
-        if _room(name) == "loop" and _room(target) == "stages"
+        if _room(name) in ("runtime", "loop") and _room(target) in ("loop", "stages")
+        and _room(name) != _room(target)
     ]
     assert not violations, "\n".join(violations)
 

@@ -220,7 +220,7 @@ def fake_evaluation(monkeypatch, tmp_path, mcts, policy_eval=None, methods=ALL_E
     tokens per question, CoT 40, the sampling pass its fake curve (:func:`fake_curve`); every
     other method 200. Returns (row, searches run, runner)."""
     from rest_mcts.loop import evaluate
-    from rest_mcts.loop.search_run import SearchRun
+    from rest_mcts.runtime.search_run import SearchRun
 
     calls = []
 
@@ -351,8 +351,8 @@ def test_one_pass_feeds_every_rule_through_the_real_search_path(compose_cfg, tmp
     and every rule's row keys are read from that pass's curve at MCTS*'s tokens."""
     from rest_mcts.backends.mock import MockPolicyBackend
     from rest_mcts.loop import evaluate
-    from rest_mcts.loop.context import Context
-    from rest_mcts.loop.search_run import SearchRun
+    from rest_mcts.runtime.context import Context
+    from rest_mcts.runtime.search_run import SearchRun
     from rest_mcts.search.configs import search_config
     from rest_mcts.search.selection import at_tokens, read_sample_curve
 
@@ -616,7 +616,7 @@ def test_d_v0_bfs_trees_are_sampled_without_a_scorer(compose_cfg, tiny_policy, t
                                                       monkeypatch, caplog):
     """D_V0's BFS keeps every node and takes its targets from verified leaves: it builds no
     value scorer (no untrained head is loaded, no UNTRAINED warning)."""
-    from rest_mcts.loop.context import Context
+    from rest_mcts.runtime.context import Context
     from rest_mcts.loop.d_v0 import InitPRMSettings, sample_bfs_trees
 
     ctx = Context.from_config(compose_cfg("stage=init_prm"))
@@ -644,7 +644,7 @@ def test_a_typo_in_a_nested_loop_setting_is_one_line(compose_cfg):
 
 def test_a_typo_in_the_executor_is_one_line():
     from rest_mcts.config import ConfigError
-    from rest_mcts.loop.executors import executor_from
+    from rest_mcts.runtime.executors import executor_from
 
     with pytest.raises(ConfigError, match=r"^executor\.num_actor is not a setting of executor"):
         executor_from({"name": "ray", "num_actor": 4})

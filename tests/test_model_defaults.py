@@ -20,7 +20,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from rest_mcts.config import ConfigError, check_model_path, validate
-from rest_mcts.loop.context import Context
+from rest_mcts.runtime.context import Context
 from rest_mcts.models.gguf import MARKER, cached_folder, package_file
 from rest_mcts.models.source import model_source
 from rest_mcts.search.configs import search_config

@@ -204,7 +204,7 @@ def test_the_loop_refuses_served_models(compose_cfg):
     """The loop retrains both models: a served policy or PRM stops it before any work."""
     from rest_mcts.config import ConfigError
     from rest_mcts.loop.algorithm import check_inputs
-    from rest_mcts.loop.context import Context
+    from rest_mcts.runtime.context import Context
     from rest_mcts.search.configs import search_config_from
 
     for overrides, message in [(["backend=openai"], "backend=openai: the loop retrains"),

@@ -158,7 +158,7 @@ def test_a_few_optimisation_steps_lower_the_policy_loss():
 def test_train_policy_sft_saves_a_loadable_policy_and_resumes(
     compose_cfg, tiny_policy, tmp_path, monkeypatch
 ):
-    from rest_mcts.loop.context import Context
+    from rest_mcts.runtime.context import Context
     from rest_mcts.loop.train import train_policy_sft
 
     rows = correct_solutions(96)

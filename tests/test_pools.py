@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from rest_mcts.loop.context import Context
+from rest_mcts.runtime.context import Context
 
 USES = ("bootstrap", "d_v0", "search", "eval")
 

@@ -1,4 +1,4 @@
-"""`executor=ray` (rest_mcts.loop.executors): Ray actors answer exactly as `executor=local`,
+"""`executor=ray` (rest_mcts.runtime.executors): Ray actors answer exactly as `executor=local`,
 a dead actor's questions go to the others (each answered once), the pool outlives a search
 and rebuilds an actor's Searcher only when a search needs another, bad options are one line.
 The slow tests start a local Ray cluster (through run.py: about 10 s each)."""
@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from rest_mcts.config import ConfigError, check_cli_choices
-from rest_mcts.loop.executors import LocalExecutor, RayExecutor
+from rest_mcts.runtime.executors import LocalExecutor, RayExecutor
 from rest_mcts.stages import check_config
 from rest_mcts.stages.loop import loop_config
 from rest_mcts.utils.io import read_jsonl
@@ -117,7 +117,7 @@ def test_unknown_executor_is_one_line():
 
 
 def test_executor_is_built_from_config_and_keys_nothing(compose_cfg):
-    from rest_mcts.loop.context import Context
+    from rest_mcts.runtime.context import Context
 
     local, ray = compose_cfg("stage=loop"), compose_cfg("stage=loop", "executor=ray")
     assert Context.from_config(local).executor == LocalExecutor()
@@ -132,7 +132,7 @@ def test_the_loops_searches_run_on_ray_too(compose_cfg, tiny_policy, tmp_path):
     """The loop's search steps go through the same run_search (here D_V0's BFS trees, on
     backend=hf in the actors): with executor=ray the trees equal executor=local's."""
     ray = pytest.importorskip("ray")
-    from rest_mcts.loop.context import Context
+    from rest_mcts.runtime.context import Context
     from rest_mcts.loop.d_v0 import InitPRMSettings, sample_bfs_trees
 
     init = InitPRMSettings(num_problems=4, branch=2, max_depth=2, max_step_tokens=16,
@@ -169,9 +169,8 @@ def test_the_pool_outlives_a_search_and_rebuilds_only_what_changed(compose_cfg):
     ray = pytest.importorskip("ray")
     import dataclasses
 
-    from rest_mcts.loop.context import Context
-    from rest_mcts.loop.executors import close_pools
-    from rest_mcts.loop.search_run import SearchRun
+    from rest_mcts.runtime.context import Context
+    from rest_mcts.runtime.search_run import SearchRun
     from rest_mcts.search.configs import search_config_from
 
     cfg = compose_cfg(*TINY[:-1], "~logger", "executor=ray")
@@ -204,7 +203,7 @@ def test_the_pool_outlives_a_search_and_rebuilds_only_what_changed(compose_cfg):
         assert stats["executor/actors_started"] == 0 and stats["executor/searchers_built"] == 2
         assert stats["executor/models_loaded"] == 4  # policy and oracle scorer, per actor
     finally:
-        close_pools()
+        ctx.executor.shutdown()
         ray.shutdown()
 
 
@@ -214,9 +213,8 @@ def test_a_dead_actor_is_replaced_at_the_next_search(compose_cfg):
     (each answered once, as executor=local answers); the next search on the pool starts one
     new actor in its place and loses none."""
     ray = pytest.importorskip("ray")
-    from rest_mcts.loop.context import Context
-    from rest_mcts.loop.executors import close_pools
-    from rest_mcts.loop.search_run import SearchRun
+    from rest_mcts.runtime.context import Context
+    from rest_mcts.runtime.search_run import SearchRun
     from rest_mcts.search.configs import search_config_from
 
     cfg = compose_cfg(*TINY[:-1], "~logger", "executor=ray", "executor.chunk_size=2",
@@ -241,14 +239,14 @@ def test_a_dead_actor_is_replaced_at_the_next_search(compose_cfg):
         assert got == want and stats["executor/actor_failures"] == 0
         assert stats["executor/actors_started"] == 1 and stats["executor/searchers_built"] == 1
     finally:
-        close_pools()
+        ctx.executor.shutdown()
         ray.shutdown()
 
 
 def test_chunks_are_dealt_level_by_level():
     """Every actor gets its first chunk before any gets a second (the first actor used to
     take all chunks_in_flight of them, leaving the others idle: 2 actors ran as 1)."""
-    from rest_mcts.loop.executors import deal_order
+    from rest_mcts.runtime.executors import deal_order
 
     assert deal_order(["a", "b"], {"a": 0, "b": 0}, 2, 2) == ["a", "b"]
     assert deal_order(["a", "b"], {"a": 0, "b": 0}, 2, 5) == ["a", "b", "a", "b"]

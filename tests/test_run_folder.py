@@ -15,7 +15,7 @@ import pytest
 
 from rest_mcts.config import ConfigError
 from rest_mcts.stages.search import search_config
-from rest_mcts.loop.claims import config_diff, own_folder
+from rest_mcts.runtime.claims import config_diff, own_folder
 
 from .conftest import ROOT
 
@@ -47,7 +47,7 @@ def test_a_second_run_into_a_held_folder_stops_in_one_line_with_exit_2(tmp_path)
 
 
 def test_the_lock_ends_with_its_process_even_when_killed(tmp_path):
-    code = ("import sys, time\nfrom rest_mcts.loop.claims import own_folder\n"
+    code = ("import sys, time\nfrom rest_mcts.runtime.claims import own_folder\n"
             f"with own_folder({str(tmp_path)!r}):\n    print('held', flush=True)\n"
             "    time.sleep(60)\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from rest_mcts.backends.base import Completion
-from rest_mcts.loop.search_run import record_result, summarize
+from rest_mcts.runtime.search_run import record_result, summarize
 from rest_mcts.search.baselines import best_of_n, sampled, self_consistency, weighted_vote
 from rest_mcts.search.configs import (
     BestOfNConfig,
@@ -168,7 +168,7 @@ def test_the_runner_judges_each_sample_and_the_curve_reads_the_rows(tmp_path):
     """record_result writes each sample's verdict into the row (no text: the tree has it);
     summarize turns the rows into every rule at N = 1, 2, 4, 5 and the tokens the first N
     cost."""
-    from rest_mcts.loop.search_run import SearchRun
+    from rest_mcts.runtime.search_run import SearchRun
 
     texts = [WRONG_20, RIGHT, HALF, RIGHT_2, WRONG_20]
     values = {steps(WRONG_20): 0.9, steps(RIGHT): 0.5, steps(RIGHT_2): 0.6,

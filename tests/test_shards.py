@@ -12,9 +12,9 @@ import time
 import pytest
 
 from rest_mcts.config import ConfigError
-from rest_mcts.loop.context import unsharded
-from rest_mcts.loop.merge import merge_shards, shard_dirs
-from rest_mcts.loop.search_run import SearchRun, claim_shard, shard_problems
+from rest_mcts.runtime.context import unsharded
+from rest_mcts.runtime.merge import merge_shards, shard_dirs
+from rest_mcts.runtime.search_run import SearchRun, claim_shard, shard_problems
 from rest_mcts.stages import check_config
 from rest_mcts.utils.io import read_json, read_jsonl, write_jsonl
 

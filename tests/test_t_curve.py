@@ -9,7 +9,7 @@ import pytest
 
 from rest_mcts.backends.mock import MockPolicyBackend
 from rest_mcts.config import ConfigError
-from rest_mcts.loop.search_run import summarize
+from rest_mcts.runtime.search_run import summarize
 from rest_mcts.search.configs import MCTSStarConfig
 from rest_mcts.search.engine import SearchEngine
 from rest_mcts.search.mcts_star import mcts_star

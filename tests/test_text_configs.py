@@ -87,7 +87,7 @@ def test_missing_local_model_path_is_one_error_line(tmp_path, option, value):
 @pytest.mark.parametrize("data", ["math", "math500", "gsm8k", "sciinstruct", "scibench", "gpqa",
                                   "ceval_hard", "text"])
 def test_data_configs_build_a_world_without_reading_data(compose_cfg, data):
-    from rest_mcts.loop.context import Context
+    from rest_mcts.runtime.context import Context
 
     cfg = compose_cfg(f"data={data}", f"data.path={FIXTURES / 'math_sample.jsonl'}")
     world = Context.from_config(cfg).world
@@ -96,7 +96,7 @@ def test_data_configs_build_a_world_without_reading_data(compose_cfg, data):
 
 
 def test_countdown_config_keeps_its_world(compose_cfg):
-    from rest_mcts.loop.context import Context
+    from rest_mcts.runtime.context import Context
 
     assert type(Context.from_config(compose_cfg()).world).__name__ == "CountdownWorld"
 

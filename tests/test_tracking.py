@@ -122,7 +122,7 @@ def test_no_secret_reaches_the_wandb_folder(compose_cfg, tmp_path, monkeypatch, 
     monkeypatch.setenv("WANDB_API_KEY", SENTINEL.replace("sk-", "wb"))  # forced offline below
     cfg = compose_cfg("stage=eval", "backend=openai", "logger=wandb", "logger.offline=true",
                       "+backend.extra_body.auth=${oc.env:OPENAI_API_KEY}")
-    monkeypatch.setattr(stages, "get_stage", lambda name: lambda c: {"eval/acc": 0.5})
+    monkeypatch.setattr(stages, "get_stage", lambda name: lambda c, spec: {"eval/acc": 0.5})
     stages.run_stage(cfg)
     (run,) = offline_runs(tmp_path / "out")
     assert run.config["backend"]["api_key_env"] == "OPENAI_API_KEY"
@@ -157,7 +157,7 @@ def test_a_failing_stage_closes_its_run_marked_failed(compose_cfg, tmp_path, mon
     import rest_mcts.stages as stages
     from rest_mcts.tracking import stage_run
 
-    def failing(cfg):
+    def failing(cfg, spec):
         stage_run().log({"eval/acc": 0.25})
         raise RuntimeError("boom")
 

@@ -96,7 +96,7 @@ def test_train_prm_model_from_a_policy_then_from_its_own_output(compose_cfg, tmp
     start, manifest and safetensors in out_dir, oracle metrics on Countdown; save -> load ->
     score gives the values of the trained model."""
     from rest_mcts.backends.hf_scorer import HFValueScorer
-    from rest_mcts.loop.context import Context
+    from rest_mcts.runtime.context import Context
     from rest_mcts.loop.train import train_prm_model
 
     from .test_prm_training import countdown_rows
@@ -162,7 +162,7 @@ def test_training_reads_the_value_where_the_scorer_reads_it(padding_side):
 
 
 def test_stage_sft_settings_override_policy_without_changing_the_policy0_key(compose_cfg):
-    from rest_mcts.loop.context import Context
+    from rest_mcts.runtime.context import Context
 
     base = Context.from_config(compose_cfg("stage=train_policy"))
     cfg = compose_cfg("stage=train_policy", "stage.sft.lr=1e-4", "stage.sft.epochs=3")

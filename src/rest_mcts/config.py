@@ -169,7 +169,7 @@ def validate(cfg: DictConfig, stages: Iterable[str]) -> None:
     )
 
     # The search method's knobs and the training settings are checked by their typed configs
-    # (rest_mcts.search.configs, rest_mcts.loop.context), built in rest_mcts.stages.check_config.
+    # (rest_mcts.search.configs, rest_mcts.runtime.context), built in rest_mcts.stages.check_config.
 
     # Models.
     check_model_path("model.path", _get(cfg, "model.path"))
@@ -185,7 +185,7 @@ def validate(cfg: DictConfig, stages: Iterable[str]) -> None:
             f"{prm_share} > 1: the policy and PRM engines share the GPU (keep the sum <= 0.9)",
         )
 
-    # Question sharding across jobs (stage=search|eval only: rest_mcts.loop.search_run).
+    # Question sharding across jobs (stage=search|eval only: rest_mcts.runtime.search_run).
     num_shards = _get(cfg, "data.num_shards")
     if num_shards is not None:
         check_value("data.num_shards", num_shards, 1, integer=True)

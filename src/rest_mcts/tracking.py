@@ -17,14 +17,16 @@ wandb run when ``logger`` is wandb:
   offline otherwise; ``logger.offline`` overrides, ``WANDB_MODE`` in the environment wins;
 - closed when the stage ends, marked failed when it raises (:func:`end_stage_run`).
 
-``run_stage`` calls :func:`begin_stage_run` and :func:`end_stage_run`; a stage takes the run
-with :func:`stage_run`, which opens it on first use (the loop first, with the run id file in
-its folder, so a resumed loop appends to the same run). ``logger=null`` never imports wandb;
-``logger=csv`` gives Lightning a CSV logger and the stage's final metrics.
+``run_stage`` calls :func:`begin_stage_run`, which registers :func:`end_stage_run` on the
+stage's resource stack; a stage takes the run with :func:`stage_run`, which opens it on
+first use (the loop first, with the run id file in its folder, so a resumed loop appends to
+the same run). ``logger=null`` never imports wandb; ``logger=csv`` gives Lightning a CSV
+logger and the stage's final metrics.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -301,6 +303,7 @@ class StageRun:
         self.run: Any = None
         self.opened = False
         self.resume_file: Path | None = None
+        self.final_metrics: Mapping[str, Any] | None = None  # the stage's, logged at the end
         self._lightning: Any = None
         self.is_wandb = _is_wandb_node(self.node)
         node = self.node or {}
@@ -487,13 +490,23 @@ def _write_json(path: Path, value: dict[str, Any]) -> None:
 _ACTIVE: StageRun | None = None
 
 
-def begin_stage_run(cfg: DictConfig, save_dir: str | Path) -> StageRun:
-    """Register the stage's (not yet opened) run; ``run_stage`` calls it before the stage."""
+def begin_stage_run(cfg: DictConfig, save_dir: str | Path,
+                    resources: contextlib.ExitStack) -> StageRun:
+    """Register the stage's (not yet opened) run; ``run_stage`` calls it before the stage.
+    The run ends with the stage's resource stack ``resources``: :func:`end_stage_run` logs
+    its :attr:`StageRun.final_metrics` and closes it, marked failed when the stage raised."""
     global _ACTIVE
     if _ACTIVE is not None:  # a previous job in this process left it open
         _ACTIVE.finish(failed=True)
     _ACTIVE = StageRun(cfg, save_dir)
+    resources.push(_end_on_exit)
     return _ACTIVE
+
+
+def _end_on_exit(kind: type | None, err: BaseException | None, tb: Any) -> None:
+    """Exit callback of the stage's resource stack (:func:`begin_stage_run`); the stage's
+    exception, if any, goes on."""
+    end_stage_run(None if _ACTIVE is None else _ACTIVE.final_metrics, failed=kind is not None)
 
 
 def stage_run(save_dir: str | Path | None = None, *, resume_dir: str | Path | None = None,

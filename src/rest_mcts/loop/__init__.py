@@ -1,16 +1,14 @@
 """Algorithm 1 of the paper (ReST-MCTS* self-training) and its parts, readable in one sitting.
+What it stands on (the run's Context, the search runner, executors, run folders, policy_0)
+lives one floor down, in :mod:`rest_mcts.runtime`.
 
 - `algorithm` -- the loop itself: D_V0 and PRM_0, then per iteration MCTS* on the training
   questions, D_V / D_G, PRM_k and policy_k, held-out evaluation (`run_loop`).
 - `d_v0`      -- the initial PRM data by BFS tree sampling or reference solutions.
 - `data`      -- the one writer of D_V and D_G from verified trees.
-- `train`     -- policy_0 (`ensure_policy0`), PRM regression and policy SFT.
+- `train`     -- the loop's training steps: PRM regression and policy SFT.
 - `evaluate`  -- held-out evaluation of an iteration's models.
-- `gates`     -- the iteration-0 gates (policy step skill, PRM sibling ranking accuracy).
-- `steps`, `report` -- resumable steps with manifests; the results table and plot.
-
-Also here for now, moving to the `runtime` room (docs/architecture.md): `context` (what every
-step shares: world, model backends, training settings, seed), `search_run` (a search method
-over a split on the batching engine: trees, results.jsonl), `executors` (``executor=local|ray``),
-`merge` (joining a sharded search) and `claims` (run-folder locks and config records).
+- `gates`     -- the iteration-0 gates (the policy's step skill, PRM_0's ranking).
+- `steps`     -- resumable steps with manifests.
+- `report`    -- the results table and plot.
 """

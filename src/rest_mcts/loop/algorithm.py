@@ -28,7 +28,7 @@ from typing import Any
 
 from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop import gates
-from rest_mcts.loop.context import Context
+from rest_mcts.runtime.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0, prm_eval_set
 from rest_mcts.loop.data import D_V_NODES, extract_data, mix
 from rest_mcts.loop.evaluate import (
@@ -37,7 +37,7 @@ from rest_mcts.loop.evaluate import (
     check_eval_methods,
     evaluate_iteration,
 )
-from rest_mcts.loop.search_run import SearchRun, run_search
+from rest_mcts.runtime.search_run import SearchRun, run_search
 from rest_mcts.loop.steps import StepRunner
 from rest_mcts.loop.train import train_policy_sft, train_prm_model
 from rest_mcts.tracking import LOOP_SPLITS, sample_rows

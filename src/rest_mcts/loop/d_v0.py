@@ -24,9 +24,9 @@ from typing import Sequence
 
 from rest_mcts.backends.registry import close_backend
 from rest_mcts.config import ConfigError, check_value
-from rest_mcts.loop.context import Context
+from rest_mcts.runtime.context import Context
 from rest_mcts.loop.data import d_v_rows, extract_data, load_trees
-from rest_mcts.loop.search_run import SearchRun, run_search
+from rest_mcts.runtime.search_run import SearchRun, run_search
 from rest_mcts.utils.io import write_json, write_jsonl
 from rest_mcts.worlds.base import Problem
 

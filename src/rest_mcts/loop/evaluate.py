@@ -34,8 +34,8 @@ from typing import Any
 
 from rest_mcts.backends.registry import close_backend
 from rest_mcts.config import ConfigError, check_value
-from rest_mcts.loop.context import Context
-from rest_mcts.loop.search_run import SearchRun, run_search
+from rest_mcts.runtime.context import Context
+from rest_mcts.runtime.search_run import SearchRun, run_search
 from rest_mcts.loop.steps import StepRunner
 from rest_mcts.loop.train import value_oracle
 

@@ -508,17 +508,18 @@ def mcts_star(
         config: the knobs (T, b, l, alpha, c, rollout, self-critic, widening, ...; see
             :class:`~rest_mcts.search.configs.MCTSStarConfig`); None: the defaults.
 
+    ``config`` is checked against ``world`` (``self_critic=llm`` needs prompts) once per run,
+    where it is bound to the world (:func:`rest_mcts.search.registry.make_search`), not per
+    question here.
+
     Raises:
         TypeError: if ``question`` is not a Question or ``config`` not an MCTSStarConfig.
-        ConfigError: if ``config`` does not suit ``world`` (``self_critic=llm`` without
-            prompts).
     """
     if not isinstance(question, Question):
         raise TypeError(f"mcts_star takes a Question, got {type(question).__name__}")
     config = MCTSStarConfig() if config is None else config
     if not isinstance(config, MCTSStarConfig):
         raise TypeError(f"mcts_star takes an MCTSStarConfig, got {type(config).__name__}")
-    config.check_world(world)
     tree = Tree(question.id, question.text)
     schedule = checkpoint_schedule(config.t_checkpoints, config.iterations)
     curve: list[TCheckpoint] = []

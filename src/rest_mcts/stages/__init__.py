@@ -1,10 +1,12 @@
 """Stages: thin wrappers, one per `stage=<name>`: config -> typed objects -> call -> metrics.
 
-`run_stage` validates the config, seeds everything, runs the stage and writes the flat
+`run_stage` validates the config and builds the typed run spec once (`RunSpec`: the run's
+Context and search config), seeds everything, runs the stage on that spec and writes the flat
 scalar metrics to `<output_dir>/metrics.json`, next to the resolved config it ran with
-(`<output_dir>/config.yaml`; Hydra's `.hydra/config.yaml` keeps the interpolations). The
-work itself lives in the library (`rest_mcts.loop` for Algorithm 1 and its parts); no stage
-imports another stage.
+(`<output_dir>/config.yaml`; Hydra's `.hydra/config.yaml` keeps the interpolations). Every
+stage function takes `(cfg, spec)`. The work itself lives in the library (`rest_mcts.loop`
+for Algorithm 1 and its parts, `rest_mcts.runtime` for what it stands on); no stage imports
+another stage.
 
 One module per stage: `loop` (the main job), `bootstrap`, `init_prm`, `search` (also
 ``stage=eval``), `extract`, `train_prm`, `train_policy`, `merge` and `view`.
@@ -19,13 +21,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
 from rest_mcts.config import validate
 from rest_mcts.utils.io import write_json
 from rest_mcts.utils.seeding import seed_everything
+
+if TYPE_CHECKING:  # imported where used: the stages pull in torch/transformers
+    from rest_mcts.runtime.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -49,23 +54,22 @@ STAGES: dict[str, str] = {
 OWNED_FOLDER_STAGES = ("search", "eval")
 
 
-def get_stage(name: str) -> Callable[[DictConfig], dict]:
+def get_stage(name: str) -> Callable[[DictConfig, RunSpec], dict]:
     module, func = STAGES[name].split(":")
     return getattr(importlib.import_module(module), func)
 
 
-def check_config(cfg: DictConfig) -> None:
+def check_config(cfg: DictConfig, resources: contextlib.ExitStack | None = None) -> RunSpec:
     """Every option a run depends on, before any work: the plain checks
-    (:func:`rest_mcts.config.validate`), the search method's typed config and the typed
-    configs shared by all stages (:class:`rest_mcts.loop.context.Context`); one-line
-    ConfigError on the first bad one."""
-    from rest_mcts.loop.context import Context
-    from rest_mcts.search.configs import search_config_from
+    (:func:`rest_mcts.config.validate`), then the run spec the stage runs with, built here
+    once (:class:`rest_mcts.runtime.spec.RunSpec`: the search method's typed config and the
+    typed configs shared by all stages, :class:`rest_mcts.runtime.context.Context`); one-line
+    ConfigError on the first bad one. ``resources``: the stage's resource stack (the
+    executor registers its shutdown there)."""
+    from rest_mcts.runtime.spec import RunSpec
 
     validate(cfg, STAGES)
-    if cfg.get("search") is not None:
-        search_config_from(cfg.search)
-    Context.from_config(cfg)
+    return RunSpec.from_config(cfg, resources)
 
 
 def is_global_zero() -> bool:
@@ -87,66 +91,62 @@ def write_resolved_config(cfg: DictConfig, out: Path) -> None:
     (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg))))
 
 
-def close_executor_pools() -> None:
-    """End the Ray actors (and the local Ray cluster) a stage used, if any
-    (:func:`rest_mcts.loop.executors.close_pools`); nothing to do when none was imported."""
-    executors = sys.modules.get("rest_mcts.loop.executors")
-    if executors is not None:
-        executors.close_pools()
-
-
 def run_stage(cfg: DictConfig) -> float | None:
-    """Validate, seed, run `cfg.stage.name`, write config.yaml (resolved) and metrics.json;
-    returns the main metric.
+    """Validate, build the run spec, seed, run `cfg.stage.name`, write config.yaml (resolved)
+    and metrics.json; returns the main metric.
 
-    The stage's wandb run (:mod:`rest_mcts.tracking`: config, final metrics) is closed on the
-    way out, marked failed when the stage raised, and so is any other wandb run the stage left
-    open, so the next job of a serial multirun starts its own; so are the Ray actors of
-    ``executor=ray``, which live for the whole stage. A search/eval folder is locked for the
-    stage's lifetime and checked against the config that made it, before anything is written
-    there (:data:`OWNED_FOLDER_STAGES`)."""
+    The stage's resources live on one :class:`contextlib.ExitStack` that this function owns
+    and closes in reverse order when the stage ends, also when it raises: each registers its
+    close there as it is created. They are the stage's wandb run (:mod:`rest_mcts.tracking`:
+    config, final metrics; marked failed when the stage raised), any other wandb run the stage
+    left open (so the next job of a serial multirun starts its own), the lock of a search/eval
+    folder, held for the stage's lifetime and checked against the config that made it before
+    anything is written there (:data:`OWNED_FOLDER_STAGES`), and the executor
+    (``executor=ray``: its actors live for the whole stage)."""
     from rest_mcts.utils.console import setup_console
 
     # converted GGUF checkpoints are cached here (rest_mcts.models.gguf); the environment
     # carries it to worker processes
     os.environ["REST_MCTS_CACHE_DIR"] = str(cfg.paths.cache_dir)
-    check_config(cfg)
-    setup_console()
-    seed_everything(cfg.seed)
-    out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as owned:
+    with contextlib.ExitStack() as resources:
+        spec = check_config(cfg, resources)  # the executor registers its shutdown
+        setup_console()
+        seed_everything(cfg.seed)
+        out = Path(cfg.paths.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
         if cfg.stage.name in OWNED_FOLDER_STAGES:  # before anything is written there
+            from rest_mcts.runtime.claims import own_folder
             from rest_mcts.stages.search import claim_run_dir
-            from rest_mcts.loop.claims import own_folder
 
-            owned.enter_context(own_folder(out))
+            resources.enter_context(own_folder(out))
             claim_run_dir(cfg, out)
-        metrics = _run_in(cfg, out)
+        metrics = _run_in(cfg, spec, out, resources)
     return metrics.get("eval/acc", metrics.get("eval/greedy_acc"))
 
 
-def _run_in(cfg: DictConfig, out: Path) -> dict[str, float]:
-    """The stage itself, its tracker run and its files in ``out`` (:func:`run_stage`)."""
-    from rest_mcts.tracking import begin_stage_run, end_stage_run
-    from rest_mcts.training.loggers import close_wandb_run
+def _run_in(cfg: DictConfig, spec: RunSpec, out: Path,
+            resources: contextlib.ExitStack) -> dict[str, float]:
+    """The stage itself on ``spec``, its tracker run and its files in ``out``
+    (:func:`run_stage`)."""
+    from rest_mcts.tracking import begin_stage_run
 
     if is_global_zero():
         write_resolved_config(cfg, out)
     start = time.time()
-    begin_stage_run(cfg, out)
-    failed, metrics = True, None
-    try:
-        metrics = {k: float(v) for k, v in get_stage(cfg.stage.name)(cfg).items()}
-        metrics["time/stage_seconds"] = time.time() - start
-        failed = False
-    finally:
-        try:
-            end_stage_run(metrics, failed=failed)  # final metrics, then the run is closed
-        finally:
-            close_wandb_run(failed=failed)
-            close_executor_pools()
+    resources.push(_close_leftover_wandb)  # after the stage's own run (registered next)
+    tracker = begin_stage_run(cfg, out, resources)  # ends with the stack, failed on a raise
+    metrics = {k: float(v) for k, v in get_stage(cfg.stage.name)(cfg, spec).items()}
+    metrics["time/stage_seconds"] = time.time() - start
+    tracker.final_metrics = metrics  # logged as the run ends
     if is_global_zero():  # under DDP every rank runs the stage; one writes its metrics
         write_json(out / "metrics.json", metrics)
         log.info("metrics written to %s", out / "metrics.json")
     return metrics
+
+
+def _close_leftover_wandb(kind: type | None, err: BaseException | None, tb: object) -> None:
+    """Exit callback of the stage's resource stack: finish any wandb run the stage left open
+    (marked failed when the stage raised); the exception, if any, goes on."""
+    from rest_mcts.training.loggers import close_wandb_run
+
+    close_wandb_run(failed=kind is not None)

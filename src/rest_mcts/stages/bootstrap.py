@@ -2,7 +2,7 @@
 
 The tiny Llama policy is trained on a mix of correct solutions and random legal paths
 (`data.bootstrap`), so that it writes legal steps but solves only a minority of problems
-greedily (`rest_mcts.loop.train.train_policy0`); cached under a key of its config.
+greedily (`rest_mcts.runtime.policy0.train_policy0`); cached under a key of its config.
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from rest_mcts.loop.context import Context
 from rest_mcts.loop.evaluate import evaluate_policy_at
-from rest_mcts.loop.train import policy0_metrics, train_policy0
+from rest_mcts.runtime.policy0 import policy0_metrics, train_policy0
+from rest_mcts.runtime.spec import RunSpec
 from rest_mcts.tracking import stage_run
 
 log = logging.getLogger(__name__)
 
 
-def bootstrap(cfg: DictConfig) -> dict[str, float]:
-    ctx = Context.from_config(cfg)
+def bootstrap(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
+    ctx = (spec or RunSpec.from_config(cfg)).ctx
     s, out, path = cfg.stage, Path(cfg.paths.output_dir), ctx.policy0_dir()
     tracker = stage_run()
     if s.use_cache and (path / "manifest.json").exists():

@@ -6,14 +6,20 @@ verified search trees (`rest_mcts.loop.data.extract_data`, the loop's own writer
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from omegaconf import DictConfig
 
 from rest_mcts.config import ConfigError, check_value
 from rest_mcts.loop.data import check_d_v_nodes, extract_data
 from rest_mcts.tracking import stage_run
 
+if TYPE_CHECKING:
+    from rest_mcts.runtime.spec import RunSpec
 
-def extract(cfg: DictConfig) -> dict[str, float]:
+
+def extract(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
+    """``spec``: unused (this stage needs no Context)."""
     if not cfg.stage.trees_dir:
         raise ConfigError("stage.trees_dir is required (a folder of verified search trees)")
     if cfg.stage.min_value is not None:

@@ -15,15 +15,16 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rest_mcts.config import from_node
-from rest_mcts.loop.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0
 from rest_mcts.loop.data import check_d_v_nodes
-from rest_mcts.loop.train import ensure_policy0, train_prm_model
+from rest_mcts.loop.train import train_prm_model
+from rest_mcts.runtime.policy0 import ensure_policy0
+from rest_mcts.runtime.spec import RunSpec
 from rest_mcts.tracking import stage_run
 
 
-def init_prm(cfg: DictConfig) -> dict[str, float]:
-    ctx = Context.from_config(cfg)
+def init_prm(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
+    ctx = (spec or RunSpec.from_config(cfg)).ctx
     init = from_node(InitPRMSettings, cfg.stage, option="stage")
     out = Path(cfg.paths.output_dir)
     tracker = stage_run()

@@ -16,22 +16,23 @@ from omegaconf import DictConfig, OmegaConf
 
 from rest_mcts.config import from_node
 from rest_mcts.loop.algorithm import LoopSettings, check_inputs, run_loop
-from rest_mcts.loop.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings
 from rest_mcts.loop.evaluate import PolicyEval
 from rest_mcts.loop.report import print_summary, write_report
-from rest_mcts.loop.train import ensure_policy0, policy0_metrics
-from rest_mcts.search.configs import search_config_from
+from rest_mcts.runtime.claims import claim_config, result_config
+from rest_mcts.runtime.policy0 import ensure_policy0, policy0_metrics
+from rest_mcts.runtime.spec import RunSpec
 from rest_mcts.tracking import stage_run
-from rest_mcts.loop.claims import claim_config, result_config
 from rest_mcts.utils.hashing import fingerprint
 
 log = logging.getLogger(__name__)
 
 
-def loop(cfg: DictConfig) -> dict[str, float]:
-    """Run (or resume) the self-training loop; returns the last row's metrics and the gains."""
-    ctx = Context.from_config(cfg)
+def loop(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
+    """Run (or resume) the self-training loop with ``spec`` (the run spec ``run_stage`` built;
+    None: built here); returns the last row's metrics and the gains."""
+    spec = spec or RunSpec.from_config(cfg)
+    ctx = spec.ctx
     s = cfg.stage
     init = from_node(InitPRMSettings, s.init_prm, strict="stage.init_prm",
                      concurrency=s.concurrency,
@@ -41,7 +42,7 @@ def loop(cfg: DictConfig) -> dict[str, float]:
     settings = from_node(LoopSettings, s, init_prm=init, policy_eval=policy_eval,
                          sft=ctx.policy.overridden("stage.sft", s.get("sft")),
                          prm_init_epochs=s.prm_train.init_epochs, prm_epochs=s.prm_train.epochs)
-    mcts = search_config_from(cfg.search)
+    mcts = spec.search
     check_inputs(ctx, mcts)
     root = loop_dir(cfg)
     claim_dir(cfg, root)
@@ -49,11 +50,8 @@ def loop(cfg: DictConfig) -> dict[str, float]:
     base = str(ensure_policy0(ctx, cfg.paths.output_dir))
     # one wandb run across the iterations, its id kept in the folder: a restart resumes it
     tracker = stage_run(root, resume_dir=root, group=root.name)
-    try:  # the loop's searches share one pool of Ray actors (executor=ray), ended here
-        rows = run_loop(ctx, settings, mcts, root, base, tracker)
-    finally:
-        if ctx.executor is not None:
-            ctx.executor.close()
+    # the loop's searches share one pool of Ray actors (executor=ray), ended with the stage
+    rows = run_loop(ctx, settings, mcts, root, base, tracker)
     title = f"ReST-MCTS* self-training on {ctx.data_name}, seed {ctx.seed}"
     boot = policy0_metrics(Path(base)).get("train/seconds") if not ctx.model_path else None
     print_summary(rows, root, title, write_report(rows, root, title, boot),
@@ -66,7 +64,7 @@ def loop(cfg: DictConfig) -> dict[str, float]:
 
 
 def loop_config(cfg: DictConfig) -> dict[str, Any]:
-    """Everything that shapes the loop's results (:func:`rest_mcts.loop.claims.result_config`:
+    """Everything that shapes the loop's results (:func:`rest_mcts.runtime.claims.result_config`:
     not where files go, not logging, not the executor: every executor gives the same answers;
     and here not which evaluation methods run, not how many iterations: iteration k never
     depends on K, so a finished loop extended by ``stage.iterations`` resumes in its folder;

@@ -2,7 +2,7 @@
 
 Writes `shard.json`, `trees/<id>.json`, `results.jsonl` and `metrics.json` into the run
 folder; running again with the same `hydra.run.dir` skips the questions already done
-(`rest_mcts.loop.search_run`). One run at a time owns the folder, and only the config that
+(`rest_mcts.runtime.search_run`). One run at a time owns the folder, and only the config that
 made it resumes there (`claim_run_dir`: `run_config.json`; `run_stage` holds the lock).
 With `data.shard`/`data.num_shards` a job searches its share of the questions (Slurm
 arrays, docs/scale_out.md, "Slurm"); `stage=merge` joins the shards.
@@ -17,12 +17,12 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rest_mcts.config import check_value, from_node
-from rest_mcts.loop.context import Context, unsharded
-from rest_mcts.loop.search_run import SearchRun, run_search
-from rest_mcts.loop.train import ensure_policy0
-from rest_mcts.search.configs import search_config_from
+from rest_mcts.runtime.claims import claim_config, result_config
+from rest_mcts.runtime.context import unsharded
+from rest_mcts.runtime.policy0 import ensure_policy0
+from rest_mcts.runtime.search_run import SearchRun, run_search
+from rest_mcts.runtime.spec import RunSpec
 from rest_mcts.tracking import stage_run
-from rest_mcts.loop.claims import claim_config, result_config
 
 # The record of the config that made a search/eval folder.
 RUN_CONFIG = "run_config.json"
@@ -47,8 +47,8 @@ def limited(cfg: DictConfig) -> int:
 
 def search_config(cfg: DictConfig) -> dict:
     """Every option that shapes a search/eval folder's results
-    (:func:`rest_mcts.loop.claims.result_config` less :data:`THROUGHPUT_KEYS`). Sharding is
-    left out: ``shard.json`` holds it (:func:`rest_mcts.loop.search_run.claim_shard`)."""
+    (:func:`rest_mcts.runtime.claims.result_config` less :data:`THROUGHPUT_KEYS`). Sharding is
+    left out: ``shard.json`` holds it (:func:`rest_mcts.runtime.search_run.claim_shard`)."""
     plain = result_config(cfg)
     data = plain.get("data") or {}
     plain["data"] = {**unsharded(data), **({"limit": data["limit"]} if "limit" in data else {})}
@@ -66,9 +66,11 @@ def claim_run_dir(cfg: DictConfig, out: Path) -> None:
     claim_config(out, search_config(cfg), RUN_CONFIG, option="hydra.run.dir")
 
 
-def search(cfg: DictConfig) -> dict[str, float]:
-    ctx = Context.from_config(cfg)
-    method = search_config_from(cfg.search)
+def search(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
+    """Search (or evaluate on) the run's questions with ``spec.search`` (``spec``: the run
+    spec ``run_stage`` built; None: built here)."""
+    spec = spec or RunSpec.from_config(cfg)
+    ctx, method = spec.ctx, spec.search
     run = from_node(SearchRun, cfg.stage, prefix=cfg.stage.name,
                     shard=int(cfg.data.get("shard", 0)),
                     num_shards=int(cfg.data.get("num_shards", 1)),

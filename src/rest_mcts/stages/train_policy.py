@@ -15,18 +15,19 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rest_mcts.config import ConfigError
-from rest_mcts.loop.context import Context
 from rest_mcts.loop.data import d_g_rows, load_trees
 from rest_mcts.loop.evaluate import evaluate_policy_at
-from rest_mcts.loop.train import ensure_policy0, train_policy_sft
+from rest_mcts.loop.train import train_policy_sft
+from rest_mcts.runtime.policy0 import ensure_policy0
+from rest_mcts.runtime.spec import RunSpec
 from rest_mcts.tracking import stage_run
 from rest_mcts.utils.io import read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 
 
-def train_policy(cfg: DictConfig) -> dict[str, float]:
-    ctx = Context.from_config(cfg)
+def train_policy(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
+    ctx = (spec or RunSpec.from_config(cfg)).ctx
     s, out = cfg.stage, Path(cfg.paths.output_dir)
     sft = ctx.policy.overridden("stage.sft", s.get("sft"))
     files = [str(f) for f in s.data_files or []]

@@ -13,15 +13,16 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rest_mcts.config import ConfigError, check_value
-from rest_mcts.loop.context import Context
 from rest_mcts.loop.data import check_d_v_nodes, d_v_rows, load_trees
-from rest_mcts.loop.train import ensure_policy0, train_prm_model
+from rest_mcts.loop.train import train_prm_model
+from rest_mcts.runtime.policy0 import ensure_policy0
+from rest_mcts.runtime.spec import RunSpec
 from rest_mcts.tracking import stage_run
 from rest_mcts.utils.io import read_jsonl, write_jsonl
 
 
-def train_prm(cfg: DictConfig) -> dict[str, float]:
-    ctx = Context.from_config(cfg)
+def train_prm(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
+    ctx = (spec or RunSpec.from_config(cfg)).ctx
     s, out = cfg.stage, Path(cfg.paths.output_dir)
     check_value("stage.val_share", s.val_share, 0, 1)
     check_value("stage.max_length", s.max_length, 1, integer=True)

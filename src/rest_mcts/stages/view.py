@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
 from rest_mcts.config import ConfigError
 from rest_mcts.view import TreeFileError, write_views
 
+if TYPE_CHECKING:
+    from rest_mcts.runtime.spec import RunSpec
+
 log = logging.getLogger(__name__)
 
 
-def view(cfg: DictConfig) -> dict[str, float]:
+def view(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
+    """``spec``: unused (this stage needs no Context)."""
     target = cfg.get("tree")
     if target is None:
         raise ConfigError("stage=view needs tree=<a tree JSON or a search run's folder>")

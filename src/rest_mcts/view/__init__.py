@@ -1,7 +1,7 @@
 """The search-tree viewer (``stage=view``): self-contained HTML pages of search trees.
 
 ``html`` renders (pure: dicts in, strings out); ``pages`` finds a run's trees and results
-and writes the pages. It reads tree JSON as written by ``rest_mcts.loop.search_run`` and
+and writes the pages. It reads tree JSON as written by ``rest_mcts.runtime.search_run`` and
 imports nothing of the search itself.
 """
 

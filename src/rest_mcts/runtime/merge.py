@@ -2,11 +2,11 @@
 into one ``results.jsonl``, its trees and one metrics dict, as one unsharded run would have
 written them.
 
-Each shard's ``shard.json`` lists the questions it owes (:func:`rest_mcts.loop.search_run.
+Each shard's ``shard.json`` lists the questions it owes (:func:`rest_mcts.runtime.search_run.
 claim_shard`). The merge keeps the first answer of a question answered more than once, and
 reports, one line each, duplicated questions, missing questions (owed by a shard but without
 a result), missing shards and rows a shard did not owe. Metrics are recomputed from the
-merged rows (:func:`rest_mcts.loop.search_run.summarize`), never averaged over shards.
+merged rows (:func:`rest_mcts.runtime.search_run.summarize`), never averaged over shards.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rest_mcts.config import ConfigError
-from rest_mcts.loop.search_run import SHARD_FILE, summarize
+from rest_mcts.runtime.search_run import SHARD_FILE, summarize
 from rest_mcts.utils.io import read_json, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)

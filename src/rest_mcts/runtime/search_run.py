@@ -12,7 +12,7 @@ questions already in results.jsonl, so a killed run completes its set with every
 a question found more than once (two runs that once wrote one folder at the same time)
 counts once, its first row (:func:`unique_rows`).
 Where the questions are searched (this process, or a pool of Ray actors) is ``ctx.executor``
-(:mod:`rest_mcts.loop.executors`); results are judged and written here alone, under every one.
+(:mod:`rest_mcts.runtime.executors`); results are judged and written here alone, under every one.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from rest_mcts.config import ConfigError, check_value
-from rest_mcts.loop.context import Context
+from rest_mcts.runtime.context import Context
 from rest_mcts.search.requests import SearchResult
 from rest_mcts.search.selection import judge_samples, sample_metrics
 from rest_mcts.search.t_curve import curve_metrics, judge_curve
@@ -91,16 +91,12 @@ def run_search(
 ) -> dict[str, float]:
     """Search ``run.num_problems`` questions of ``run.split`` with the method ``search`` (a
     typed search config) into ``out_dir``; resumable. The questions are searched by
-    ``ctx.executor`` (this process, or Ray actors: :mod:`rest_mcts.loop.executors`); this
+    ``ctx.executor`` (this process, or Ray actors: :mod:`rest_mcts.runtime.executors`); this
     process alone judges and writes the results. Returns ``<prefix>/*`` metrics."""
-    from rest_mcts.loop.executors import LocalExecutor
-    from rest_mcts.search.registry import make_search
+    from rest_mcts.runtime.executors import LocalExecutor
 
     world = ctx.world
-    try:  # a bad method is one line here, before any model or actor starts
-        make_search(search, world, max_solution_tokens=ctx.max_solution_tokens)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(str(err)) from err
+    ctx.search_fn(search)  # a bad method is one line here, before any model or actor starts
     todo_all = shard_problems(ctx.problems(run.split, run.num_problems, at_most=True),
                               run.shard, run.num_shards)
     out = Path(out_dir)

@@ -1,21 +1,23 @@
-"""What every step of Algorithm 1 shares, typed and built once from the composed config.
+"""What every step of a run shares, typed and built once from the composed config.
 
-:class:`Context` holds the world, the model backends to build (policy and value scorer, as
-``_target_`` specs, built for whichever checkpoint a step needs), the training settings of
-both models, the Lightning trainer, the logger and the seed. Stages build it with
-:meth:`Context.from_config` (which validates everything up front); library functions in
-:mod:`rest_mcts.loop` take it and never read the global config.
+:class:`Context` is the run's composition root: it holds the world, the model backends to
+build (policy and value scorer, as ``_target_`` specs, built for whichever checkpoint a step
+needs), the training settings of both models, the Lightning trainer, the logger, the seed and
+the executor. ``run_stage`` builds it once with :meth:`Context.from_config` (which validates
+everything up front; :class:`rest_mcts.runtime.spec.RunSpec`); library functions in
+:mod:`rest_mcts.runtime` and :mod:`rest_mcts.loop` take it and never read the global config.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from rest_mcts.config import ConfigError, check_value, instantiate
-from rest_mcts.loop.executors import executor_from
+from rest_mcts.runtime.executors import executor_from
 from rest_mcts.training.settings import TrainerSpec, TrainSettings
 from rest_mcts.utils.hashing import fingerprint
 from rest_mcts.worlds.base import Problem
@@ -26,7 +28,7 @@ from rest_mcts.worlds.base import Problem
 
 def unsharded(data: Mapping[str, Any]) -> dict[str, Any]:
     """``data`` without its question sharding (``data.shard``/``data.num_shards``: which
-    questions a stage=search|eval job takes, :func:`rest_mcts.loop.search_run.shard_problems`),
+    questions a stage=search|eval job takes, :func:`rest_mcts.runtime.search_run.shard_problems`),
     which never shapes a model or a cache: dropped, or reset to 0/1 where a dataset world
     (``data=text`` and the named datasets) lists them, so every key stays what it was before
     sharding existed. The world itself never shards: run_search does."""
@@ -114,7 +116,7 @@ class Context:
         bootstrap: policy_0's training traces (None for worlds without a solver).
         policy0_key: fingerprint of everything that shapes policy_0.
         executor: where searches run (``executor=local|ray``,
-            :mod:`rest_mcts.loop.executors`; None: in this process). Never part of a key:
+            :mod:`rest_mcts.runtime.executors`; None: in this process). Never part of a key:
             every executor gives the same answers.
     """
 
@@ -147,8 +149,11 @@ class Context:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def from_config(cls, cfg: Any) -> "Context":
-        """The context of a composed Hydra config (validated: one-line ConfigError)."""
+    def from_config(cls, cfg: Any, resources: contextlib.ExitStack | None = None) -> "Context":
+        """The context of a composed Hydra config (validated: one-line ConfigError).
+
+        ``resources``: the stage's resource stack, on which the executor registers its
+        shutdown as it is created (:func:`rest_mcts.runtime.executors.executor_from`)."""
         model = _plain(cfg.model)
         data = unsharded(_plain(cfg.data))
         policy_node = _plain(cfg.policy)
@@ -187,13 +192,39 @@ class Context:
             prm_name=str(prm.get("name", "")),
             prm_require_trained=require_trained,
             model_name=str(model.get("name", "")),
-            executor=executor_from(cfg.get("executor")),
+            executor=executor_from(cfg.get("executor"), resources),
         )
 
     @functools.cached_property
     def world(self) -> Any:
         """The world (built once)."""
         return instantiate(dict(self.world_spec), "data.world")
+
+    def search_fn(self, search: Any) -> Any:
+        """``Question -> SearchGen``: the method ``search`` (a typed search config) bound to the
+        run's world and solution token cap (:func:`rest_mcts.search.registry.make_search`),
+        checked against the world once per config in this process: the runner's check before
+        any model or actor starts and the Searcher that then runs it share one binding.
+
+        Raises:
+            ConfigError: a bad method, or one that does not suit the world (one line).
+        """
+        from rest_mcts.search.configs import search_config_from
+        from rest_mcts.search.registry import make_search
+
+        search = search_config_from(search)  # a typed config comes back as it is
+        bound = self.__dict__.setdefault("_search_fns", {})
+        if search not in bound:
+            try:
+                bound[search] = make_search(search, self.world,
+                                            max_solution_tokens=self.max_solution_tokens)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(str(err)) from err
+        return bound[search]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (sent to a Ray actor) without the bound searches: a process binds its own."""
+        return {k: v for k, v in self.__dict__.items() if k != "_search_fns"}
 
     def pool(self, use: str) -> str:
         """The split that questions for ``use`` come from: ``bootstrap`` (policy_0's traces),

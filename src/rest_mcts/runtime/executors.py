@@ -1,6 +1,6 @@
 """Where the questions of a search run are searched (``executor=local|ray``).
 
-An executor takes the questions a :func:`rest_mcts.loop.search_run.run_search` still owes and
+An executor takes the questions a :func:`rest_mcts.runtime.search_run.run_search` still owes and
 yields ``(question id, SearchResult)`` as each finishes; the caller (the driver) alone judges
 and writes every result, so resuming works the same under every executor.
 
@@ -11,7 +11,9 @@ and writes every result, so resuming works the same under every executor.
   keeping the models that did not change. The driver deals each actor chunks of questions
   and gets every answer back as soon as it is found (a Ray streaming generator). An actor
   that dies has its unanswered questions dealt to the others; every question is answered
-  once. :func:`close_pools` (at the end of every stage) ends the actors.
+  once. The pool belongs to the executor object (the run's one, ``Context.executor``); its
+  :meth:`RayExecutor.shutdown` sits on the stage's resource stack
+  (:func:`rest_mcts.stages.run_stage`), so the actors end with the stage.
 
 A question's samples depend only on the run seed and the question
 (:mod:`rest_mcts.search.engine`), so every executor, chunk size and number of actors gives
@@ -20,6 +22,7 @@ the same answers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -61,7 +64,7 @@ class Searcher:
     backend, the value scorer (when the method scores) and the batching engine.
 
     Args:
-        ctx: the run's :class:`~rest_mcts.loop.context.Context`.
+        ctx: the run's :class:`~rest_mcts.runtime.context.Context`.
         search: the typed search config.
         concurrency: questions searched side by side (``stage.concurrency``).
         cache_values: memoise values per question (``stage.cache_values``).
@@ -79,15 +82,14 @@ class Searcher:
                  progress: bool = True, reuse: Searcher | None = None) -> None:
         from rest_mcts.backends.registry import close_backend
         from rest_mcts.search.engine import SearchEngine
-        from rest_mcts.search.registry import config_needs_scorer, make_search
+        from rest_mcts.search.registry import config_needs_scorer
 
-        try:
-            self.search_fn = make_search(search, ctx.world,
-                                         max_solution_tokens=ctx.max_solution_tokens)
-        except (TypeError, ValueError) as err:
+        try:  # bound and checked once per run and config (the runner's check shares it)
+            self.search_fn = ctx.search_fn(search)
+        except ConfigError:
             if reuse is not None:
                 reuse.close()
-            raise ConfigError(str(err)) from err
+            raise
         self.policy_key = _policy_key(ctx, policy_path)
         self.scorer_key = _scorer_key(ctx, policy_path, prm_path)
         needs_scorer = config_needs_scorer(search)
@@ -157,11 +159,16 @@ class LocalExecutor:
     def close(self) -> None:
         """Nothing outlives a search here."""
 
+    def shutdown(self) -> None:
+        """Nothing to end at the end of the stage either."""
+
 
 @dataclass(frozen=True)
 class RayExecutor:
     """``executor=ray``: a pool of Ray actors, each with its own policy and PRM, kept for
-    the whole stage (:func:`close_pools` ends it).
+    the whole stage (:meth:`shutdown` ends it). The settings below are the executor's value
+    (equality, hash); the pool it started lives beside them on this object
+    (:class:`_Live`), never in a module global, and never travels to an actor.
 
     Attributes:
         num_actors: actors in the pool (one per GPU with ``num_gpus: 1``).
@@ -212,6 +219,7 @@ class RayExecutor:
                               "'auto' or null (start a local Ray cluster)")
         if self.fail_after_chunks is not None:
             check_value("executor.fail_after_chunks", self.fail_after_chunks, 0, integer=True)
+        object.__setattr__(self, "_live", _Live())  # not a field: no setting, no key
 
     def chunk_for(self, num_questions: int, num_actors: int, concurrency: int) -> int:
         """Questions per chunk (``chunk_size``, or ``auto``: an even split, capped)."""
@@ -243,7 +251,7 @@ class RayExecutor:
         waited = 0.0
         if not questions:
             return
-        pool = _pool_of(self)
+        pool = self._pool()
         chunk_size = self.chunk_for(len(questions), self.num_actors, run.concurrency)
         chunks = deque(questions[i:i + chunk_size]
                        for i in range(0, len(questions), chunk_size))
@@ -331,7 +339,7 @@ class RayExecutor:
         finally:
             bar.close()
             if not finished:  # failed or abandoned: tasks may still run, end the pool
-                close_pools(self)
+                self.close()
             totals = {k: sum(s.get(k, 0) for s in engine_stats.values()) for k in _SUMMED}
             busy = totals["policy_seconds"] + totals["scorer_seconds"]
             stats.update(totals)
@@ -351,7 +359,28 @@ class RayExecutor:
 
     def close(self) -> None:
         """End this executor's actors (the next search starts new ones)."""
-        close_pools(self)
+        pool, self._live.pool = self._live.pool, None
+        if pool is not None:
+            pool.close()
+
+    def shutdown(self) -> None:
+        """End the actors and the local Ray cluster this executor started, if it did: the
+        stage's resource stack calls it when the stage ends (:func:`rest_mcts.stages.run_stage`,
+        registered where the run's Context is built)."""
+        self.close()
+        if self._live.started_ray:
+            import ray
+
+            ray.shutdown()
+            self._live.started_ray = False
+
+    def _pool(self) -> _Pool:
+        """This executor's pool on the current Ray cluster (a new, empty one after the
+        cluster it was on was shut down)."""
+        cluster = _cluster_id()
+        if self._live.pool is None or self._live.pool.cluster != cluster:
+            self._live.pool = _Pool(self, cluster)
+        return self._live.pool
 
     def start_ray(self) -> None:
         """Join ``address`` or start a local cluster (once per process); the actors import
@@ -375,7 +404,7 @@ class RayExecutor:
         ray.init(address=self.address, runtime_env={"env_vars": env}, include_dashboard=False,
                  logging_level=logging.WARNING, **kwargs)
         if self.address is None:
-            _STARTED_RAY.append(True)
+            self._live.started_ray = True
 
 
 class _Pool:
@@ -422,26 +451,24 @@ class _Pool:
         self.actors = []
 
 
-# the pools of this process, one per executor setting (equal settings share one)
-_POOLS: dict[RayExecutor, _Pool] = {}
-# non-empty while a local Ray cluster that this process started is up
-_STARTED_RAY: list[bool] = []
+class _Live:
+    """What one :class:`RayExecutor` started in this process: its pool of actors (on the
+    cluster it was started on) and whether it started the local Ray cluster. A copy made by
+    pickling (the run's Context sent to an actor) or deep-copying is empty: actors and
+    clusters belong to the process that started them."""
+
+    def __init__(self) -> None:
+        self.pool: _Pool | None = None
+        self.started_ray = False
+
+    def __reduce__(self) -> tuple:
+        return (_Live, ())
 
 
 def _cluster_id() -> str:
     import ray
 
     return ray.get_runtime_context().get_node_id()
-
-
-def _pool_of(executor: RayExecutor) -> _Pool:
-    """The executor's pool on the current Ray cluster (a new, empty one after the cluster
-    it was on was shut down)."""
-    pool = _POOLS.get(executor)
-    cluster = _cluster_id()
-    if pool is None or pool.cluster != cluster:
-        pool = _POOLS[executor] = _Pool(executor, cluster)
-    return pool
 
 
 def deal_order(actors: list, load: dict, chunks_in_flight: int, chunks_left: int) -> list:
@@ -457,21 +484,6 @@ def deal_order(actors: list, load: dict, chunks_in_flight: int, chunks_left: int
                 order.append(actor)
                 load[actor] += 1
     return order
-
-
-def close_pools(executor: RayExecutor | None = None) -> None:
-    """End the actors of ``executor``'s pool (None: of every pool of this process, and the
-    local Ray cluster this process started). Run when a search fails and at the end of
-    every stage (:func:`rest_mcts.stages.run_stage`, the loop's ``finally``)."""
-    for key in [executor] if executor is not None else list(_POOLS):
-        pool = _POOLS.pop(key, None)
-        if pool is not None:
-            pool.close()
-    if executor is None and _STARTED_RAY:
-        import ray
-
-        ray.shutdown()
-        _STARTED_RAY.clear()
 
 
 class _SearchActor:
@@ -529,15 +541,22 @@ class _SearchActor:
 EXECUTORS = {"local": LocalExecutor, "ray": RayExecutor}
 
 
-def executor_from(node: Any) -> LocalExecutor | RayExecutor:
+def executor_from(node: Any, resources: contextlib.ExitStack | None = None
+                  ) -> LocalExecutor | RayExecutor:
     """The executor of the ``executor`` config node (None: local); one-line ConfigError on a
-    bad option."""
+    bad option. With ``resources`` (the stage's resource stack), the executor registers its
+    :meth:`~RayExecutor.shutdown` there as it is created, so whatever it starts (Ray actors,
+    a local cluster) ends with the stage."""
     from rest_mcts.config import from_node
 
     if node is None:
-        return LocalExecutor()
-    name = node.get("name")
-    if name not in EXECUTORS:
-        raise ConfigError(f"executor.name={name!r} is unknown: choose one of "
-                          f"{', '.join(EXECUTORS)}")
-    return from_node(EXECUTORS[name], node, strict="executor")
+        executor = LocalExecutor()
+    else:
+        name = node.get("name")
+        if name not in EXECUTORS:
+            raise ConfigError(f"executor.name={name!r} is unknown: choose one of "
+                              f"{', '.join(EXECUTORS)}")
+        executor = from_node(EXECUTORS[name], node, strict="executor")
+    if resources is not None:
+        resources.callback(executor.shutdown)
+    return executor
