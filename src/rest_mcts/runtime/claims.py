@@ -55,8 +55,9 @@ def own_folder(folder: str | Path) -> Iterator[Path]:
 
 def result_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     """The composed config without the parts that never shape a result (:data:`NOT_RESULTS`,
-    ``stage.dir``, ``stage.concurrency``, the trainer's folder and progress bar). Interpolations stay as written, so
-    a secret read with ``${oc.env:...}`` never lands in a record."""
+    ``stage.dir``, ``stage.concurrency``, the trainer's folder and progress bar).
+    Interpolations stay as written, so a secret read with ``${oc.env:...}`` never lands in a
+    record."""
     plain = (OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig)
              else dict(cfg))
     for key in NOT_RESULTS:
