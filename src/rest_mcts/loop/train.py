@@ -13,7 +13,6 @@ All three fit with Lightning and save with ``save_pretrained`` plus ``manifest.j
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -67,7 +66,7 @@ def ensure_policy0(ctx: Context, run_dir: str | Path, logger: Any = False) -> Pa
 
 def policy0_metrics(path: Path) -> dict[str, float]:
     """The training metrics recorded in a cached policy_0's manifest."""
-    manifest = read_json(Path(path) / "manifest.json")
+    manifest = read_json(Path(path) / "manifest.json", dict)
     return dict(manifest.get("metrics") or manifest.get("train_metrics") or {})
 
 
@@ -143,7 +142,7 @@ def train_policy0(
     )
     metrics["train/seconds"] = time.time() - start
     metrics["train/num_parameters"] = float(count_parameters(model))
-    manifest = read_json(path / "manifest.json")  # the bootstrap's time, for the loop report
+    manifest = read_json(path / "manifest.json", dict)  # the bootstrap's time, for the loop report
     manifest["metrics"] = {**(manifest.get("metrics") or {}), **metrics}
     write_json(path / "manifest.json", manifest)
     log.info("iteration-0 policy saved to %s (%.0f s)", path, metrics["train/seconds"])
@@ -173,7 +172,7 @@ def _load_prm_start(init_path: str | Path, seed: int):
     from rest_mcts.models.factory import load_value_model, value_model_from_causal_lm
 
     config_file = Path(init_path) / "config.json"
-    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    config = read_json(config_file, dict) if config_file.is_file() else {}
     if any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or []):
         return load_value_model(init_path)
     return value_model_from_causal_lm(str(init_path), seed=seed)
