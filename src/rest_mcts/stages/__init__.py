@@ -40,6 +40,9 @@ STAGES: dict[str, str] = {
 }
 
 
+# Stages that build no policy backend or value scorer (their packages are not checked).
+NO_MODEL_STAGES = ("merge", "view", "extract")
+
 # Stages whose run folder one run owns at a time (a lock held for the stage's lifetime) and
 # only the config that made it resumes (rest_mcts.stages.search.claim_run_dir).
 OWNED_FOLDER_STAGES = ("search", "eval")
@@ -53,8 +56,10 @@ def get_stage(name: str) -> Callable[[DictConfig], dict]:
 def check_config(cfg: DictConfig) -> None:
     """Every option a run depends on, before any work: the plain checks
     (:func:`rest_mcts.config.validate`), the search method's typed config and the typed
-    configs shared by all stages (:class:`rest_mcts.loop.context.Context`); one-line
-    ConfigError on the first bad one."""
+    configs shared by all stages (:class:`rest_mcts.loop.context.Context`) and the packages
+    of the configured backends (``backend=vllm`` needs vLLM: asked before policy_0 is trained
+    or a model loaded); one-line ConfigError on the first bad one."""
+    from rest_mcts.backends.registry import check_installed
     from rest_mcts.loop.context import Context
     from rest_mcts.search.configs import search_config_from
 
@@ -62,6 +67,9 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.get("search") is not None:
         search_config_from(cfg.search)
     Context.from_config(cfg)
+    if cfg.stage.name not in NO_MODEL_STAGES:
+        check_installed({"backend": ("policy", cfg.get("backend")),
+                         "prm.scorer": ("scorer", OmegaConf.select(cfg, "prm.scorer"))})
 
 
 def is_global_zero() -> bool:
