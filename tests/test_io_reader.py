@@ -1,9 +1,12 @@
 """The one JSON/JSONL reader (rest_mcts.utils.io): every way a file can be wrong is one
-FileFormatError line naming the file and line."""
+FileFormatError line naming the file and line; the atomic writer gives files the umask's
+mode."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 
@@ -18,6 +21,7 @@ from rest_mcts.utils.io import (
     read_json,
     read_jsonl,
     write_json,
+    write_jsonl,
 )
 
 
@@ -111,3 +115,20 @@ def test_a_step_manifest_without_outputs_is_named(tmp_path):
     with pytest.raises(FileFormatError, match=rf"^{manifest}: field 'outputs' is a list, "
                                               "expected an object"):
         runner.outputs("iter_0/policy")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)],
+                         ids=["umask022", "umask027", "umask077"])
+def test_atomic_files_get_the_mode_the_umask_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        written = [write_json(tmp_path / "a.json", {"a": 1}),
+                   write_jsonl(tmp_path / "b.jsonl", [{"b": 2}])]
+        with open(tmp_path / "plain.txt", "w"):  # what an ordinary open() makes
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode) == mode
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left

@@ -1,6 +1,7 @@
 """Small, crash-safe file writers and the one reader of JSON and JSONL files.
 
-Writers: whole files are replaced atomically, JSONL lines are appended whole or not at all.
+Writers: whole files are replaced atomically (with the mode the umask gives a new file),
+JSONL lines are appended whole or not at all.
 
 Reader: :func:`read_json`, :func:`read_jsonl` and :func:`jsonl_objects` read UTF-8 text and
 JSON through one path, and every way a file can be wrong (bytes that are not UTF-8, invalid
@@ -27,6 +28,20 @@ class FileFormatError(ConfigError):
     with ``<file>:`` or ``<file>:<line>:`` and says what is wrong."""
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells it
+    (``/proc/self/status``; setting it to read it back races with other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write_atomic(path: str | Path, text: str) -> Path:
     """Replace ``path`` with ``text`` atomically (temp file + fsync + rename): a reader or a
     killed writer never leaves half a file."""
@@ -34,6 +49,8 @@ def _write_atomic(path: str | Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file 0600; a file written in place would get 0666 less the umask
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
