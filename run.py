@@ -21,6 +21,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from rest_mcts.backends.openai_client import ServerError  # noqa: E402
 from rest_mcts.config import ConfigError, normalize_cli_args  # noqa: E402
+from rest_mcts.overrides import check_overrides  # noqa: E402
 
 
 class JobFailed(RuntimeError):
@@ -59,6 +60,7 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     try:
         sys.argv[1:] = normalize_cli_args(ROOT / "conf", sys.argv[1:])
+        check_overrides(ROOT / "conf", sys.argv[1:])  # unknown keys, an unwritable folder
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

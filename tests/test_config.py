@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -20,6 +21,9 @@ GROUP_OPTIONS = [
     if group.is_dir() and group.name != "hydra"
     for option in sorted(group.glob("*.yaml"))
 ]
+# backend and PRM options that need a package the machine may lack (checked up front)
+NEEDS_VLLM = {("backend", "vllm"), ("prm", "vllm")}
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
 
 def test_every_group_has_options():
@@ -35,6 +39,10 @@ def test_every_config_file_composes_and_validates(compose_cfg, group, option):
     assert container["seed"] == 0
     if group not in ("experiment", "sweep"):
         assert OmegaConf.select(cfg, group) is not None
+    if (group, option) in NEEDS_VLLM and not HAS_VLLM:  # refused before any work, in one line
+        with pytest.raises(ConfigError, match=r"vllm is not installed \(the vllm (policy|scorer)"):
+            check_config(cfg)
+        return
     check_config(cfg)
 
 
@@ -68,6 +76,9 @@ BAD_VALUES = [
     ("seed=-3", "seed"),
     ("policy.lr=0", "policy.lr"),
     ("data.bootstrap.correct_share=1.5", "data.bootstrap.correct_share"),
+    ("model.dtype=float17", "model.dtype"),
+    ("backend.dtype=half", "backend.dtype"),
+    ("data.limit=0", "data.limit"),
 ]
 
 

@@ -157,13 +157,13 @@ def test_a_tree_outside_a_run_gets_a_view_folder_beside_it(tmp_path):
 
 
 @pytest.mark.parametrize("content,why", [
-    (None, "no such tree file"),
-    ("{not json", "not a tree JSON (JSONDecodeError"),
-    ("[1, 2]", "not a tree JSON (expected an object with a 'nodes' list)"),
-    ('{"question": "q", "nodes": []}', "not a tree JSON (expected"),
-    ('{"method": "self_consistency", "samples": []}', "not a tree JSON (sampled paths of "
+    (None, ": no such tree file"),
+    ("{not json", ":1: invalid JSON (Expecting property name"),  # the file and line
+    ("[1, 2]", ": not a tree JSON (expected an object with a 'nodes' list)"),
+    ('{"question": "q", "nodes": []}', ": not a tree JSON (expected"),
+    ('{"method": "self_consistency", "samples": []}', ": not a tree JSON (sampled paths of "
      "self_consistency"),
-    ('{"nodes": [{"id": 0}]}', "not a tree JSON (node 0 lacks"),
+    ('{"nodes": [{"id": 0}]}', ": not a tree JSON (node 0 lacks"),
 ])
 def test_bad_input_is_one_line_naming_the_file(tmp_path, content, why):
     path = tmp_path / "bad.json"
@@ -172,13 +172,14 @@ def test_bad_input_is_one_line_naming_the_file(tmp_path, content, why):
     with pytest.raises(TreeFileError) as err:
         write_views(path)
     message = str(err.value)
-    assert message.startswith(f"{path}: {why}") and "\n" not in message
+    assert message.startswith(f"{path}{why}") and "\n" not in message
 
 
 def test_bad_tree_in_a_run_folder_and_empty_folder_name_the_file(tmp_path):
     run = write_run(tmp_path / "run", [make_tree()], [])
     (run / "trees" / "broken.json").write_text("{")
-    with pytest.raises(TreeFileError, match=re.escape(f"{run / 'trees' / 'broken.json'}: not")):
+    broken = run / "trees" / "broken.json"
+    with pytest.raises(TreeFileError, match=re.escape(f"{broken}:1: invalid")):
         write_views(run)
     (tmp_path / "empty").mkdir()
     with pytest.raises(TreeFileError, match=re.escape(f"{tmp_path / 'empty'}: no trees/*.json")):

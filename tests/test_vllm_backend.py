@@ -373,10 +373,12 @@ def test_scorer_cuts_long_inputs_keeping_their_end(tokenizer, value_model, caplo
 def test_configs_compose_and_register(compose_cfg):
     cfg = compose_cfg("backend=vllm", "prm=vllm")
     assert policy_capabilities(cfg.backend) == Capabilities(
-        trainable=True, needs_model=True, must_close=True
+        trainable=True, needs_model=True, must_close=True, requires=("vllm",),
+        install=INSTALL_HINT,
     )
     assert scorer_capabilities(cfg.prm.scorer) == Capabilities(
-        trainable=True, needs_model=True, must_close=True, takes_loaded_model=False
+        trainable=True, needs_model=True, must_close=True, takes_loaded_model=False,
+        requires=("vllm",), install=INSTALL_HINT,
     )
     assert cfg.backend.enable_prefix_caching is True
     # policy and PRM share one GPU: their memory shares leave room for the CUDA context
@@ -389,7 +391,12 @@ def test_configs_compose_and_register(compose_cfg):
 def test_gpu_shares_of_policy_and_prm_must_fit_one_gpu(compose_cfg):
     from rest_mcts.stages import check_config
 
-    check_config(compose_cfg("backend=vllm", "prm=vllm", "prm.scorer.gpu_memory_utilization=0.4"))
+    fits = compose_cfg("backend=vllm", "prm=vllm", "prm.scorer.gpu_memory_utilization=0.4")
+    if HAS_VLLM:
+        check_config(fits)
+    else:  # the shares pass; then the missing package is named
+        with pytest.raises(ConfigError, match=r"^backend: vllm is not installed"):
+            check_config(fits)
     cfg = compose_cfg("backend=vllm", "prm=vllm", "backend.gpu_memory_utilization=0.8")
     with pytest.raises(ConfigError, match=r"backend.gpu_memory_utilization=0.8 \+ prm.scorer"):
         check_config(cfg)
@@ -442,7 +449,7 @@ def test_run_py_backend_vllm_without_vllm_is_one_line(tmp_path, tiny_policy):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
-    assert last == ("error: backend: vllm is not installed (backend=vllm and prm=vllm need it): "
+    assert last == ("error: backend: vllm is not installed (the vllm policy needs it): "
                     f"{INSTALL_HINT}")
     assert "Traceback" not in proc.stderr
 

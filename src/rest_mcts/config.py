@@ -17,6 +17,10 @@ class ConfigError(ValueError):
     """A config value is invalid; the message names the option and the allowed range."""
 
 
+# Model weights' dtypes the loaders know (rest_mcts.models.factory; "auto": the checkpoint's).
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+
 # ---------------------------------------------------------------------------- groups (CLI)
 def available_choices(conf_dir: Path, group: str) -> list[str]:
     """Options of a config group: the yaml files in conf/<group>/."""
@@ -175,6 +179,11 @@ def validate(cfg: DictConfig, stages: Iterable[str]) -> None:
     check_model_path("model.path", _get(cfg, "model.path"))
     check_model_path("prm.path", _get(cfg, "prm.path"))
     check_model_path("prm.backbone", _get(cfg, "prm.backbone"))
+    # a dtype is read only when a model loads: after a bootstrap has trained policy_0
+    for key in ("model.dtype", "backend.dtype", "prm.scorer.dtype"):
+        value = _get(cfg, key)
+        if value is not None:
+            check_choice(key, value, DTYPES)
     # backend=vllm and prm=vllm: two engines in one process on the same GPU(s).
     policy_share = _get(cfg, "backend.gpu_memory_utilization")
     prm_share = _get(cfg, "prm.scorer.gpu_memory_utilization")
@@ -196,7 +205,7 @@ def validate(cfg: DictConfig, stages: Iterable[str]) -> None:
                  f"questions (stage={name} runs on all of them)")
 
     # Stage options (training, loop and D_V0 settings are checked by their typed configs).
-    for key in ("stage.eval_problems", "stage.num_problems"):
+    for key in ("stage.eval_problems", "stage.num_problems", "data.limit"):
         check_range(cfg, key, 1, integer=True)
     for key in ("stage.eval_samples", "stage.samples"):
         check_range(cfg, key, 1, integer=True)

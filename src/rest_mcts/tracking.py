@@ -258,7 +258,7 @@ def sample_rows(out_dir: str | Path, n: int, **extra: Any) -> list[dict[str, Any
     rows: list[dict[str, Any]] = []
     if not path.is_file() or n <= 0:
         return rows
-    with path.open() as fh:
+    with path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
             if len(rows) >= n:
                 break
@@ -271,7 +271,7 @@ def sample_rows(out_dir: str | Path, n: int, **extra: Any) -> list[dict[str, Any
             if tree.is_file():
                 try:
                     nodes = len(json.loads(tree.read_text()).get("nodes", []))
-                except (json.JSONDecodeError, AttributeError):
+                except (OSError, ValueError, AttributeError):  # torn, not UTF-8, not a tree
                     nodes = None
             rows.append({
                 **extra,
@@ -474,9 +474,11 @@ def _is_rank_zero() -> bool:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    from rest_mcts.utils.io import FileFormatError, read_json
+
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
+        return read_json(path, dict)
+    except (OSError, FileFormatError):
         return {}
 
 

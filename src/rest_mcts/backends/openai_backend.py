@@ -49,7 +49,12 @@ from rest_mcts.backends.base import (
     derive_seed,
     row_seeds,
 )
-from rest_mcts.backends.openai_client import RetryPolicy, ServerError, ServerPool
+from rest_mcts.backends.openai_client import (
+    AnswerShapeError,
+    RetryPolicy,
+    ServerPool,
+    answer_shape,
+)
 from rest_mcts.backends.registry import Capabilities, register_policy
 
 ENDPOINTS = {"completions": "/completions", "chat": "/chat/completions"}
@@ -151,8 +156,9 @@ class OpenAIPolicyBackend:
         """``params.n`` completions per prompt, in prompt order (see the module docstring).
 
         Raises:
-            ServerError: a request failed for good, or a server answered with no choices or
-                no ``usage`` (one line naming the URL).
+            ServerError: a request failed for good (one line naming the URL).
+            AnswerShapeError: a server answered with no choices, no ``usage`` or another
+                shape of JSON (a ServerError too; one line naming the URL).
         """
         if not prompts:
             return []
@@ -223,23 +229,25 @@ class OpenAIPolicyBackend:
     def _parse(
         self, url: str, answer: Mapping[str, Any], params: SamplingParams
     ) -> tuple[list[Completion], int]:
-        """The completions of one answer, in choice order, and its prompt token count."""
-        choices = sorted(answer.get("choices") or [], key=lambda c: c.get("index", 0))
-        if not choices:
-            raise ServerError(f"{url}: the answer has no choices")
-        usage = answer.get("usage") or {}
-        total = usage.get("completion_tokens")
-        if total is None:
-            raise ServerError(
-                f"{url}: the answer has no usage.completion_tokens (token budgets need it)"
-            )
-        texts = [_choice_text(choice, self.endpoint) for choice in choices]
-        counts = _token_counts(choices, texts, int(total))
-        completions = []
-        for choice, text, tokens in zip(choices, texts, counts):
-            text, reason = _finish(text, choice, params.stop)
-            completions.append(Completion(text=text, num_tokens=tokens, finish_reason=reason))
-        return completions, int(usage.get("prompt_tokens") or 0)
+        """The completions of one answer, in choice order, and its prompt token count
+        (:class:`AnswerShapeError` naming the URL for an answer of another shape)."""
+        with answer_shape(url, answer):
+            choices = sorted(answer.get("choices") or [], key=lambda c: c.get("index", 0))
+            if not choices:
+                raise AnswerShapeError(f"{url}: the answer has no choices")
+            usage = answer.get("usage") or {}
+            total = usage.get("completion_tokens")
+            if total is None:
+                raise AnswerShapeError(
+                    f"{url}: the answer has no usage.completion_tokens (token budgets need it)"
+                )
+            texts = [_choice_text(choice, self.endpoint) for choice in choices]
+            counts = _token_counts(choices, texts, int(total))
+            completions = []
+            for choice, text, tokens in zip(choices, texts, counts):
+                text, reason = _finish(text, choice, params.stop)
+                completions.append(Completion(text=text, num_tokens=tokens, finish_reason=reason))
+            return completions, int(usage.get("prompt_tokens") or 0)
 
     def _count(self, outputs: list[GenerationOutput], seconds: float) -> None:
         with self._stats_lock:

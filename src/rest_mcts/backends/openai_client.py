@@ -8,12 +8,23 @@ the requests of one backend call go out side by side.
 Which server: every request *attempt* takes the next base URL in turn (round-robin over
 ``base_urls``, the data-parallel servers), so a retry goes to the next server.
 
+Timeout: ``timeout`` seconds of wall clock per attempt, all of it (connecting, sending,
+waiting, and reading every byte of the answer). httpx's own timeouts bound each network
+operation alone, so a server that trickles a byte a second would hold a request for ever;
+each attempt therefore runs as a coroutine on one process-wide event loop
+(:func:`_event_loop`) under ``asyncio.wait_for``, which cancels it at the deadline. A timed-out
+attempt is retried like a transport error.
+
 Retries (:class:`RetryPolicy`): HTTP 408, 429 and 5xx answers and transport errors
 (connection refused or reset, timeouts) are retried up to ``max_retries`` times, waiting
 ``backoff_base * 2**k`` seconds before retry ``k + 1`` (at most ``backoff_max``; a longer
 ``Retry-After`` header is honoured up to ``backoff_max``). After the last retry, or at once
 for any other 4xx, :class:`ServerError` is raised with one line naming the URL and the
 status (or the transport error).
+
+An answer that is JSON of the wrong shape (not what an OpenAI-compatible server answers on
+that endpoint) is :class:`AnswerShapeError`: no retry, one line naming the URL, and
+``run.py`` exits with status 2 (a setting to fix: the URL, the endpoint), not 1.
 
 The API key: read from the environment variable *named* by ``api_key_env`` when the pool is
 built and kept only in the HTTP client's headers; it is in no config, repr, log line or
@@ -33,6 +44,8 @@ thread-safety; the retry policy is ours and tested (``tests/test_openai_faults.p
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -41,8 +54,9 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+from rest_mcts.config import ConfigError
 from rest_mcts.utils.secrets import protect, redact
 
 logger = logging.getLogger(__name__)
@@ -56,6 +70,29 @@ class ServerError(RuntimeError):
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(str(message)))
+
+
+class AnswerShapeError(ServerError, ConfigError):
+    """A server answered (HTTP 2xx) with something that is not an OpenAI-compatible answer for
+    the endpoint: not JSON, not an object, or missing or mistyped fields. One line naming the
+    URL; a :class:`~rest_mcts.config.ConfigError` too, so ``run.py`` exits with status 2."""
+
+
+@contextlib.contextmanager
+def answer_shape(url: str, answer: Any) -> Iterator[None]:
+    """Around the reading of one decoded ``answer`` from ``url``: an answer that is no JSON
+    object, or whose fields are missing or of the wrong type (the reader's KeyError,
+    TypeError, ...), becomes one :class:`AnswerShapeError` line naming the URL."""
+    if not isinstance(answer, dict):
+        kind = type(answer).__name__.replace("NoneType", "null")
+        raise AnswerShapeError(f"{url}: the answer is a JSON {kind}, not an object")
+    try:
+        yield
+    except ServerError:
+        raise
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as err:
+        raise AnswerShapeError(f"{url}: the answer does not have the expected fields "
+                               f"({type(err).__name__}: {_one_line(str(err))})") from None
 
 
 @dataclass(frozen=True)
@@ -107,7 +144,8 @@ class ServerPool:
 
     Attributes:
         base_urls: the servers, in round-robin order.
-        timeout: seconds a request may take (connect, and each read of the answer).
+        timeout: seconds of wall clock one request attempt may take, all of it (module
+            docstring).
         retry: the :class:`RetryPolicy`.
         stats: running totals: ``requests`` (attempts), ``retries``, ``seconds`` (summed over
             requests) and ``requests_per_url``.
@@ -128,7 +166,7 @@ class ServerPool:
             base_urls: one URL or a list (each request attempt takes the next).
             api_key_env: NAME of the environment variable holding the API key (sent as
                 ``Authorization: Bearer``); None, or the variable unset: no key is sent.
-            timeout: per-request timeout in seconds.
+            timeout: seconds of wall clock per request attempt (connect to last byte).
             concurrency: most requests in flight at once.
             retry: the retry policy.
             option: config prefix named in errors (``backend``, ``prm.scorer``).
@@ -153,7 +191,7 @@ class ServerPool:
             headers["Authorization"] = f"Bearer {key}"
             protect(key)  # out of every log record and error message from now on
         del key
-        self._http = httpx.Client(
+        self._http = httpx.AsyncClient(  # used on _event_loop() only
             headers=headers,
             timeout=httpx.Timeout(self.timeout),
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
@@ -198,8 +236,8 @@ class ServerPool:
             start = time.perf_counter()
             retry_after = None
             try:
-                response = self._http.post(url, json=body)
-            except httpx.TransportError as err:
+                response = self._attempt(url, body)
+            except (httpx.TransportError, TimeoutError) as err:
                 failure = _transport_failure(err, self.timeout, self.option)
             else:
                 if response.status_code < 300:
@@ -207,7 +245,7 @@ class ServerPool:
                     try:
                         return url, response.json()
                     except ValueError:
-                        raise ServerError(
+                        raise AnswerShapeError(
                             f"{url}: HTTP {response.status_code} but the answer is not JSON: "
                             f"{_one_line(response.text)}"
                         ) from None
@@ -231,7 +269,21 @@ class ServerPool:
     def close(self) -> None:
         """Stop the worker threads and close the connections."""
         self._workers.shutdown(wait=False, cancel_futures=True)
-        self._http.close()
+        closing = asyncio.run_coroutine_threadsafe(self._http.aclose(), _event_loop())
+        with contextlib.suppress(Exception):
+            closing.result(timeout=10)
+
+    def _attempt(self, url: str, body: dict[str, Any]) -> Any:
+        """One POST, whole (the answer's body read), within ``timeout`` seconds of wall clock.
+
+        Raises:
+            TimeoutError: the deadline passed (the request is cancelled, its connection closed).
+            httpx.TransportError: the connection failed.
+        """
+        async def send() -> Any:
+            return await asyncio.wait_for(self._http.post(url, json=body), self.timeout)
+
+        return asyncio.run_coroutine_threadsafe(send(), _event_loop()).result()
 
     # ------------------------------------------------------------------ helpers
     def _next_url(self) -> str:
@@ -255,6 +307,22 @@ class ServerPool:
         return f" (API key from ${self.api_key_env}, which is {state})"
 
 
+_LOOP: tuple[int, asyncio.AbstractEventLoop] | None = None
+_LOOP_LOCK = threading.Lock()
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """The process's event loop for server requests, running in a daemon thread (started on
+    first use, and again in a forked child, which inherits no running thread)."""
+    global _LOOP
+    with _LOOP_LOCK:
+        if _LOOP is None or _LOOP[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="openai-http", daemon=True).start()
+            _LOOP = (os.getpid(), loop)
+        return _LOOP[1]
+
+
 def _one_line(text: str, limit: int = 200) -> str:
     """``text`` (a server's words) on one line, secrets redacted before it is cut to
     ``limit`` characters (a cut must not leave a piece of a key)."""
@@ -272,6 +340,7 @@ def _retry_after(value: str | None) -> float | None:
 def _transport_failure(err: Exception, timeout: float, option: str) -> str:
     import httpx
 
-    if isinstance(err, httpx.TimeoutException):
-        return f"no answer within {option}.timeout={timeout:g} s ({type(err).__name__})"
+    if isinstance(err, (httpx.TimeoutException, TimeoutError)):
+        kind = "deadline" if isinstance(err, TimeoutError) else type(err).__name__
+        return f"no answer within {option}.timeout={timeout:g} s ({kind})"
     return f"{type(err).__name__}: {_one_line(str(err)) or 'connection failed'}"

@@ -23,7 +23,12 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping, Sequence
 
-from rest_mcts.backends.openai_client import RetryPolicy, ServerError, ServerPool
+from rest_mcts.backends.openai_client import (
+    AnswerShapeError,
+    RetryPolicy,
+    ServerPool,
+    answer_shape,
+)
 from rest_mcts.backends.registry import Capabilities, register_scorer
 from rest_mcts.prompts import prm_input
 
@@ -131,17 +136,19 @@ class OpenAIValueScorer:
         return body
 
     def _parse(self, url: str, answer: Mapping[str, Any], expected: int) -> list[float]:
-        data = sorted(answer.get("data") or [], key=lambda row: row.get("index", 0))
-        if len(data) != expected:
-            raise ServerError(f"{url}: {len(data)} values for {expected} inputs")
-        values = []
-        for row in data:
-            probs = row.get("probs")
-            if not isinstance(probs, list) or len(probs) != 1:
-                count = len(probs) if isinstance(probs, list) else 0
-                raise ServerError(
-                    f"{url}: the model has {count} outputs; a PRM (value model) has one"
-                )
-            values.append(min(1.0, max(0.0, float(probs[0]))))
-        self.stats["prompt_tokens"] += int((answer.get("usage") or {}).get("prompt_tokens") or 0)
-        return values
+        with answer_shape(url, answer):
+            data = sorted(answer.get("data") or [], key=lambda row: row.get("index", 0))
+            if len(data) != expected:
+                raise AnswerShapeError(f"{url}: {len(data)} values for {expected} inputs")
+            values = []
+            for row in data:
+                probs = row.get("probs")
+                if not isinstance(probs, list) or len(probs) != 1:
+                    count = len(probs) if isinstance(probs, list) else 0
+                    raise AnswerShapeError(
+                        f"{url}: the model has {count} outputs; a PRM (value model) has one"
+                    )
+                values.append(min(1.0, max(0.0, float(probs[0]))))
+            usage = answer.get("usage") or {}
+            self.stats["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+            return values

@@ -48,6 +48,9 @@ class Capabilities:
             (``model=``, ``tokenizer=``), which is how an untrained value head on
             ``prm.backbone`` is served; False: only a saved folder (``prm.path``), e.g.
             ``prm=vllm``, whose engine loads the weights itself.
+        requires: packages the backend imports when it is built (inside its constructor),
+            checked before any work by :func:`check_installed`.
+        install: how to install ``requires`` (named in that check's error).
     """
 
     trainable: bool = False
@@ -55,6 +58,8 @@ class Capabilities:
     must_close: bool = False
     needs_world: bool = False
     takes_loaded_model: bool = True
+    requires: tuple[str, ...] = ()
+    install: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,30 @@ def policy_capabilities(backend_node: Mapping[str, Any] | type) -> Capabilities:
 def scorer_capabilities(scorer_node: Mapping[str, Any] | type) -> Capabilities:
     """Capabilities of the value scorer a ``prm.scorer`` config node (or class) builds."""
     return lookup("scorer", scorer_node).capabilities
+
+
+def check_installed(nodes: Mapping[str, tuple[str, Mapping[str, Any] | None]]) -> None:
+    """Refuse, before any work, a configured backend whose packages (its
+    :attr:`Capabilities.requires`) cannot be imported: asked of ``importlib.util.find_spec``,
+    which imports nothing.
+
+    Args:
+        nodes: option name (``backend``, ``prm.scorer``) -> (kind, its config node or None).
+
+    Raises:
+        ConfigError: one line naming the option, the missing package and how to install it.
+    """
+    import importlib.util
+
+    for option, (kind, node) in nodes.items():
+        if not node or "_target_" not in node:
+            continue
+        entry = lookup(kind, node)
+        missing = [p for p in entry.capabilities.requires if importlib.util.find_spec(p) is None]
+        if missing:
+            how = f": {entry.capabilities.install}" if entry.capabilities.install else ""
+            raise ConfigError(f"{option}: {', '.join(missing)} is not installed "
+                              f"(the {entry.name} {kind} needs it){how}")
 
 
 def build_policy(backend_node: Mapping[str, Any], model_path: str | Path | None) -> PolicyBackend:

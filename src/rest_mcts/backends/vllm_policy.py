@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 from rest_mcts.backends.base import Completion, GenerationOutput, SamplingParams, row_seeds
 from rest_mcts.backends.registry import Capabilities, register_policy
 from rest_mcts.backends.vllm_engine import (
+    INSTALL_HINT,
     engine_context_length,
     keep_last,
     shutdown,
@@ -118,7 +119,8 @@ def to_generation_output(request_output: Any, params: SamplingParams) -> Generat
     return GenerationOutput(completions=completions, prompt_tokens=len(prompt_ids or ()))
 
 
-@register_policy("vllm", Capabilities(trainable=True, needs_model=True, must_close=True))
+@register_policy("vllm", Capabilities(trainable=True, needs_model=True, must_close=True,
+                                     requires=("vllm",), install=INSTALL_HINT))
 class VLLMPolicyBackend:
     """A :class:`~rest_mcts.backends.base.PolicyBackend` on an in-process ``vllm.LLM``.
 

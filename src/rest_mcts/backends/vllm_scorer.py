@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from rest_mcts.backends.registry import Capabilities, register_scorer
 from rest_mcts.backends.vllm_engine import (
+    INSTALL_HINT,
     engine_context_length,
     keep_last,
     shutdown,
@@ -66,7 +67,8 @@ def value_of(output: Any) -> float:
 
 @register_scorer(
     "vllm",
-    Capabilities(trainable=True, needs_model=True, must_close=True, takes_loaded_model=False),
+    Capabilities(trainable=True, needs_model=True, must_close=True, takes_loaded_model=False,
+                 requires=("vllm",), install=INSTALL_HINT),
 )
 class VLLMValueScorer:
     """A :class:`~rest_mcts.backends.base.ValueScorer` on an in-process vLLM pooling engine.

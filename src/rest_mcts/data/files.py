@@ -7,12 +7,11 @@ and ``.parquet`` (needs ``pyarrow``; location ``file:row``).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterator
 
 from rest_mcts.data.records import DatasetError
-from rest_mcts.utils.io import jsonl_objects
+from rest_mcts.utils.io import jsonl_objects, read_json
 
 Row = tuple[str, dict]
 """``(location, row)``: where the row is (``path:line``) and its fields."""
@@ -22,8 +21,8 @@ def read_rows(path: str | Path) -> Iterator[Row]:
     """Yield ``(location, row)`` for every row of a local dataset file.
 
     Raises:
-        DatasetError: the file is missing, has an unknown suffix, or a row is not a JSON
-            object (the message names the file and line).
+        DatasetError: the file is missing, has an unknown suffix, is not UTF-8 or not
+            JSON, or a row is not a JSON object (the message names the file and line).
     """
     file = Path(path)
     if not file.is_file():
@@ -44,10 +43,7 @@ def _jsonl(file: Path) -> Iterator[Row]:
 
 
 def _json(file: Path) -> Iterator[Row]:
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{file}:{err.lineno}: invalid JSON ({err.msg})") from None
+    data = read_json(file, error=DatasetError)
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
@@ -63,6 +59,10 @@ def _parquet(file: Path) -> Iterator[Row]:
         import pyarrow.parquet as pq
     except ImportError:
         raise DatasetError(f"{file}: reading parquet needs pyarrow (pip install pyarrow)") from None
-    table = pq.read_table(file)
+    try:
+        table = pq.read_table(file)
+    except Exception as err:  # noqa: BLE001 -- pyarrow's errors: not a parquet file, torn
+        raise DatasetError(f"{file}: not a readable parquet file ({type(err).__name__}: "
+                           f"{' '.join(str(err).split())})") from None
     for index, row in enumerate(table.to_pylist()):
         yield f"{file}:row {index + 1}", row

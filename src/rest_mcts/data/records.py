@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rest_mcts.answers.check import ANSWER_TYPES
-from rest_mcts.config import ConfigError
+from rest_mcts.utils.io import FileFormatError
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,11 @@ class Problem:
         return self.question.id
 
 
-class DatasetError(ConfigError):
+class DatasetError(FileFormatError):
     """A dataset file or row is malformed; the message starts with ``<file>:<line>:``.
 
-    A :class:`~rest_mcts.config.ConfigError`, so ``run.py`` reports it in one line
+    The JSON reader's error (:class:`rest_mcts.utils.io.FileFormatError`, a
+    :class:`~rest_mcts.config.ConfigError`), so ``run.py`` reports it in one line
     (``error: ...``, exit status 2) before any search starts.
     """
 

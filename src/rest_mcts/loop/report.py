@@ -195,7 +195,7 @@ def step_seconds(root: str | Path) -> dict[str, float]:
     root = Path(root)
     out = {}
     for manifest in sorted(root.glob("**/manifest.json")):
-        record = read_json(manifest)  # a step's manifest names its step (a model's does not)
+        record = read_json(manifest, dict)  # a step's manifest names its step (a model's does not)
         if "step" in record and isinstance(record.get("seconds"), (int, float)):
             out[manifest.parent.relative_to(root).as_posix()] = float(record["seconds"])
     return out

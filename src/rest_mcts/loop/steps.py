@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from rest_mcts.utils.io import read_json, write_json
+from rest_mcts.utils.io import json_field, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,10 @@ class StepRunner:
         return (self.folder(name) / MANIFEST).is_file()
 
     def outputs(self, name: str) -> dict[str, Any]:
-        """The outputs recorded by a finished step."""
-        return read_json(self.folder(name) / MANIFEST)["outputs"]
+        """The outputs recorded by a finished step (FileFormatError naming its manifest when
+        that is empty, not JSON or has no ``outputs`` object)."""
+        path = self.folder(name) / MANIFEST
+        return json_field(read_json(path, dict), "outputs", path, dict)
 
     def run(
         self,

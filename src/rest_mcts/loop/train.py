@@ -11,7 +11,6 @@ Both fit with Lightning and save with ``save_pretrained`` plus ``manifest.json``
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from rest_mcts.runtime.context import Context
+from rest_mcts.utils.io import read_json
 from rest_mcts.training.settings import TrainSettings
 
 if TYPE_CHECKING:  # Lightning-backed modules, imported where they are used
@@ -51,7 +51,7 @@ def _load_prm_start(init_path: str | Path, seed: int):
     from rest_mcts.models.factory import load_value_model, value_model_from_causal_lm
 
     config_file = Path(init_path) / "config.json"
-    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    config = read_json(config_file, dict) if config_file.is_file() else {}
     if any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or []):
         return load_value_model(init_path)
     return value_model_from_causal_lm(str(init_path), seed=seed)

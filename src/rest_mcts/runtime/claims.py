@@ -103,7 +103,7 @@ def claim_config(folder: Path, config: dict[str, Any], record: str, *, option: s
     key = fingerprint(config)
     path = folder / record
     if path.is_file():
-        old = read_json(path)
+        old = read_json(path, dict)
         if old.get("fingerprint") != key:
             changed = config_diff(old["config"], config) if "config" in old else []
             detail = ", ".join(changed) or f"fingerprint {old.get('fingerprint')} -> {key}"

@@ -61,7 +61,7 @@ def merge_shards(dirs: list[Path], out: str | Path, copy_trees: bool = True
     ``merge.json``). Returns the recomputed ``<prefix>/*`` metrics (plus
     ``<prefix>/duplicated_questions`` and ``<prefix>/missing_questions``) and the report."""
     out = Path(out)
-    claims = [read_json(d / SHARD_FILE) for d in dirs]
+    claims = [read_json(d / SHARD_FILE, dict) for d in dirs]
     prefixes = {c["prefix"] for c in claims}
     if len(prefixes) != 1:
         raise ConfigError(f"shards of different stages cannot merge: {', '.join(sorted(prefixes))}")
@@ -83,7 +83,7 @@ def merge_shards(dirs: list[Path], out: str | Path, copy_trees: bool = True
     seen: dict[str, list[str]] = {}
     for d, claim in zip(dirs, claims):
         owed = set(claim["ids"])
-        for row in read_jsonl(d / "results.jsonl"):
+        for row in read_jsonl(d / "results.jsonl", required=("id",)):
             qid = row["id"]
             if qid not in owed:
                 report.unexpected.append(f"question {qid} in {d}: not one of its shard's "

@@ -63,7 +63,7 @@ def ensure_policy0(ctx: Context, run_dir: str | Path, logger: Any = False) -> Pa
 
 def policy0_metrics(path: Path) -> dict[str, float]:
     """The training metrics recorded in a cached policy_0's manifest."""
-    manifest = read_json(Path(path) / "manifest.json")
+    manifest = read_json(Path(path) / "manifest.json", dict)
     return dict(manifest.get("metrics") or manifest.get("train_metrics") or {})
 
 
@@ -139,7 +139,7 @@ def train_policy0(
     )
     metrics["train/seconds"] = time.time() - start
     metrics["train/num_parameters"] = float(count_parameters(model))
-    manifest = read_json(path / "manifest.json")  # the bootstrap's time, for the loop report
+    manifest = read_json(path / "manifest.json", dict)  # the bootstrap's time, for the loop report
     manifest["metrics"] = {**(manifest.get("metrics") or {}), **metrics}
     write_json(path / "manifest.json", manifest)
     log.info("iteration-0 policy saved to %s (%.0f s)", path, metrics["train/seconds"])

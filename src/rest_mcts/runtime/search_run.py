@@ -133,7 +133,7 @@ def unique_rows(path: Path, warn: bool = True) -> list[dict]:
     warning line naming the file and how many duplicate rows were dropped."""
     rows: dict[str, dict] = {}
     total = 0
-    for row in read_jsonl(path):
+    for row in read_jsonl(path, required=("id",)):
         total += 1
         rows.setdefault(row["id"], row)
     if warn and total > len(rows):
@@ -149,7 +149,7 @@ def claim_shard(out: Path, run: SearchRun, ids: list[str]) -> None:
              "num_shards": run.num_shards, "ids": ids}
     path = out / SHARD_FILE
     if path.exists():
-        old = read_json(path)
+        old = read_json(path, dict)
         if (old.get("shard"), old.get("num_shards")) != (run.shard, run.num_shards):
             raise ConfigError(
                 f"{out} holds shard {old.get('shard')} of {old.get('num_shards')}, not data.shard="

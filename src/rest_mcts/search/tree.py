@@ -6,7 +6,6 @@ solution p_0), which keeps JSON export lossless and cheap.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
@@ -159,8 +158,15 @@ class Tree:
 
     @classmethod
     def load(cls, path: str | Path) -> "Tree":
-        with open(path) as fh:
-            return cls.from_dict(json.load(fh))
+        """The tree saved in ``path``; FileFormatError naming the file when it holds none."""
+        from rest_mcts.utils.io import FileFormatError, read_json
+
+        data = read_json(path, dict)
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError) as err:
+            raise FileFormatError(f"{path}: not a search tree ({type(err).__name__}: "
+                                  f"{' '.join(str(err).split())})") from None
 
 
 def _node_record(node: Node) -> dict[str, Any]:

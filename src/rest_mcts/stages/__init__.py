@@ -49,6 +49,9 @@ STAGES: dict[str, str] = {
 }
 
 
+# Stages that build no policy backend or value scorer (their packages are not checked).
+NO_MODEL_STAGES = ("merge", "view", "extract")
+
 # Stages whose run folder one run owns at a time (a lock held for the stage's lifetime) and
 # only the config that made it resumes (rest_mcts.stages.search.claim_run_dir).
 OWNED_FOLDER_STAGES = ("search", "eval")
@@ -61,14 +64,19 @@ def get_stage(name: str) -> Callable[[DictConfig, RunSpec], dict]:
 
 def check_config(cfg: DictConfig, resources: contextlib.ExitStack | None = None) -> RunSpec:
     """Every option a run depends on, before any work: the plain checks
-    (:func:`rest_mcts.config.validate`), then the run spec the stage runs with, built here
-    once (:class:`rest_mcts.runtime.spec.RunSpec`: the search method's typed config and the
-    typed configs shared by all stages, :class:`rest_mcts.runtime.context.Context`); one-line
-    ConfigError on the first bad one. ``resources``: the stage's resource stack (the
-    executor registers its shutdown there)."""
+    (:func:`rest_mcts.config.validate`), the packages of the configured backends
+    (``backend=vllm`` needs vLLM: asked before policy_0 is trained or a model loaded), then
+    the run spec the stage runs with, built here once (:class:`rest_mcts.runtime.spec.RunSpec`:
+    the search method's typed config and the typed configs shared by all stages,
+    :class:`rest_mcts.runtime.context.Context`); one-line ConfigError on the first bad one.
+    ``resources``: the stage's resource stack (the executor registers its shutdown there)."""
+    from rest_mcts.backends.registry import check_installed
     from rest_mcts.runtime.spec import RunSpec
 
     validate(cfg, STAGES)
+    if cfg.stage.name not in NO_MODEL_STAGES:
+        check_installed({"backend": ("policy", cfg.get("backend")),
+                         "prm.scorer": ("scorer", OmegaConf.select(cfg, "prm.scorer"))})
     return RunSpec.from_config(cfg, resources)
 
 

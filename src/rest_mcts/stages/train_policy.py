@@ -21,7 +21,8 @@ from rest_mcts.loop.train import train_policy_sft
 from rest_mcts.runtime.policy0 import ensure_policy0
 from rest_mcts.runtime.spec import RunSpec
 from rest_mcts.tracking import stage_run
-from rest_mcts.utils.io import read_jsonl, write_jsonl
+from rest_mcts.training.rows import check_data_files, read_solution_rows
+from rest_mcts.utils.io import write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,9 @@ def train_policy(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, floa
     files = [str(f) for f in s.data_files or []]
     if s.trees_dir:
         files.insert(0, str(write_jsonl(out / "d_g.jsonl", d_g_rows(load_trees(s.trees_dir)))))
-    if not any(read_jsonl(f) for f in files):
+    # every row checked before policy_0 is trained or a model loaded
+    examples = check_data_files(files, read_solution_rows, "stage.data_files")
+    if not examples:
         raise ConfigError("stage=train_policy has no data: set stage.data_files and/or "
                           "stage.trees_dir (trees with correct leaves)")
     init = ensure_policy0(ctx, out)
@@ -46,7 +49,7 @@ def train_policy(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, floa
     metrics: dict[str, float] = {}
     if s.eval_before:
         metrics.update({k.replace("eval/", "eval/before_", 1): v for k, v in evaluate(init).items()})
-    metrics.update(train_policy_sft(ctx, files, out / "policy", init, settings=sft,
+    metrics.update(train_policy_sft(ctx, examples, out / "policy", init, settings=sft,
                                     logger=tracker.lightning_logger(),
                                     ckpt_path=s.ckpt_path, val_share=s.val_share))
     metrics.update(evaluate(out / "policy"))

@@ -18,7 +18,8 @@ from rest_mcts.loop.train import train_prm_model
 from rest_mcts.runtime.policy0 import ensure_policy0
 from rest_mcts.runtime.spec import RunSpec
 from rest_mcts.tracking import stage_run
-from rest_mcts.utils.io import read_jsonl, write_jsonl
+from rest_mcts.training.rows import check_data_files, read_value_rows
+from rest_mcts.utils.io import write_jsonl
 
 
 def train_prm(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
@@ -32,11 +33,13 @@ def train_prm(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
     if s.trees_dir:
         rows = d_v_rows(load_trees(s.trees_dir), nodes=nodes)
         files.insert(0, str(write_jsonl(out / "d_v.jsonl", rows)))
-    if not any(read_jsonl(f) for f in files):
+    # every row checked before policy_0 is trained or a model loaded
+    rows = check_data_files(files, read_value_rows, "stage.data_files")
+    if not rows:
         raise ConfigError("stage=train_prm has no data: set stage.trees_dir and/or stage.data_files")
     init = ctx.prm_path or ensure_policy0(ctx, out)
     tracker = stage_run()
-    metrics = train_prm_model(ctx, files, out / "prm", init, logger=tracker.lightning_logger(),
+    metrics = train_prm_model(ctx, rows, out / "prm", init, logger=tracker.lightning_logger(),
                               ckpt_path=s.get("ckpt_path"), val_share=s.val_share,
                               max_length=s.max_length)
     tracker.log_artifact(out / "d_v.jsonl", "d_v", "dataset")

@@ -17,7 +17,6 @@ matched to the sweep by its values of them, never by folder name.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+
+from rest_mcts.utils.io import read_json
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +125,7 @@ def job_values(overrides: list[str], swept: tuple[str, ...]) -> dict[str, str]:
 
 def read_metrics(path: Path) -> dict[str, float]:
     """The finite numeric scalars of a ``metrics.json`` (anything else is left out)."""
-    raw = json.loads(path.read_text())
-    if not isinstance(raw, dict):
-        raise ValueError("metrics.json is not an object")
+    raw = read_json(path, dict)
     out = {}
     for key, value in raw.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -2,14 +2,14 @@
 
 Each line of a D_V file is ``{"question": str, "steps": [str, ...], "target": float}``
 (extra fields such as ``question_id``, ``m``, ``r`` are kept but not needed). Rows are
-validated (a bad row raises an error naming the file and line), deduplicated on
+validated (:mod:`rest_mcts.training.rows`: a bad row raises an error naming the file and
+line), deduplicated on
 (question, steps) by averaging their targets, and split into train and validation sets by
 question, so no question appears in both.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -19,35 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from rest_mcts.prompts import prm_input
 from rest_mcts.utils.hashing import held_out
-from rest_mcts.utils.io import jsonl_objects
-
-
-@dataclass(frozen=True)
-class ValueRow:
-    """One PRM training example: the value target of a partial solution."""
-
-    question: str
-    steps: tuple[str, ...]
-    target: float
-
-
-def read_value_rows(path: str | Path) -> list[ValueRow]:
-    """Read a D_V JSONL file; raises ValueError naming file and line for a bad row."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"PRM data file '{path}' not found")
-    return [_parse_row(raw, where) for where, raw in jsonl_objects(path)]
-
-
-def _parse_row(raw: dict, where: str) -> ValueRow:
-    question, steps, target = raw.get("question"), raw.get("steps"), raw.get("target")
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError(f"{where}: field 'question' must be a non-empty string")
-    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps) or not steps:
-        raise ValueError(f"{where}: field 'steps' must be a non-empty list of strings")
-    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 <= target <= 1:
-        raise ValueError(f"{where}: field 'target' must be a number in [0, 1], got {target!r}")
-    return ValueRow(question, tuple(steps), float(target))
+from rest_mcts.training.rows import ValueRow, read_value_rows  # noqa: F401 -- re-exported
 
 
 def deduplicate(rows: Iterable[ValueRow]) -> list[ValueRow]:

@@ -4,14 +4,14 @@ D_G files (correct solutions, written by the search stage or by hand) are JSONL 
 object per line: ``{"question": str, "steps": [str, ...]}`` (the policy learns to write the
 steps after the question, formatted by `prompts.policy_prompt` exactly as at search time), or
 ``{"prompt": str, "completion": str}`` for text already formatted. A bad row raises an error
-naming the file and line. :func:`build_sft_data` deduplicates, drops examples longer than the
-length limit and holds out a share of the questions for validation.
+naming the file and line (:mod:`rest_mcts.training.rows`). :func:`build_sft_data`
+deduplicates, drops examples longer than the length limit and holds out a share of the
+questions for validation.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -19,58 +19,16 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from rest_mcts.prompts import policy_prompt
 from rest_mcts.utils.hashing import held_out
-from rest_mcts.utils.io import jsonl_objects
+from rest_mcts.training.rows import (  # noqa: F401 -- re-exported
+    SFTExample,
+    read_solution_rows,
+    solution_example,
+)
 
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
-
-
-@dataclass(frozen=True)
-class SFTExample:
-    """One supervised example: the policy reads ``prompt`` and learns to write ``completion``."""
-
-    prompt: str
-    completion: str
-
-    def __post_init__(self) -> None:
-        if not self.completion:
-            raise ValueError("SFTExample.completion must be non-empty")
-
-
-def solution_example(question: str, steps: Sequence[str]) -> SFTExample:
-    """The SFT example of a full solution: prompt = the question, completion = its steps,
-    in the format the policy reads and writes at search time (`prompts.policy_prompt`)."""
-    prompt = policy_prompt(question)
-    return SFTExample(prompt, policy_prompt(question, steps)[len(prompt):])
-
-
-def read_solution_rows(path: str | Path) -> list[SFTExample]:
-    """Read a D_G JSONL file; raises ValueError naming file and line for a bad row."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"policy SFT data file '{path}' not found")
-    return [_parse_solution(raw, where) for where, raw in jsonl_objects(path)]
-
-
-def _parse_solution(raw: dict, where: str) -> SFTExample:
-    if "prompt" in raw or "completion" in raw:
-        prompt, completion = raw.get("prompt"), raw.get("completion")
-        if not isinstance(prompt, str) or not prompt:
-            raise ValueError(f"{where}: field 'prompt' must be a non-empty string")
-        if not isinstance(completion, str) or not completion.strip():
-            raise ValueError(f"{where}: field 'completion' must be a non-empty string")
-        return SFTExample(prompt, completion)
-    question, steps = raw.get("question"), raw.get("steps")
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError(f"{where}: field 'question' must be a non-empty string")
-    if not isinstance(steps, list) or not steps or not all(
-        isinstance(s, str) and s.strip() for s in steps
-    ):
-        raise ValueError(f"{where}: field 'steps' must be a non-empty list of non-empty strings")
-    return solution_example(question, steps)
 
 
 def deduplicate_examples(examples: Iterable[SFTExample]) -> list[SFTExample]:

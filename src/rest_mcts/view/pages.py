@@ -12,6 +12,7 @@ import json
 import logging
 from pathlib import Path
 
+from rest_mcts.utils.io import FileFormatError, read_json
 from rest_mcts.view.html import render_index_html, render_tree_html
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ RESULTS = "results.jsonl"
 TREES = "trees"
 
 
-class TreeFileError(ValueError):
+class TreeFileError(FileFormatError):
     """A target that is missing or is not a search tree; the message names the file."""
 
 
@@ -30,9 +31,9 @@ def load_tree(path: Path) -> dict:
     if not path.is_file():
         raise TreeFileError(f"{path}: no such tree file")
     try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise TreeFileError(f"{path}: not a tree JSON ({type(err).__name__}: {err})") from None
+        record = read_json(path, error=TreeFileError)
+    except OSError as err:
+        raise TreeFileError(f"{path}: cannot read ({err.strerror or err})") from None
     if isinstance(record, dict) and "samples" in record and "nodes" not in record:
         raise TreeFileError(f"{path}: not a tree JSON (sampled paths of "
                             f"{record.get('method', 'a sampling method')}, no nodes to draw)")
@@ -54,7 +55,7 @@ def read_results(run_dir: Path) -> dict[str, dict]:
     path = run_dir / RESULTS
     if not path.is_file():
         return rows
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
