@@ -195,7 +195,7 @@ def test_a_trickling_server_is_cut_off_at_the_timeout(headers_too):
             pool.close()
     assert str(err.value) == (f"{server.url}/v1/completions: no answer within backend.timeout=1 "
                               "s (deadline) after 2 attempts")
-    assert 2.0 <= seconds < 3.5 and server.requests == 2
+    assert 2.0 <= seconds < 7.0 and server.requests == 2  # no deadline: 2 x ~8 s
 
 
 def test_a_slow_but_steady_answer_within_the_timeout_is_kept():

@@ -4,15 +4,17 @@ and self-training, batched and reproducible.
 Rooms (arrows point down; docs/architecture.md):
 
 - `stages` -- one thin wrapper per `stage=<name>`;
-- `loop` -- Algorithm 1 (the self-training loop) and, for now, the run context, search runner,
-  executors and shard merging (moving to a `runtime` room);
+- `loop` -- Algorithm 1 (the self-training loop);
+- `runtime` -- what a run stands on: the run context and spec, the search runner, executors,
+  shard merging, run folders and policy_0;
 - `training` -- Lightning modules and data for PRM regression and policy SFT;
 - `search` -- the paper's value formulas, trees, MCTS* and baselines, the batching engine;
 - `backends` -- policy and value-scorer protocols and their implementations;
 - `models` -- model and tokenizer construction and loading;
-- `worlds`, `answers`, `data` -- problems and step formats, answer checking, datasets.
+- `worlds`, `data`, `answers` -- problems and step formats, answer checking, datasets.
 
-Shared helpers: `config` (checks and `instantiate`), `resolvers` (config resolvers, registered
+Shared helpers: `config` (checks and `instantiate`), `overrides` (command-line overrides
+checked as Hydra will compose them, misspelt keys named), `resolvers` (config resolvers, registered
 on import), `prompts` (Countdown's text formats), `prompting` and `prompt_templates` (the
 paper's prompts for text worlds), `tracking` (the stage's wandb run), `sweeps` (multirun
 summaries), `view` (search-tree pages), `utils` (I/O, hashing, seeding, secrets, console).

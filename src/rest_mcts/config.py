@@ -12,9 +12,7 @@ from typing import Any, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
-
-class ConfigError(ValueError):
-    """A config value is invalid; the message names the option and the allowed range."""
+from rest_mcts.utils.errors import ConfigError  # re-exported: the one user-facing error
 
 
 # Model weights' dtypes the loaders know (rest_mcts.models.factory; "auto": the checkpoint's).

@@ -2,6 +2,7 @@
 
 - `prm`, `prm_data`, `prm_metrics` -- the PRM's LightningModule (MSE on quality values), its
   D_V data, and its metrics against D_V targets and the exact values;
+- `rows` -- D_V and D_G rows read from their files (no torch: checked before any training);
 - `policy_sft`, `sft_data`, `callbacks` -- policy SFT (loss on the solution tokens only), its
   data and its callbacks;
 - `settings` -- typed training settings (`TrainSettings`, `TrainerSpec`);

@@ -1,4 +1,5 @@
 """Small shared helpers: `io` (atomic file writers, whole JSONL lines), `hashing` (stable
 config fingerprints for cache keys), `seeding` (one call seeds python, numpy and torch),
-`secrets` (API keys kept out of logs and errors) and `console` (what a run prints).
+`secrets` (API keys kept out of logs and errors), `errors` (`ConfigError`, the one
+user-facing error) and `console` (what a run prints).
 """

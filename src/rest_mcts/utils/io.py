@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from rest_mcts.config import ConfigError
+from rest_mcts.utils.errors import ConfigError
 
 
 class FileFormatError(ConfigError):
