@@ -169,6 +169,12 @@ def validate(cfg: DictConfig, stages: Iterable[str]) -> None:
         isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0,
         f"seed={seed!r} must be an integer >= 0",
     )
+    threads = _get(cfg, "threads")
+    _require(
+        threads is None or (isinstance(threads, int) and not isinstance(threads, bool)
+                            and threads >= 1),
+        f"threads={threads!r} must be null or an integer >= 1",
+    )
 
     # The search method's knobs and the training settings are checked by their typed configs
     # (rest_mcts.search.configs, rest_mcts.runtime.context), built in rest_mcts.stages.check_config.

@@ -166,7 +166,10 @@ class Context:
         key_policy = {k: v for k, v in policy_node.items()
                       if k not in _NEUTRAL_POLICY_KNOBS or v != _NEUTRAL_POLICY_KNOBS[k]}
         trainer = _plain(cfg.trainer)
-        key = fingerprint(key_model, data, key_policy, trainer.get("max_steps"), int(cfg.seed))
+        key_parts = [key_model, data, key_policy, trainer.get("max_steps"), int(cfg.seed)]
+        if cfg.get("threads") is not None:  # the weights' bits depend on the thread count
+            key_parts.append(int(cfg.threads))
+        key = fingerprint(*key_parts)
         prm = _plain(cfg.prm)
         require_trained = prm.get("require_trained", False)
         if not isinstance(require_trained, bool):

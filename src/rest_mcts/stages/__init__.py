@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rest_mcts.config import validate
 from rest_mcts.utils.io import write_json
-from rest_mcts.utils.seeding import seed_everything
+from rest_mcts.utils.seeding import environment, fix_threads, seed_everything
 
 if TYPE_CHECKING:  # imported where used: the stages pull in torch/transformers
     from rest_mcts.runtime.spec import RunSpec
@@ -119,9 +119,12 @@ def run_stage(cfg: DictConfig) -> float | None:
     with contextlib.ExitStack() as resources:
         spec = check_config(cfg, resources)  # the executor registers its shutdown
         setup_console()
+        threads = fix_threads(cfg.get("threads"))
         seed_everything(cfg.seed)
         out = Path(cfg.paths.output_dir)
         out.mkdir(parents=True, exist_ok=True)
+        if is_global_zero():
+            write_json(out / "environment.json", environment(threads))
         if cfg.stage.name in OWNED_FOLDER_STAGES:  # before anything is written there
             from rest_mcts.runtime.claims import own_folder
             from rest_mcts.stages.search import claim_run_dir
