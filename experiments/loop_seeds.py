@@ -50,6 +50,7 @@ from _common import ROOT, markdown_table
 
 from rest_mcts.loop import gates
 from rest_mcts.loop.report import DEPTHS, METHODS, SAMPLED_PREFIXES
+from rest_mcts.tracking.names import lookup
 
 log = logging.getLogger("loop_seeds")
 
@@ -124,7 +125,7 @@ def read_rows(folder: Path) -> list[dict[str, float]]:
     if not rows:
         raise SystemExit(f"error: {path} has no rows")
     for i, row in enumerate(rows):
-        row.setdefault("iteration", float(i))
+        row["iteration"] = float(lookup(row, "iteration", i))  # an older name: loop/iter
     rows.sort(key=lambda row: row["iteration"])
     return [{**manifest_columns(folder, int(row["iteration"])), **row} for row in rows]
 
@@ -145,8 +146,9 @@ def load_runs(folders: Sequence[Path], held_out: set[int]) -> list[Run]:
 
 
 def value(row: Row, key: str) -> float:
-    """``row[key]`` as a float; nan when the row lacks it."""
-    return float(row.get(key, NAN))
+    """``row[key]`` (or the value under an older name of the metric,
+    :data:`rest_mcts.tracking.names.ALIASES`) as a float; nan when the row lacks it."""
+    return float(lookup(row, key, NAN))
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
@@ -256,7 +258,7 @@ def methods_of(runs: Sequence[Run]) -> list[tuple[str, str]]:
 
 def dagger(rows: Sequence[Row], prefix: str) -> str:
     """" †" for a sampled rule when a row's N curve did not bracket MCTS*'s tokens."""
-    beyond = any(row.get("sampled/bracketed") == 0.0 for row in rows)
+    beyond = any(lookup(row, "sampled/bracketed") == 0.0 for row in rows)
     return " †" if prefix in SAMPLED_PREFIXES and beyond else ""
 
 

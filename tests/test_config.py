@@ -48,7 +48,7 @@ def test_every_config_file_composes_and_validates(compose_cfg, group, option):
 
 def test_world_and_logger_build_from_config(compose_cfg, tmp_path):
     from rest_mcts.config import instantiate
-    from rest_mcts.training.loggers import build_logger
+    from rest_mcts.tracking import build_logger
 
     cfg = compose_cfg("data=countdown", "logger=csv")
     world = instantiate(cfg.data.world, "data.world")

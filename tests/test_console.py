@@ -51,7 +51,7 @@ def test_only_the_named_warnings_are_silenced():
 
 def test_run_logger_closes_the_wandb_run_when_the_block_fails(compose_cfg, tmp_path, monkeypatch):
     wandb = pytest.importorskip("wandb")
-    from rest_mcts.training.loggers import is_wandb, run_logger
+    from rest_mcts.tracking import is_wandb, run_logger
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -67,7 +67,7 @@ def test_run_logger_closes_the_wandb_run_when_the_block_fails(compose_cfg, tmp_p
 
 
 def test_csv_logger_is_not_taken_for_wandb(compose_cfg, tmp_path):
-    from rest_mcts.training.loggers import build_logger, is_wandb
+    from rest_mcts.tracking import build_logger, is_wandb
 
     assert not is_wandb(build_logger(compose_cfg("logger=csv").logger, tmp_path))
     assert not is_wandb(False)

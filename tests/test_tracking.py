@@ -55,7 +55,8 @@ def _reset_wandb() -> None:
 def test_metric_names_map_to_split_slash_name_at_the_boundary():
     assert wandb_name("eval/acc") == "eval/acc"
     assert wandb_name("search/policy_tokens_per_question") == "search/tokens_per_question"
-    assert wandb_name("prm/val_sibling_acc") == "prm/sibling_rank_acc"
+    assert wandb_name("prm/val_sibling_acc") == "prm/sibling_acc"
+    assert wandb_name("val/sibling_acc") == "val/sibling_acc"  # as Lightning logs it
     assert wandb_name("prm/val_oracle_spearman") == "prm/oracle_spearman"
     assert wandb_name("iteration") == "loop/iter"
     assert wandb_name("mcts/acc") == "eval/mcts_acc"
@@ -64,6 +65,47 @@ def test_metric_names_map_to_split_slash_name_at_the_boundary():
     assert wandb_name("policy/pass@k") == "policy/pass@k"
     for key in ("eval/acc", "time/stage_seconds", "loop/cot/acc", "sc/n", "stray"):
         assert wandb_name(key).count("/") == 1
+
+
+def test_one_vocabulary_and_readers_accept_the_older_names(tmp_path):
+    """names.ALIASES is the one table of older names: the canonical name of each, and the
+    readers of run folders (the loop's report, a sweep's summary) find a metric under any."""
+    from rest_mcts.loop.report import write_csv
+    from rest_mcts.sweeps.aggregate import main_metrics
+    from rest_mcts.tracking.names import ALIASES, canonical, lookup, names_of
+
+    for old, new in ALIASES.items():
+        assert canonical(old) == new and canonical(new) == new and new.count("/") == 1
+    assert names_of("prm/sibling_acc")[0] == "prm/sibling_acc"
+    assert set(names_of("prm/val_sibling_acc")) == {"prm/val_sibling_acc", "prm/sibling_acc",
+                                                    "prm/sibling_rank_acc"}
+    assert lookup({"prm/sibling_rank_acc": 0.5}, "prm/val_sibling_acc") == 0.5
+    row = {"prm/val_sibling_acc": "", "prm/sibling_acc": 0.25}  # an empty cell is missing
+    assert lookup(row, "prm/val_sibling_acc") == 0.25
+    assert lookup({}, "loop/iter", 3) == 3 and lookup({"iteration": 1.0}, "loop/iter") == 1.0
+    # a row holding the canonical names fills the results.csv columns of the names on disk
+    write_csv([{"loop/iter": 0.0, "prm/sibling_acc": 0.75, "mcts/acc": 0.5}], tmp_path / "r.csv")
+    header, row = (line.split(",") for line in (tmp_path / "r.csv").read_text().splitlines())
+    cells = dict(zip(header, row))
+    assert cells["iteration"] == "0.0" and cells["prm/val_sibling_acc"] == "0.75"
+    assert cells["mcts/acc"] == "0.5"
+    assert main_metrics(["eval/acc", "eval/policy_tokens_per_question"]) == [
+        "eval/acc", "eval/policy_tokens_per_question"]
+    assert main_metrics(["eval/acc", "eval/tokens_per_question"]) == [
+        "eval/acc", "eval/tokens_per_question"]
+
+
+def test_no_module_global_holds_the_stage_run():
+    """The stage's run lives on run_stage's resource stack and the spec it hands the stage;
+    a stage called on its own gets a run that logs nothing."""
+    import rest_mcts.tracking.run as run_module
+    from rest_mcts.tracking import StageRun, stage_run
+
+    assert not [k for k, v in vars(run_module).items() if isinstance(v, StageRun)]
+    assert not hasattr(run_module, "_ACTIVE")
+    empty = stage_run(None)
+    assert not empty and empty.opened
+    empty.log({"eval/acc": 1.0})  # a no-op
 
 
 @pytest.mark.slow
@@ -158,7 +200,7 @@ def test_a_failing_stage_closes_its_run_marked_failed(compose_cfg, tmp_path, mon
     from rest_mcts.tracking import stage_run
 
     def failing(cfg, spec):
-        stage_run().log({"eval/acc": 0.25})
+        stage_run(spec).log({"eval/acc": 0.25})
         raise RuntimeError("boom")
 
     monkeypatch.setattr(stages, "get_stage", lambda name: failing)
@@ -259,7 +301,7 @@ def test_the_loop_logs_one_run_and_a_restart_appends_to_it(tmp_path, tiny_policy
     assert [h["loop/iter"] for h in rows] == [0, 1]
     for key in ("eval/mcts_acc", "eval/sc_acc", "eval/best_of_n_acc", "eval/weighted_vote_acc",
                 "eval/bfs_acc", "eval/mcts_widen_acc", "eval/mcts_tokens_per_question",
-                "prm/mse", "prm/sibling_rank_acc", "policy/greedy_acc", "policy/pass@k"):
+                "prm/mse", "prm/sibling_acc", "policy/greedy_acc", "policy/pass@k"):
         assert all(key in h for h in rows), key
     assert "search/train_acc" in rows[1]
     # the Lightning training inside the loop (PRM_0, PRM_1, policy_1) logs into the same run

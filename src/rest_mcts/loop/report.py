@@ -5,7 +5,9 @@ there); the markdown splits the others into tables that fit a screen: the evalua
 by iteration (accuracy and policy tokens per question in one cell, in
 :data:`rest_mcts.loop.evaluate.EVAL_METHODS` order), each method's costs (policy tokens,
 prompt tokens and PRM calls per question) and the PRM and data columns. A key a row
-lacks (an older loop folder, a method left out) is empty in the CSV and "-" in markdown.
+lacks (an older loop folder, a method left out) is empty in the CSV and "-" in markdown; a
+key is read under any of its names (:func:`rest_mcts.tracking.names.lookup`), so a row that
+holds a metric under an older name fills the same column.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Sequence
 
 from rest_mcts.loop import gates
 from rest_mcts.loop.evaluate import EVAL_METHODS, SAMPLED
+from rest_mcts.tracking.names import lookup
 from rest_mcts.utils.io import read_json
 
 # Method columns (prefix, header): accuracy and costs of each method of the evaluation.
@@ -80,18 +83,18 @@ COLUMNS: list[tuple[str, str, str]] = [
 
 
 def _cell(row: dict, key: str, fmt: str) -> str:
-    value = row.get(key)
+    value = lookup(row, key)
     return "-" if value is None else fmt.format(value)
 
 
 def _beyond(row: dict, prefix: str) -> bool:
     """Whether a sampled rule's accuracy was read at the end of its N curve, not at MCTS*'s
     tokens (the curve does not bracket them)."""
-    return prefix in SAMPLED_PREFIXES and row.get("sampled/bracketed") == 0.0
+    return prefix in SAMPLED_PREFIXES and lookup(row, "sampled/bracketed") == 0.0
 
 
 def _method_cell(row: dict, prefix: str) -> str:
-    acc, tokens = row.get(f"{prefix}/acc"), row.get(f"{prefix}/tokens")
+    acc, tokens = lookup(row, f"{prefix}/acc"), lookup(row, f"{prefix}/tokens")
     if acc is None:
         return "-"
     mark = " †" if _beyond(row, prefix) else ""
@@ -121,7 +124,7 @@ def markdown(rows: Sequence[dict]) -> str:
         ["iter", "method", "acc", *(h for _, h, _ in COSTS)],
         [[it(row), header, _cell(row, f"{prefix}/acc", "{:.3f}"),
           *(_cell(row, f"{prefix}/{suffix}", fmt) for suffix, _, fmt in COSTS)]
-         for row in rows for prefix, header in METHODS if row.get(f"{prefix}/acc") is not None],
+         for row in rows for prefix, header in METHODS if lookup(row, f"{prefix}/acc") is not None],
     )
     other = _table(["iter", *(h for _, h, _ in OTHER)],
                    [[it(row), *(_cell(row, k, f) for k, _, f in OTHER)] for row in rows])
@@ -143,7 +146,8 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
         writer = csv.writer(fh)
         writer.writerow([k for k, _, _ in COLUMNS])
         for row in rows:
-            writer.writerow(["" if row.get(k) is None else row[k] for k, _, _ in COLUMNS])
+            writer.writerow(["" if lookup(row, k) is None else lookup(row, k)
+                             for k, _, _ in COLUMNS])
 
 
 def plot(rows: Sequence[dict], path: Path, title: str) -> None:
@@ -154,11 +158,12 @@ def plot(rows: Sequence[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    iterations = [row["iteration"] for row in rows]
+    iterations = [lookup(row, "iteration") for row in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     curves = [(f"{prefix}/acc", header) for prefix, header in METHODS]
     for key, label in (*curves, ("prm/val_sibling_acc", "PRM sibling ranking acc")):
-        points = [(i, row[key]) for i, row in zip(iterations, rows) if row.get(key) is not None]
+        points = [(i, lookup(row, key)) for i, row in zip(iterations, rows)
+                  if lookup(row, key) is not None]
         if points:  # dashed: no method (the PRM, and pass@N, the ceiling)
             ax.plot(*zip(*points), marker="o", label=label,
                     linestyle="--" if key.startswith(("prm", "pass@n")) else "-")

@@ -15,6 +15,7 @@ One module per stage: `loop` (the main job), `bootstrap`, `init_prm`, `search` (
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import logging
 import os
@@ -146,6 +147,7 @@ def _run_in(cfg: DictConfig, spec: RunSpec, out: Path,
     start = time.time()
     resources.push(_close_leftover_wandb)  # after the stage's own run (registered next)
     tracker = begin_stage_run(cfg, out, resources)  # ends with the stack, failed on a raise
+    spec = dataclasses.replace(spec, tracker=tracker)  # the stage reaches its run here
     metrics = {k: float(v) for k, v in get_stage(cfg.stage.name)(cfg, spec).items()}
     metrics["time/stage_seconds"] = time.time() - start
     tracker.final_metrics = metrics  # logged as the run ends
@@ -158,6 +160,6 @@ def _run_in(cfg: DictConfig, spec: RunSpec, out: Path,
 def _close_leftover_wandb(kind: type | None, err: BaseException | None, tb: object) -> None:
     """Exit callback of the stage's resource stack: finish any wandb run the stage left open
     (marked failed when the stage raised); the exception, if any, goes on."""
-    from rest_mcts.training.loggers import close_wandb_run
+    from rest_mcts.tracking import close_wandb_run
 
     close_wandb_run(failed=kind is not None)

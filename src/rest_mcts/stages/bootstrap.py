@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def bootstrap(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
     ctx = (spec or RunSpec.from_config(cfg)).ctx
     s, out, path = cfg.stage, Path(cfg.paths.output_dir), ctx.policy0_dir()
-    tracker = stage_run()
+    tracker = stage_run(spec)
     if s.use_cache and (path / "manifest.json").exists():
         log.info("reusing cached iteration-0 policy %s", path)
         metrics = policy0_metrics(path)

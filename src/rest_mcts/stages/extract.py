@@ -26,7 +26,7 @@ def extract(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
         check_value("stage.min_value", cfg.stage.min_value, 0, 1)
     nodes = cfg.stage.get("d_v_nodes", "paths")
     check_d_v_nodes(nodes, "stage.d_v_nodes")
-    tracker = stage_run()
+    tracker = stage_run(spec)
     metrics = extract_data(cfg.stage.trees_dir, cfg.paths.output_dir, cfg.stage.min_value, nodes)
     for name in ("d_v", "d_g"):
         tracker.log_artifact(f"{cfg.paths.output_dir}/{name}.jsonl", name, "dataset")

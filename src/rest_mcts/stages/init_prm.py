@@ -27,7 +27,7 @@ def init_prm(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
     ctx = (spec or RunSpec.from_config(cfg)).ctx
     init = from_node(InitPRMSettings, cfg.stage, option="stage")
     out = Path(cfg.paths.output_dir)
-    tracker = stage_run()
+    tracker = stage_run(spec)
     base = ensure_policy0(ctx, out)
     nodes = cfg.stage.get("d_v_nodes", "paths")
     check_d_v_nodes(nodes, "stage.d_v_nodes")

@@ -49,7 +49,7 @@ def loop(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
     log.info("self-training loop in %s", root)
     base = str(ensure_policy0(ctx, cfg.paths.output_dir))
     # one wandb run across the iterations, its id kept in the folder: a restart resumes it
-    tracker = stage_run(root, resume_dir=root, group=root.name)
+    tracker = stage_run(spec, root, resume_dir=root, group=root.name)
     # the loop's searches share one pool of Ray actors (executor=ray), ended with the stage
     rows = run_loop(ctx, settings, mcts, root, base, tracker)
     title = f"ReST-MCTS* self-training on {ctx.data_name}, seed {ctx.seed}"

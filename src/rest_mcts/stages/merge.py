@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def merge(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
     """``spec``: unused (this stage needs no Context)."""
     dirs = shard_dirs(list(cfg.stage.get("dirs") or []), cfg.stage.get("sweep_dir"))
-    tracker = stage_run()
+    tracker = stage_run(spec)
     metrics, _ = merge_shards(dirs, cfg.paths.output_dir, bool(cfg.stage.get("copy_trees", True)))
     tracker.log_samples(cfg.paths.output_dir, "eval/samples")
     return metrics

@@ -77,7 +77,7 @@ def search(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
                     num_problems=limited(cfg))
     ctx.require_trained_prm(method)  # before any model is loaded
     out = Path(cfg.paths.output_dir)
-    tracker = stage_run()
+    tracker = stage_run(spec)
     policy = ensure_policy0(ctx, out)
     metrics = run_search(ctx, out, method, run, policy_path=policy, prm_path=ctx.prm_path)
     tracker.log_samples(out, f"{run.prefix}/samples", method=method.name)

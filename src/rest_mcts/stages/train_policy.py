@@ -40,7 +40,7 @@ def train_policy(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, floa
         raise ConfigError("stage=train_policy has no data: set stage.data_files and/or "
                           "stage.trees_dir (trees with correct leaves)")
     init = ensure_policy0(ctx, out)
-    tracker = stage_run()
+    tracker = stage_run(spec)
 
     def evaluate(path) -> dict[str, float]:
         return evaluate_policy_at(ctx, path, num_problems=s.eval_problems,

@@ -38,7 +38,7 @@ def train_prm(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
     if not rows:
         raise ConfigError("stage=train_prm has no data: set stage.trees_dir and/or stage.data_files")
     init = ctx.prm_path or ensure_policy0(ctx, out)
-    tracker = stage_run()
+    tracker = stage_run(spec)
     metrics = train_prm_model(ctx, rows, out / "prm", init, logger=tracker.lightning_logger(),
                               ckpt_path=s.get("ckpt_path"), val_share=s.val_share,
                               max_length=s.max_length)

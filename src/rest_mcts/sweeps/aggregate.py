@@ -33,11 +33,13 @@ from pathlib import Path
 from typing import Sequence
 
 from rest_mcts.sweeps.jobs import Job, Sweep, read_sweep
+from rest_mcts.tracking.names import names_of
 
 log = logging.getLogger(__name__)
 
 SEED_KEY = "seed"
-# The accuracy a summary leads with, the first present (else any metric ending in "acc").
+# The accuracy a summary leads with, the first present under any of its names
+# (rest_mcts.tracking.names.ALIASES; else any metric ending in "acc").
 PRIMARY_METRICS = ("eval/acc", "search/acc", "loop/mcts/acc", "loop/cot/acc",
                    "eval/greedy_acc", "merge/acc")
 T_CURVE = re.compile(r"^(?P<prefix>.+)/(?P<what>acc|policy_tokens_per_question)@T=(?P<t>\d+)$")
@@ -123,13 +125,14 @@ def main_metrics(metrics: Sequence[str]) -> list[str]:
     question (what plots and the markdown table show)."""
     curve = [m for m in metrics if T_CURVE.match(m)]
     plain = [m for m in metrics if m not in curve]
-    acc = next((m for m in PRIMARY_METRICS if m in plain), None)
+    acc = next((n for m in PRIMARY_METRICS for n in names_of(m) if n in plain), None)
     acc = acc or next((m for m in plain if m.endswith("acc")), None)
     acc = acc or (plain[0] if plain else None)
     if acc is None:
         return []
-    tokens = f"{acc.rsplit('/', 1)[0]}/policy_tokens_per_question"
-    return [acc] + ([tokens] if tokens in plain else [])
+    tokens = next((n for n in names_of(f"{acc.rsplit('/', 1)[0]}/policy_tokens_per_question")
+                   if n in plain), None)
+    return [acc] + ([tokens] if tokens else [])
 
 
 def _fmt(value: float) -> str:

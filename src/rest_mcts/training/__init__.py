@@ -9,6 +9,8 @@
 - `artifacts` -- the one fit-and-save (resumable checkpoints, then ``save_pretrained``);
 - `optim` -- AdamW with warmup and cosine decay;
 - `knobs` -- gradient checkpointing and LoRA;
-- `strategies` -- Lightning strategies a YAML file cannot spell (FSDP);
-- `loggers` -- the Lightning logger from the `logger` config group.
+- `strategies` -- Lightning strategies a YAML file cannot spell (FSDP).
+
+Training takes its Lightning logger as an argument (``logger=``); it is built from the
+`logger` config group by :mod:`rest_mcts.tracking.lightning`.
 """
