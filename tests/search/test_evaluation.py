@@ -57,7 +57,8 @@ class _SolvingPolicy:
 
     def generate(self, prompts, params, seeds=None):
         from rest_mcts.backends.base import Completion, GenerationOutput
-        from rest_mcts.worlds.countdown import _solving_moves, apply_move, format_step
+        from rest_mcts.worlds.countdown import apply_move, format_step
+        from rest_mcts.worlds.countdown.solver import _solving_moves
 
         world = CountdownWorld()
         outs = []
