@@ -39,7 +39,7 @@ JSON posts; the answers carry server extensions outside the SDK's types (vLLM's
 ``stop_reason``, SGLang's ``matched_stop``); and retries must move to the next server of the
 pool and end in one line naming the URL, which the SDK's own retry loop (per client, one
 URL) does not do. ``httpx`` gives the timeouts, pooled keep-alive connections and
-thread-safety; the retry policy is ours and tested (``tests/test_openai_faults.py``).
+thread-safety; the retry policy is ours and tested (``tests/backends/test_openai_faults.py``).
 """
 
 from __future__ import annotations

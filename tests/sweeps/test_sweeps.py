@@ -1,0 +1,217 @@
+"""Sweep recipes and their summary (rest_mcts.sweeps): hand-made multirun folders with an ok,
+a failed and a missing job; the Hydra callback; and one real multirun through run.py."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from rest_mcts.sweeps.aggregate import Stat, aggregate, main
+from rest_mcts.sweeps.jobs import read_sweep
+
+from tests.helpers.paths import CONF, ROOT
+
+BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def write_multirun(folder: Path, params: dict[str, str], task: list[str]) -> None:
+    """The part of Hydra's multirun.yaml the summary reads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {"hydra": {"sweeper": {"_target_": BASIC, "max_batch_size": None, "params": params},
+                     "overrides": {"task": task}}}
+    (folder / "multirun.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def write_job(folder: Path, num: int, overrides: list[str], metrics: dict | None) -> Path:
+    """A job folder as Hydra and run_stage leave it (metrics None: the job failed)."""
+    job = folder / f"{num}_{','.join(overrides)}"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (job / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"job": {"num": num}}}))
+    if metrics is not None:
+        (job / "metrics.json").write_text(json.dumps(metrics))
+    return job
+
+
+def metrics(acc: float, tokens: float) -> dict:
+    return {"eval/acc": acc, "eval/policy_tokens_per_question": tokens,
+            "eval/acc@T=5": acc / 2, "eval/policy_tokens_per_question@T=5": tokens / 2,
+            "eval/acc@T=8": acc, "eval/policy_tokens_per_question@T=8": tokens,
+            "time/stage_seconds": 1.0}
+
+
+@pytest.fixture
+def sweep_dir(tmp_path) -> Path:
+    """search.alpha=0.1,0.5 x seed=0,1,2 (6 jobs): alpha 0.1 all ok; alpha 0.5 one ok, one
+    failed (no metrics.json), one missing (no folder)."""
+    folder = tmp_path / "multirun"
+    write_multirun(folder, {"search.alpha": "0.1,0.5", "seed": "0,1,2"},
+                   ["stage=eval", "search.iterations=8"])
+    for num, seed, acc in ((0, 0, 0.25), (1, 1, 0.5), (2, 2, 0.75)):
+        write_job(folder, num, ["search.alpha=0.1", f"seed={seed}", "stage=eval",
+                                "search.iterations=8"], metrics(acc, 100 + num))
+    write_job(folder, 3, ["search.alpha=0.5", "seed=0", "stage=eval", "search.iterations=8"],
+              metrics(0.5, 200))
+    write_job(folder, 4, ["search.alpha=0.5", "seed=1", "stage=eval", "search.iterations=8"],
+              None)
+    return folder
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_stat_is_mean_sample_std_and_count():
+    s = Stat.of([0.25, 0.5, 0.75])
+    assert (s.mean, s.count) == (0.5, 3) and s.std == pytest.approx(0.25)
+    assert math.isnan(Stat.of([1.0]).std) and Stat.of([]).count == 0
+
+
+def test_read_sweep_finds_ok_failed_and_missing_jobs(sweep_dir):
+    sweep = read_sweep(sweep_dir)
+    assert sweep.swept == ("search.alpha", "seed") and sweep.expected == 6
+    status = {(j.values["search.alpha"], j.values["seed"]): j.status for j in sweep.jobs}
+    assert status == {("0.1", "0"): "ok", ("0.1", "1"): "ok", ("0.1", "2"): "ok",
+                      ("0.5", "0"): "ok", ("0.5", "1"): "failed", ("0.5", "2"): "missing"}
+    (missing,) = sweep.by_status("missing")
+    assert missing.num == 5 and missing.folder is None
+
+
+def test_summary_groups_over_seeds_and_reports_bad_jobs(sweep_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="rest_mcts.sweeps.aggregate"):
+        summary = aggregate(sweep_dir)
+    rows = read_csv(sweep_dir / "summary.csv")
+    assert [r["search.alpha"] for r in rows] == ["0.1", "0.5"] and "seed" not in rows[0]
+    first, second = rows
+    assert (first["jobs"], first["ok"], first["failed"], first["missing"]) == ("3", "3", "0", "0")
+    assert first["seeds"] == "0 1 2"
+    assert float(first["eval/acc.mean"]) == 0.5 and float(first["eval/acc.std"]) == 0.25
+    assert first["eval/acc.count"] == "3"
+    assert (second["ok"], second["failed"], second["missing"]) == ("1", "1", "1")
+    assert second["eval/acc.std"] == "" and second["eval/acc.count"] == "1"  # one seed
+    text = (sweep_dir / "summary.md").read_text()
+    assert "ok: 4; failed: 1; missing: 1" in text
+    assert "failed: #4 search.alpha=0.5,seed=1" in text and "missing: #5" in text
+    assert "0.5 ± 0.25 (3)" in text
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith("failed job #4") for m in warned)
+    assert any(m.startswith("missing job #5") for m in warned)
+    png = sweep_dir / "search.alpha.png"
+    assert png in summary.files and png.stat().st_size > 5000
+    curve = read_csv(sweep_dir / "t_curve.csv")
+    assert [(r["search.alpha"], r["T"]) for r in curve] == [
+        ("0.1", "5"), ("0.1", "8"), ("0.5", "5"), ("0.5", "8")]
+    assert float(curve[0]["acc.mean"]) == 0.25 and curve[0]["acc.count"] == "3"
+    assert (sweep_dir / "t_curve.png").stat().st_size > 5000
+
+
+def test_a_folder_without_multirun_yaml_and_bad_metrics(tmp_path):
+    """Swept keys are the ones whose values differ; an unreadable metrics.json is a failure;
+    nothing can be known to be missing."""
+    folder = tmp_path / "bytes"
+    write_job(folder, 0, ["search.branch=2", "stage=eval"], metrics(0.5, 10))
+    bad = write_job(folder, 1, ["search.branch=3", "stage=eval"], None)
+    (bad / "metrics.json").write_text("{not json")
+    sweep = read_sweep(folder)
+    assert sweep.swept == ("search.branch",) and sweep.expected is None
+    assert [j.status for j in sweep.jobs] == ["ok", "failed"]
+    assert "unreadable metrics.json" in sweep.jobs[1].reason
+    aggregate(folder, plots=False)
+    assert "Jobs asked for: unknown" in (folder / "summary.md").read_text()
+
+
+def test_all_jobs_failed_still_writes_a_summary(tmp_path):
+    folder = tmp_path / "allbad"
+    write_multirun(folder, {"seed": "0,1"}, [])
+    write_job(folder, 0, ["seed=0"], None)
+    summary = aggregate(folder)
+    assert [g.count("failed") + g.count("missing") for g in summary.groups] == [2]
+    assert (folder / "summary.csv").is_file() and not list(folder.glob("*.png"))
+
+
+def test_command_line(sweep_dir, tmp_path):
+    out = tmp_path / "elsewhere"
+    assert main([str(sweep_dir), "--out", str(out), "--no-plots"]) == 0
+    assert (out / "summary.csv").is_file() and not list(out.glob("*.png"))
+    assert main([str(tmp_path / "nowhere")]) == 1
+
+
+def test_callback_summarises_after_the_last_job_when_one_failed(sweep_dir):
+    """Hydra raises before on_multirun_end when a job failed: the last job's on_job_end
+    writes the summary instead."""
+    from hydra.core.utils import JobStatus
+    from hydra.types import RunMode
+
+    from rest_mcts.sweeps.callback import SweepSummary
+
+    def job_cfg(num):
+        return OmegaConf.create({"hydra": {"mode": RunMode.MULTIRUN, "job": {"num": num},
+                                           "sweep": {"dir": str(sweep_dir)}}})
+
+    callback = SweepSummary(plots=False)
+    callback.on_job_end(job_cfg(4), SimpleNamespace(status=JobStatus.FAILED))
+    assert not (sweep_dir / "summary.csv").exists()  # not the last job yet
+    callback.on_job_end(job_cfg(5), SimpleNamespace(status=JobStatus.COMPLETED))
+    assert (sweep_dir / "summary.csv").is_file()
+    (sweep_dir / "summary.csv").unlink()
+    callback.on_multirun_end(job_cfg(5))
+    assert (sweep_dir / "summary.csv").is_file()
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "sweep").glob("*.yaml")))
+def test_sweep_recipes_compose_and_name_their_command(name, compose_cfg):
+    """Each recipe composes, sweeps keys that exist, names its command in its header, and a
+    search-level recipe defaults to stage=eval (which reports accuracy)."""
+    text = (CONF / "sweep" / f"{name}.yaml").read_text()
+    assert f"python run.py -m sweep={name}" in text
+    cfg = compose_cfg(f"sweep={name}")
+    params = yaml.safe_load(text)["hydra"]["sweeper"]["params"]
+    for key in params:
+        assert OmegaConf.select(cfg, key) is not None, key
+    if any(k.startswith("search.") for k in params):
+        assert cfg.stage.name == "eval"
+
+
+@pytest.mark.parametrize("name", ["paper_mcts_math7b", "countdown_ablation"])
+def test_experiments_compose_and_name_their_command(name, compose_cfg):
+    text = (CONF / "experiment" / f"{name}.yaml").read_text()
+    assert "python run.py" in text and f"experiment={name}" in text
+    cfg = compose_cfg(f"experiment={name}")
+    assert cfg.stage.name == "eval" and cfg.search.name == "mcts_star"
+
+
+@pytest.mark.slow
+def test_a_real_multirun_through_run_py_is_summarised(tmp_path):
+    """sweep=alpha narrowed to 2 jobs (alpha 0 and 0.5, one seed) with the scripted policy and
+    the oracle: one folder per job with its resolved config and metrics.json, then the
+    callback's summary.csv, summary.md and search.alpha.png."""
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, str(ROOT / "run.py"), "-m", "sweep=alpha", "search.alpha=0.0,0.5",
+           "seed=0", "backend=mock", "prm=oracle", "stage.num_problems=3",
+           "search.iterations=4", "logger=null", f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [p.name.split("_")[0] for p in jobs] == ["0", "1"]
+    for job in jobs:
+        resolved = OmegaConf.load(job / "config.yaml")
+        assert resolved.stage.name == "eval" and resolved.paths.output_dir == str(job)
+        assert "eval/acc@T=4" in json.loads((job / "metrics.json").read_text())
+    rows = read_csv(sweep / "summary.csv")
+    assert [r["search.alpha"] for r in rows] == ["0.0", "0.5"]
+    assert all(r["ok"] == "1" and r["eval/acc.count"] == "1" for r in rows)
+    assert (sweep / "search.alpha.png").stat().st_size > 5000
+    assert "ok: 2; failed: 0; missing: 0" in (sweep / "summary.md").read_text()
