@@ -31,3 +31,5 @@ def test_mock_search_through_run_py_in_seconds(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["search/num_questions"] == 8
     assert not (tmp_path / "artifacts").exists()  # no policy_0 was trained or cached
     assert "LIGHTNING_LOADED False" in proc.stdout  # (speed lives in experiments/, not here)
+    environment = json.loads((run / "environment.json").read_text())
+    assert environment["threads"] == 2 and environment["torch"] and environment["cpu"]
