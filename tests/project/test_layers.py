@@ -209,3 +209,39 @@ def test_every_module_imports():
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600
     )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+
+
+def test_no_import_cycle_among_modules():
+    """No module imports, directly or through others, a module that imports it back (lazy
+    imports inside functions count too); a package's own ``__init__`` is not an edge of its
+    modules."""
+    modules = {name for name, _ in _modules()}
+
+    def owner(target: str) -> str:
+        while target and target not in modules:
+            target = target.rsplit(".", 1)[0] if "." in target else ""
+        return target
+
+    graph: dict[str, set[str]] = defaultdict(set)
+    for name, _, target in _edges():
+        target = owner(target)
+        if target and target != name and not name.startswith(target + "."):
+            graph[name].add(target)
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            pytest.fail("import cycle among modules: " + " -> ".join(cycle))

@@ -10,8 +10,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-if TYPE_CHECKING:  # the summary imports this module lazily (matplotlib is slow to import)
-    from rest_mcts.sweeps.aggregate import Group
+if TYPE_CHECKING:
+    from rest_mcts.sweeps.groups import Group
 
 # Axis labels for the paper's knobs (the rest are labelled by their key).
 PAPER_SYMBOLS = {
@@ -54,7 +54,7 @@ def label(key: str) -> str:
 def plot_against_key(path: Path, key: str, keys: Sequence[str], groups: list["Group"],
                      metrics: Sequence[str]) -> Path:
     """One PNG: each of ``metrics`` (a panel each) against ``key``'s values."""
-    from rest_mcts.sweeps.aggregate import sort_key
+    from rest_mcts.sweeps.groups import sort_key
 
     plt = _pyplot()
     others = [k for k in keys if k != key]
