@@ -3,6 +3,8 @@ run per stage closed even on failure, the loop's one resumable run read back off
 
 from __future__ import annotations
 
+import logging
+
 import json
 import os
 import subprocess
@@ -154,7 +156,8 @@ def test_config_keeps_the_key_names_and_drops_the_key_values(compose_cfg, monkey
 
 
 @pytest.mark.slow
-def test_no_secret_reaches_the_wandb_folder(compose_cfg, tmp_path, monkeypatch, wandb_env):
+def test_no_secret_reaches_the_wandb_folder(compose_cfg, tmp_path, monkeypatch, wandb_env,
+                                           caplog):
     """A stage's whole offline run (config, metrics, table, output) holds neither the wandb
     key nor the backend's key, though both are set and the config points at them."""
     import rest_mcts.stages as stages
@@ -165,8 +168,11 @@ def test_no_secret_reaches_the_wandb_folder(compose_cfg, tmp_path, monkeypatch, 
     cfg = compose_cfg("stage=eval", "backend=openai", "logger=wandb", "logger.offline=true",
                       "+backend.extra_body.auth=${oc.env:OPENAI_API_KEY}")
     monkeypatch.setattr(stages, "get_stage", lambda name: lambda c, spec: {"eval/acc": 0.5})
-    stages.run_stage(cfg)
+    with caplog.at_level(logging.INFO, logger="rest_mcts.tracking.run"):
+        stages.run_stage(cfg)
     (run,) = offline_runs(tmp_path / "out")
+    # an offline run says how to upload it, naming its own folder
+    assert f"wandb sync {run.folder}" in caplog.text
     assert run.config["backend"]["api_key_env"] == "OPENAI_API_KEY"
     assert run.metric("eval/acc") == [0.5] and run.exit_code == 0
     for secret in (SENTINEL, SENTINEL.replace("sk-", "wb")):

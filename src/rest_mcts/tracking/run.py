@@ -188,7 +188,12 @@ class StageRun:
         """Close the run (exit code 1 when ``failed``); safe to call twice."""
         if self.run is not None:
             run, self.run = self.run, None
+            offline = getattr(run.settings, "mode", None) == "offline" or getattr(
+                run.settings, "_offline", False)
+            folder = Path(run.dir).parent if getattr(run, "dir", None) else None
             run.finish(exit_code=1 if failed else 0)
+            if offline and folder is not None:
+                log.info("wandb run logged offline: upload it with `wandb sync %s`", folder)
         elif self._lightning and not self.is_wandb:
             self._lightning.save()
 
