@@ -18,31 +18,9 @@ from typing import Any, Mapping
 
 from rest_mcts.config import ConfigError, check_value, instantiate
 from rest_mcts.runtime.executors import executor_from
+from rest_mcts.runtime.keys import policy0_key, unsharded
 from rest_mcts.training.settings import TrainerSpec, TrainSettings
-from rest_mcts.utils.hashing import fingerprint
 from rest_mcts.worlds.base import Problem
-
-# policy.* knobs added after the iteration-0 cache key was introduced: left out of the key
-# at their neutral values, so existing caches stay valid.
-
-
-def unsharded(data: Mapping[str, Any]) -> dict[str, Any]:
-    """``data`` without its question sharding (``data.shard``/``data.num_shards``: which
-    questions a stage=search|eval job takes, :func:`rest_mcts.runtime.search_run.shard_problems`),
-    which never shapes a model or a cache: dropped, or reset to 0/1 where a dataset world
-    (``data=text`` and the named datasets) lists them, so every key stays what it was before
-    sharding existed. The world itself never shards: run_search does."""
-    out = {k: v for k, v in data.items() if k not in ("shard", "num_shards")}
-    world = dict(out.get("world") or {})
-    if "dataset" not in world:  # a generated world's data.limit: stage=search|eval only
-        out.pop("limit", None)
-    if isinstance(world.get("dataset"), Mapping):
-        out.update(shard=0, num_shards=1)
-        world["dataset"] = {**world["dataset"], "shard": 0, "num_shards": 1}
-        out["world"] = world
-    return out
-
-_NEUTRAL_POLICY_KNOBS = {"gradient_checkpointing": False, "lora": None, "val_greedy_questions": 0}
 
 
 def _plain(node: Any) -> Any:
@@ -162,14 +140,8 @@ class Context:
             tiny = TinyModelSpec(**{k: model[k] for k in (
                 "hidden_size", "num_layers", "num_heads", "max_position_embeddings") if k in model})
         boot = BootstrapData(**data["bootstrap"]) if data.get("bootstrap") else None
-        key_model = {k: v for k, v in model.items() if k not in ("path", "name")}
-        key_policy = {k: v for k, v in policy_node.items()
-                      if k not in _NEUTRAL_POLICY_KNOBS or v != _NEUTRAL_POLICY_KNOBS[k]}
         trainer = _plain(cfg.trainer)
-        key_parts = [key_model, data, key_policy, trainer.get("max_steps"), int(cfg.seed)]
-        if cfg.get("threads") is not None:  # the weights' bits depend on the thread count
-            key_parts.append(int(cfg.threads))
-        key = fingerprint(*key_parts)
+        key = policy0_key(cfg)
         prm = _plain(cfg.prm)
         require_trained = prm.get("require_trained", False)
         if not isinstance(require_trained, bool):
