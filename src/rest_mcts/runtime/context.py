@@ -14,9 +14,9 @@ import contextlib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
-from rest_mcts.config import ConfigError, check_value, instantiate
+from rest_mcts.config import ConfigError, Knobs, check_value, instantiate, knob
 from rest_mcts.runtime.executors import executor_from
 from rest_mcts.runtime.keys import policy0_key, unsharded
 from rest_mcts.training.settings import TrainerSpec, TrainSettings
@@ -30,21 +30,19 @@ def _plain(node: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class TinyModelSpec:
+class TinyModelSpec(Knobs):
     """The built-in tiny Llama policy trained from scratch by the bootstrap (``model=tiny``)."""
 
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
-    max_position_embeddings: int = 256
+    knob_prefix: ClassVar[str] = "model"
 
-    def __post_init__(self) -> None:
-        for key in ("hidden_size", "num_layers", "num_heads", "max_position_embeddings"):
-            check_value(f"model.{key}", getattr(self, key), 1, integer=True)
+    hidden_size: int = knob(128, low=1, integer=True)
+    num_layers: int = knob(2, low=1, integer=True)
+    num_heads: int = knob(4, low=1, integer=True)
+    max_position_embeddings: int = knob(256, low=1, integer=True)
 
 
 @dataclass(frozen=True)
-class BootstrapData:
+class BootstrapData(Knobs):
     """Traces policy_0 is trained on (``data.bootstrap``): correct solutions (share
     ``correct_share``) mixed with random legal paths, each of whose steps is, with probability
     ``guided_step_prob`` and while the target is still reachable, a move that keeps it
@@ -52,19 +50,14 @@ class BootstrapData:
     strength: ``guided_step_prob`` gives it step skill above chance without teaching it whole
     solutions."""
 
-    train_problems: int = 3000
-    num_traces: int = 80000
-    correct_share: float = 0.35
-    val_traces: int = 1000
-    guided_step_prob: float = 0.0
+    knob_prefix: ClassVar[str] = "data.bootstrap"
 
-    def __post_init__(self) -> None:
-        check_value("data.bootstrap.correct_share", self.correct_share, 0, 1,
-                    what="share of correct traces")
-        check_value("data.bootstrap.guided_step_prob", self.guided_step_prob, 0, 1,
-                    what="chance that a step of a non-correct trace keeps the target reachable")
-        for key in ("train_problems", "num_traces", "val_traces"):
-            check_value(f"data.bootstrap.{key}", getattr(self, key), 1, integer=True)
+    train_problems: int = knob(3000, low=1, integer=True)
+    num_traces: int = knob(80000, low=1, integer=True)
+    correct_share: float = knob(0.35, low=0, high=1, what="share of correct traces")
+    val_traces: int = knob(1000, low=1, integer=True)
+    guided_step_prob: float = knob(0.0, low=0, high=1, what="chance that a step of a "
+                                   "non-correct trace keeps the target reachable")
 
 
 @dataclass(frozen=True)
