@@ -140,7 +140,7 @@ def check_choice(key: str, value: Any, allowed: Iterable[str]) -> None:
 
 
 def knob(
-    default: Any,
+    default: Any = dataclasses.MISSING,
     *,
     low: float | None = None,
     high: float | None = None,
@@ -154,7 +154,7 @@ def knob(
     name: str | None = None,
     message: str | None = None,
 ) -> Any:
-    """A dataclass field with its default and its check, read by :func:`check_knobs_of`: a
+    """A dataclass field with its default (none: a required field) and its check, read by :func:`check_knobs_of`: a
     number in [low, high] ((low, high] with ``low_open``; whole with ``integer``, then kept
     as an int; ``what`` names it in the error), one of ``choices``, a true/false ``flag``, or
     (``sequence``) a list of such numbers, kept as a tuple. ``optional``: None is allowed

@@ -38,6 +38,7 @@ def test_the_other_converted_configs_keep_their_lines():
     from rest_mcts.loop.evaluate import PolicyEval
     from rest_mcts.runtime.context import BootstrapData, TinyModelSpec
     from rest_mcts.search.configs import search_config
+    from rest_mcts.training.settings import TrainSettings
 
     cases = [
         (lambda: InitPRMSettings(method="dfs", option="stage.init_prm"),
@@ -47,6 +48,9 @@ def test_the_other_converted_configs_keep_their_lines():
         (lambda: TinyModelSpec(num_heads=0), "model.num_heads=0 is outside [1, inf]"),
         (lambda: BootstrapData(correct_share=2),
          "data.bootstrap.correct_share=2 is outside [0, 1] (share of correct traces)"),
+        (lambda: TrainSettings(group="prm", lr=0), "prm.lr=0 is outside (0, inf] (learning rate)"),
+        (lambda: TrainSettings(group="policy", lr=1e-3, warmup_ratio=2),
+         "policy.warmup_ratio=2 is outside [0, 1] (share of steps)"),
         (lambda: search_config("mcts_star", alpha=1.5),
          "search.alpha=1.5 is outside [0, 1] (rollout mixing weight alpha)"),
         (lambda: search_config("mcts_star", uct="x"), "search.uct='x' must be one of authors, plain"),
