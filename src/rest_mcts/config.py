@@ -6,9 +6,10 @@ line that names the option and what it may be.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -136,6 +137,92 @@ def check_choice(key: str, value: Any, allowed: Iterable[str]) -> None:
     allowed = tuple(allowed)
     if value not in allowed:
         raise ConfigError(f"{key}={value!r} must be one of {', '.join(allowed)}")
+
+
+def knob(
+    default: Any = dataclasses.MISSING,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    integer: bool = False,
+    what: str = "",
+    choices: tuple[str, ...] | None = None,
+    flag: bool = False,
+    sequence: bool = False,
+    optional: bool = False,
+    name: str | None = None,
+    message: str | None = None,
+) -> Any:
+    """A dataclass field with its default (none: a required field) and its check, read by :func:`check_knobs_of`: a
+    number in [low, high] ((low, high] with ``low_open``; whole with ``integer``, then kept
+    as an int; ``what`` names it in the error), one of ``choices``, a true/false ``flag``, or
+    (``sequence``) a list of such numbers, kept as a tuple. ``optional``: None is allowed
+    too. ``name``: the option's name under the prefix when it is not the field's
+    (``prm_train.init_epochs``). ``message``: the error of a bad choice or flag, a format
+    string of ``key``, ``value`` and ``allowed`` (default: :func:`check_choice`'s line, or
+    "must be true or false")."""
+    check = {"low": low, "high": high, "low_open": low_open, "integer": integer, "what": what,
+             "choices": choices, "flag": flag, "sequence": sequence, "optional": optional,
+             "name": name, "message": message}
+    return dataclasses.field(default=default, metadata={"check": check})
+
+
+def check_knobs_of(obj: Any, prefix: str) -> None:
+    """Check every :func:`knob` field of the dataclass ``obj`` (frozen or not), in field
+    order; a bad value raises ConfigError, one line naming ``<prefix>.<name>``. A whole
+    number is kept as an int, a sequence as a tuple."""
+    for f in dataclasses.fields(obj):
+        check = f.metadata.get("check")
+        if check is None:
+            continue
+        key = f"{prefix}.{check['name'] or f.name}" if prefix else (check["name"] or f.name)
+        value = getattr(obj, f.name)
+        if value is None and check["optional"]:
+            continue
+        message = check["message"]
+        if check["choices"] is not None:
+            if message and value not in check["choices"]:
+                raise ConfigError(message.format(key=key, value=value,
+                                                 allowed=list(check["choices"])))
+            check_choice(key, value, check["choices"])
+        elif check["flag"]:
+            if not isinstance(value, bool):
+                raise ConfigError((message or "{key}={value!r} must be true or false").format(
+                    key=key, value=value, allowed=[True, False]))
+        elif check["sequence"]:
+            if value is None:
+                value = ()
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise ConfigError(f"{key}={value!r} must be a list ({check['what']})")
+            value = tuple(value)
+            for item in value:
+                check_value(key, item, check["low"], check["high"], low_open=check["low_open"],
+                            integer=check["integer"], what=check["what"])
+            if check["integer"]:
+                value = tuple(int(v) for v in value)
+            object.__setattr__(obj, f.name, value)
+        else:
+            check_value(key, value, check["low"], check["high"], low_open=check["low_open"],
+                        integer=check["integer"], what=check["what"])
+            if check["integer"]:
+                object.__setattr__(obj, f.name, int(value))
+
+
+class Knobs:
+    """Base of a typed config dataclass whose fields are :func:`knob` s: checks them on
+    construction (from :func:`from_node` or directly). The options are named
+    ``<knob_prefix>.<field>``; a config whose prefix is a field (``option``, e.g.
+    ``stage.policy_eval``) overrides :meth:`knob_prefix_of`."""
+
+    knob_prefix: ClassVar[str] = ""
+
+    def knob_prefix_of(self) -> str:
+        """The options' prefix in error messages."""
+        return self.knob_prefix
+
+    def __post_init__(self) -> None:
+        check_knobs_of(self, self.knob_prefix_of())
 
 
 def check_model_path(key: str, path: Any) -> None:

@@ -27,8 +27,9 @@ def _counting(counts: Counter, name: str, fn):
     return wrapper
 
 
+@pytest.mark.parametrize("stage", ["search", "eval"])
 def test_a_search_run_builds_its_context_and_search_config_once_and_checks_once(
-    compose_cfg, monkeypatch, tmp_path
+    compose_cfg, monkeypatch, tmp_path, stage
 ):
     import rest_mcts.search.configs as configs
     import rest_mcts.stages as stages
@@ -47,11 +48,47 @@ def test_a_search_run_builds_its_context_and_search_config_once_and_checks_once(
     monkeypatch.setattr(MCTSStarConfig, "check_world",
                         _counting(counts, "check_world", MCTSStarConfig.check_world))
 
-    stages.run_stage(compose_cfg(*SEARCH))
+    stages.run_stage(compose_cfg(*SEARCH, f"stage={stage}"))
 
     rows = read_jsonl(tmp_path / "out" / "results.jsonl")
     assert len(rows) == 5 and all(r["costs"]["policy_tokens"] > 0 for r in rows)
     assert counts == {"Context": 1, "search_config": 1, "MCTSStarConfig": 1, "check_world": 1}
+
+
+def test_a_loop_builds_its_context_and_settings_once(compose_cfg, monkeypatch, tmp_path):
+    """stage=loop: the Context, the search config and the loop's typed settings
+    (LoopSettings, InitPRMSettings, PolicyEval) are each built once (the loop's work itself,
+    policy_0 and the iterations, is stubbed out)."""
+    import rest_mcts.search.configs as configs
+    import rest_mcts.stages as stages
+    import rest_mcts.stages.loop as loop_stage
+    from rest_mcts.loop.algorithm import LoopSettings
+    from rest_mcts.loop.d_v0 import InitPRMSettings
+    from rest_mcts.loop.evaluate import PolicyEval
+    from rest_mcts.runtime.context import Context
+
+    monkeypatch.setenv("REST_MCTS_CACHE_DIR", str(tmp_path / "cache"))
+    counts: Counter = Counter()
+    monkeypatch.setattr(Context, "from_config",
+                        classmethod(_counting(counts, "Context", Context.from_config.__func__)))
+    monkeypatch.setattr(configs, "search_config",
+                        _counting(counts, "search_config", configs.search_config))
+    for cls in (LoopSettings, InitPRMSettings, PolicyEval):
+        monkeypatch.setattr(cls, "__post_init__",
+                            _counting(counts, cls.__name__, cls.__post_init__))
+    seen: list = []
+    monkeypatch.setattr(loop_stage, "ensure_policy0", lambda ctx, out: tmp_path / "policy0")
+    monkeypatch.setattr(loop_stage, "run_loop",
+                        lambda ctx, settings, *rest: seen.append(settings) or [{"cot/acc": 0.5}])
+    monkeypatch.setattr(loop_stage, "write_report", lambda *args: None)
+    monkeypatch.setattr(loop_stage, "print_summary", lambda *args: None)
+    monkeypatch.setattr(loop_stage, "policy0_metrics", lambda path: {})
+
+    stages.run_stage(compose_cfg("stage=loop", "~logger"))
+
+    assert len(seen) == 1 and seen[0].policy_eval is not None
+    assert counts == {"Context": 1, "search_config": 1, "LoopSettings": 1,
+                      "InitPRMSettings": 1, "PolicyEval": 1}
 
 
 def test_a_context_binds_a_search_once_and_ships_without_it(compose_cfg):

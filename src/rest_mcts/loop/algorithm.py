@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rest_mcts.config import ConfigError, check_value
+from rest_mcts.config import ConfigError, Knobs, knob
 from rest_mcts.loop import gates
 from rest_mcts.runtime.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0, prm_eval_set
@@ -49,10 +49,11 @@ log = logging.getLogger(__name__)
 PRM_DATA = ("cumulative", "init_and_current", "current")
 MODEL_INIT = ("base", "previous")
 POLICY_DATA = ("cumulative", "current")
+_NOT_ONE_OF = "{key}={value} is not one of {allowed}"  # a bad choice of stage.*
 
 
 @dataclass(frozen=True)
-class LoopSettings:
+class LoopSettings(Knobs):
     """The settings of Algorithm 1 (``stage=loop``).
 
     Attributes:
@@ -93,47 +94,34 @@ class LoopSettings:
     init_prm: InitPRMSettings
     sft: TrainSettings
     policy_eval: PolicyEval | None = PolicyEval()
-    iterations: int = 2
-    train_problems: int = 1600
+    iterations: int = knob(2, low=0, integer=True)
+    train_problems: int = knob(1600, low=1, integer=True)
     eval_split: str = "test"
-    eval_problems: int = 200
-    prm_eval_problems: int = 300
-    concurrency: int = 64
+    eval_problems: int = knob(200, low=1, integer=True)
+    prm_eval_problems: int = knob(300, low=1, integer=True)
+    concurrency: int = knob(64, low=1, integer=True)
     cache_values: bool = True
-    val_share: float = 0.1
-    prm_data: str = "cumulative"
-    prm_init: str = "previous"
-    policy_data: str = "cumulative"
-    policy_init: str = "base"
-    d_g_min_value: float | None = None
-    d_v_nodes: str = "paths"
-    train_early_stop: bool = False
-    sc_max_n: int = 128
+    val_share: float = knob(0.1, low=0, high=1)
+    prm_data: str = knob("cumulative", choices=PRM_DATA, message=_NOT_ONE_OF)
+    prm_init: str = knob("previous", choices=MODEL_INIT, message=_NOT_ONE_OF)
+    policy_data: str = knob("cumulative", choices=POLICY_DATA, message=_NOT_ONE_OF)
+    policy_init: str = knob("base", choices=MODEL_INIT, message=_NOT_ONE_OF)
+    d_g_min_value: float | None = knob(None, low=0, high=1, optional=True)
+    d_v_nodes: str = knob("paths", choices=D_V_NODES, message=_NOT_ONE_OF)
+    train_early_stop: bool = knob(False, flag=True, message="{key}={value!r} is not a boolean")
+    sc_max_n: int = knob(128, low=1, integer=True)
     eval_methods: tuple[str, ...] = tuple(EVAL_METHODS)
-    prm_init_epochs: int = 6
-    prm_epochs: int = 2
+    prm_init_epochs: int = knob(6, low=1, integer=True, name="prm_train.init_epochs")
+    prm_epochs: int = knob(2, low=1, integer=True, name="prm_train.epochs")
     option: str = field(default="stage", repr=False)
 
+    def knob_prefix_of(self) -> str:
+        return self.option
+
     def __post_init__(self) -> None:
-        o = self.option
-        check_value(f"{o}.iterations", self.iterations, 0, integer=True)
-        for key in ("train_problems", "eval_problems", "prm_eval_problems", "concurrency",
-                    "sc_max_n"):
-            check_value(f"{o}.{key}", getattr(self, key), 1, integer=True)
-        check_value(f"{o}.prm_train.init_epochs", self.prm_init_epochs, 1, integer=True)
-        check_value(f"{o}.prm_train.epochs", self.prm_epochs, 1, integer=True)
-        check_value(f"{o}.val_share", self.val_share, 0, 1)
-        if self.d_g_min_value is not None:
-            check_value(f"{o}.d_g_min_value", self.d_g_min_value, 0, 1)
-        for key, allowed in (("prm_data", PRM_DATA), ("prm_init", MODEL_INIT),
-                             ("policy_init", MODEL_INIT), ("policy_data", POLICY_DATA),
-                             ("d_v_nodes", D_V_NODES)):
-            if getattr(self, key) not in allowed:
-                raise ConfigError(f"{o}.{key}={getattr(self, key)} is not one of {list(allowed)}")
-        if not isinstance(self.train_early_stop, bool):
-            raise ConfigError(f"{o}.train_early_stop={self.train_early_stop!r} is not a boolean")
+        super().__post_init__()  # the knobs
         object.__setattr__(self, "eval_methods",
-                           check_eval_methods(f"{o}.eval_methods", self.eval_methods))
+                           check_eval_methods(f"{self.option}.eval_methods", self.eval_methods))
 
     def search_run(self, split: str, num_problems: int, *, label_trees: bool) -> SearchRun:
         prefix = "search" if label_trees else "eval"

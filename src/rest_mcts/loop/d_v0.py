@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rest_mcts.backends.registry import close_backend
-from rest_mcts.config import ConfigError, check_value
+from rest_mcts.config import Knobs, knob
 from rest_mcts.runtime.context import Context
 from rest_mcts.loop.data import d_v_rows, extract_data, load_trees
 from rest_mcts.runtime.search_run import SearchRun, run_search
@@ -36,7 +36,7 @@ METHODS = ("bfs", "reference")
 
 
 @dataclass(frozen=True)
-class InitPRMSettings:
+class InitPRMSettings(Knobs):
     """How D_V0 is made (``stage.init_prm`` in the loop, ``stage.*`` in ``stage=init_prm``).
 
     Attributes:
@@ -53,29 +53,21 @@ class InitPRMSettings:
         option: config prefix of these settings, for messages.
     """
 
-    method: str = "bfs"
-    num_problems: int = 1000
-    branch: int = 3
-    max_depth: int = 3
-    temperature: float = 1.0
-    max_step_tokens: int = 48
+    method: str = knob("bfs", choices=tuple(METHODS),
+                       message="{key}='{value}' is not one of {allowed}")
+    num_problems: int = knob(1000, low=1, integer=True)
+    branch: int = knob(3, low=1, integer=True)
+    max_depth: int = knob(3, low=1, integer=True)
+    temperature: float = knob(1.0, low=0)
+    max_step_tokens: int = knob(48, low=1, integer=True)
     weak_model: str | None = None
-    weak_temperature: float = 1.5
-    concurrency: int = 64
+    weak_temperature: float = knob(1.5, low=0)
+    concurrency: int = knob(64, low=1, integer=True)
     cache_values: bool = True
     option: str = "stage"
 
-    def __post_init__(self) -> None:
-        o = self.option
-        if self.method not in METHODS:
-            raise ConfigError(f"{o}.method='{self.method}' is not one of {list(METHODS)}")
-        check_value(f"{o}.num_problems", self.num_problems, 1, integer=True)
-        check_value(f"{o}.branch", self.branch, 1, integer=True)
-        check_value(f"{o}.max_depth", self.max_depth, 1, integer=True)
-        check_value(f"{o}.temperature", self.temperature, 0)
-        check_value(f"{o}.max_step_tokens", self.max_step_tokens, 1, integer=True)
-        check_value(f"{o}.weak_temperature", self.weak_temperature, 0)
-        check_value(f"{o}.concurrency", self.concurrency, 1, integer=True)
+    def knob_prefix_of(self) -> str:
+        return self.option
 
     def bfs_search(self):
         """``search=bfs`` whose beam keeps every node: a full tree of ``branch`` children per

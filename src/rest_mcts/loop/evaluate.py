@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rest_mcts.backends.registry import close_backend
-from rest_mcts.config import ConfigError, check_value
+from rest_mcts.config import ConfigError, Knobs, knob
 from rest_mcts.runtime.context import Context
 from rest_mcts.runtime.search_run import SearchRun, run_search
 from rest_mcts.loop.steps import StepRunner
@@ -77,21 +77,19 @@ SAMPLED_HEADROOM = 2.0
 
 
 @dataclass(frozen=True)
-class PolicyEval:
+class PolicyEval(Knobs):
     """The policy's own evaluation in the loop (``stage.policy_eval``): greedy accuracy and
     pass@``samples`` at ``temperature`` on ``num_problems`` held-out questions -- more than the
     search methods get, because the policy's gain is a few points and 200 questions give a
     standard error of about 2.5 points."""
 
-    num_problems: int = 500
-    samples: int = 8
-    temperature: float = 1.0
+    num_problems: int = knob(500, low=1, integer=True)
+    samples: int = knob(8, low=1, integer=True)
+    temperature: float = knob(1.0, low=0)
     option: str = field(default="stage.policy_eval", repr=False)
 
-    def __post_init__(self) -> None:
-        check_value(f"{self.option}.num_problems", self.num_problems, 1, integer=True)
-        check_value(f"{self.option}.samples", self.samples, 1, integer=True)
-        check_value(f"{self.option}.temperature", self.temperature, 0)
+    def knob_prefix_of(self) -> str:
+        return self.option
 
 
 def check_eval_methods(option: str, methods: Any) -> tuple[str, ...]:

@@ -17,15 +17,11 @@ from typing import Any, Iterator, Mapping
 from omegaconf import DictConfig, OmegaConf
 
 from rest_mcts.config import ConfigError
+from rest_mcts.runtime.keys import result_config  # noqa: F401  (its old home)
 from rest_mcts.utils.hashing import fingerprint
 from rest_mcts.utils.io import read_json, write_json
 
 LOCK_FILE = ".lock"
-
-# Top-level keys that never shape a result: where files go, logging, Hydra itself, the run's
-# name and where searches run (every executor gives the same answers).
-NOT_RESULTS = ("paths", "hydra", "logger", "run_name", "executor")
-
 
 @contextlib.contextmanager
 def own_folder(folder: str | Path) -> Iterator[Path]:
@@ -51,23 +47,6 @@ def own_folder(folder: str | Path) -> Iterator[Path]:
         yield folder
     finally:
         os.close(fd)  # releases the lock
-
-
-def result_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """The composed config without the parts that never shape a result (:data:`NOT_RESULTS`,
-    ``stage.dir``, ``stage.concurrency``, the trainer's folder and progress bar).
-    Interpolations stay as written, so a secret read with ``${oc.env:...}`` never lands in a
-    record."""
-    plain = (OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig)
-             else dict(cfg))
-    for key in NOT_RESULTS:
-        plain.pop(key, None)
-    plain.get("stage", {}).pop("dir", None)
-    # questions searched side by side: batching never changes an answer (per-request seeds)
-    plain.get("stage", {}).pop("concurrency", None)
-    for key in ("default_root_dir", "enable_progress_bar"):
-        (plain.get("trainer") or {}).pop(key, None)
-    return plain
 
 
 def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:

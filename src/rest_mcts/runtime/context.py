@@ -14,35 +14,13 @@ import contextlib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
-from rest_mcts.config import ConfigError, check_value, instantiate
+from rest_mcts.config import ConfigError, Knobs, check_value, instantiate, knob
 from rest_mcts.runtime.executors import executor_from
+from rest_mcts.runtime.keys import policy0_key, unsharded
 from rest_mcts.training.settings import TrainerSpec, TrainSettings
-from rest_mcts.utils.hashing import fingerprint
 from rest_mcts.worlds.base import Problem
-
-# policy.* knobs added after the iteration-0 cache key was introduced: left out of the key
-# at their neutral values, so existing caches stay valid.
-
-
-def unsharded(data: Mapping[str, Any]) -> dict[str, Any]:
-    """``data`` without its question sharding (``data.shard``/``data.num_shards``: which
-    questions a stage=search|eval job takes, :func:`rest_mcts.runtime.search_run.shard_problems`),
-    which never shapes a model or a cache: dropped, or reset to 0/1 where a dataset world
-    (``data=text`` and the named datasets) lists them, so every key stays what it was before
-    sharding existed. The world itself never shards: run_search does."""
-    out = {k: v for k, v in data.items() if k not in ("shard", "num_shards")}
-    world = dict(out.get("world") or {})
-    if "dataset" not in world:  # a generated world's data.limit: stage=search|eval only
-        out.pop("limit", None)
-    if isinstance(world.get("dataset"), Mapping):
-        out.update(shard=0, num_shards=1)
-        world["dataset"] = {**world["dataset"], "shard": 0, "num_shards": 1}
-        out["world"] = world
-    return out
-
-_NEUTRAL_POLICY_KNOBS = {"gradient_checkpointing": False, "lora": None, "val_greedy_questions": 0}
 
 
 def _plain(node: Any) -> Any:
@@ -52,21 +30,19 @@ def _plain(node: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class TinyModelSpec:
+class TinyModelSpec(Knobs):
     """The built-in tiny Llama policy trained from scratch by the bootstrap (``model=tiny``)."""
 
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
-    max_position_embeddings: int = 256
+    knob_prefix: ClassVar[str] = "model"
 
-    def __post_init__(self) -> None:
-        for key in ("hidden_size", "num_layers", "num_heads", "max_position_embeddings"):
-            check_value(f"model.{key}", getattr(self, key), 1, integer=True)
+    hidden_size: int = knob(128, low=1, integer=True)
+    num_layers: int = knob(2, low=1, integer=True)
+    num_heads: int = knob(4, low=1, integer=True)
+    max_position_embeddings: int = knob(256, low=1, integer=True)
 
 
 @dataclass(frozen=True)
-class BootstrapData:
+class BootstrapData(Knobs):
     """Traces policy_0 is trained on (``data.bootstrap``): correct solutions (share
     ``correct_share``) mixed with random legal paths, each of whose steps is, with probability
     ``guided_step_prob`` and while the target is still reachable, a move that keeps it
@@ -74,19 +50,14 @@ class BootstrapData:
     strength: ``guided_step_prob`` gives it step skill above chance without teaching it whole
     solutions."""
 
-    train_problems: int = 3000
-    num_traces: int = 80000
-    correct_share: float = 0.35
-    val_traces: int = 1000
-    guided_step_prob: float = 0.0
+    knob_prefix: ClassVar[str] = "data.bootstrap"
 
-    def __post_init__(self) -> None:
-        check_value("data.bootstrap.correct_share", self.correct_share, 0, 1,
-                    what="share of correct traces")
-        check_value("data.bootstrap.guided_step_prob", self.guided_step_prob, 0, 1,
-                    what="chance that a step of a non-correct trace keeps the target reachable")
-        for key in ("train_problems", "num_traces", "val_traces"):
-            check_value(f"data.bootstrap.{key}", getattr(self, key), 1, integer=True)
+    train_problems: int = knob(3000, low=1, integer=True)
+    num_traces: int = knob(80000, low=1, integer=True)
+    correct_share: float = knob(0.35, low=0, high=1, what="share of correct traces")
+    val_traces: int = knob(1000, low=1, integer=True)
+    guided_step_prob: float = knob(0.0, low=0, high=1, what="chance that a step of a "
+                                   "non-correct trace keeps the target reachable")
 
 
 @dataclass(frozen=True)
@@ -162,14 +133,8 @@ class Context:
             tiny = TinyModelSpec(**{k: model[k] for k in (
                 "hidden_size", "num_layers", "num_heads", "max_position_embeddings") if k in model})
         boot = BootstrapData(**data["bootstrap"]) if data.get("bootstrap") else None
-        key_model = {k: v for k, v in model.items() if k not in ("path", "name")}
-        key_policy = {k: v for k, v in policy_node.items()
-                      if k not in _NEUTRAL_POLICY_KNOBS or v != _NEUTRAL_POLICY_KNOBS[k]}
         trainer = _plain(cfg.trainer)
-        key_parts = [key_model, data, key_policy, trainer.get("max_steps"), int(cfg.seed)]
-        if cfg.get("threads") is not None:  # the weights' bits depend on the thread count
-            key_parts.append(int(cfg.threads))
-        key = fingerprint(*key_parts)
+        key = policy0_key(cfg)
         prm = _plain(cfg.prm)
         require_trained = prm.get("require_trained", False)
         if not isinstance(require_trained, bool):

@@ -19,10 +19,10 @@ variant's settings.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from rest_mcts.config import ConfigError, check_choice, check_value
+from rest_mcts.config import ConfigError, Knobs, knob
 
 ANSWER_SELECTIONS = ("best_leaf", "value_vote")
 SELF_CRITIC_MODES = ("world", "llm", "off")
@@ -31,63 +31,16 @@ STOP_RULES = ("selected", "finished")
 FINISH_MODES = ("complete", "as_is")
 
 
-def knob(
-    default: Any,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    integer: bool = False,
-    what: str = "",
-    choices: tuple[str, ...] | None = None,
-    flag: bool = False,
-    sequence: bool = False,
-) -> Any:
-    """A config field with its default and its check: a number in [low, high] ((low, high]
-    with `low_open`; whole with `integer`; `what` names it in the error), one of `choices`,
-    a true/false `flag`, or (`sequence`) a list of such numbers, kept as a tuple."""
-    check = {"low": low, "high": high, "low_open": low_open, "integer": integer, "what": what,
-             "choices": choices, "flag": flag, "sequence": sequence}
-    return field(default=default, metadata={"check": check})
-
-
-class SearchConfig:
-    """Base of the typed search configs: checks every field on construction.
+class SearchConfig(Knobs):
+    """Base of the typed search configs: checks every knob on construction
+    (:class:`rest_mcts.config.Knobs`; options named ``search.<knob>``).
 
     Attributes:
         name: the method's name in the registry and in ``conf/search/<name>.yaml``.
     """
 
     name: ClassVar[str]
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            check = f.metadata.get("check")
-            if check is None:
-                continue
-            key, value = f"search.{f.name}", getattr(self, f.name)
-            if check["choices"] is not None:
-                check_choice(key, value, check["choices"])
-            elif check["flag"]:
-                if not isinstance(value, bool):
-                    raise ConfigError(f"{key}={value!r} must be true or false")
-            elif check["sequence"]:
-                if value is None:
-                    value = ()
-                if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-                    raise ConfigError(f"{key}={value!r} must be a list ({check['what']})")
-                value = tuple(value)
-                for item in value:
-                    check_value(key, item, check["low"], check["high"], low_open=check["low_open"],
-                                integer=check["integer"], what=check["what"])
-                if check["integer"]:
-                    value = tuple(int(v) for v in value)
-                object.__setattr__(self, f.name, value)
-            else:
-                check_value(key, value, check["low"], check["high"], low_open=check["low_open"],
-                            integer=check["integer"], what=check["what"])
-                if check["integer"]:
-                    object.__setattr__(self, f.name, int(value))
+    knob_prefix: ClassVar[str] = "search"
 
     def check_world(self, world: Any) -> None:
         """Check the knobs against the world the search will run in (before any question);

@@ -19,7 +19,8 @@ from rest_mcts.loop.algorithm import LoopSettings, check_inputs, run_loop
 from rest_mcts.loop.d_v0 import InitPRMSettings
 from rest_mcts.loop.evaluate import PolicyEval
 from rest_mcts.loop.report import print_summary, write_report
-from rest_mcts.runtime.claims import claim_config, result_config
+from rest_mcts.runtime.claims import claim_config
+from rest_mcts.runtime.keys import loop_key_config
 from rest_mcts.runtime.policy0 import ensure_policy0, policy0_metrics
 from rest_mcts.runtime.spec import RunSpec
 from rest_mcts.tracking import stage_run
@@ -64,25 +65,9 @@ def loop(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
 
 
 def loop_config(cfg: DictConfig) -> dict[str, Any]:
-    """Everything that shapes the loop's results (:func:`rest_mcts.runtime.claims.result_config`:
-    not where files go, not logging, not the executor: every executor gives the same answers;
-    and here not which evaluation methods run, not how many iterations: iteration k never
-    depends on K, so a finished loop extended by ``stage.iterations`` resumes in its folder;
-    not the T curve's checkpoints)."""
-    plain = result_config(cfg)
-    data = plain.get("data", {})
-    if "dataset" not in (data.get("world") or {}):  # data.shard: search/eval jobs only
-        data.pop("shard", None)
-        data.pop("num_shards", None)
-        data.pop("limit", None)  # (a generated world's data.limit: stage=search|eval only)
-    # which methods are evaluated adds or removes steps and columns, never changes a number:
-    # a folder resumes with another list (each method is its own step)
-    for key in ("eval_methods", "policy_eval", "iterations"):
-        plain.get("stage", {}).pop(key, None)
-    # the T curve's checkpoints record more and change no answer (loop folders made before
-    # the knob existed keep their key)
-    (plain.get("search") or {}).pop("t_checkpoints", None)
-    return plain
+    """Everything that shapes the loop's results: :func:`rest_mcts.runtime.keys.loop_key_config`
+    (the declared :data:`rest_mcts.runtime.keys.NOT_LOOP_KEYS` left out)."""
+    return loop_key_config(cfg)
 
 
 def loop_dir(cfg: DictConfig) -> Path:

@@ -17,8 +17,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rest_mcts.config import check_value, from_node
-from rest_mcts.runtime.claims import claim_config, result_config
-from rest_mcts.runtime.context import unsharded
+from rest_mcts.runtime.claims import claim_config
+from rest_mcts.runtime.keys import run_key_config
 from rest_mcts.runtime.policy0 import ensure_policy0
 from rest_mcts.runtime.search_run import SearchRun, run_search
 from rest_mcts.runtime.spec import RunSpec
@@ -26,14 +26,6 @@ from rest_mcts.tracking import stage_run
 
 # The record of the config that made a search/eval folder.
 RUN_CONFIG = "run_config.json"
-
-# Options of the stage, the policy backend and the PRM (its scorer; a search trains no PRM, so
-# also its training batch) that change how fast a search runs, never its answers: questions
-# side by side, requests in flight, inputs per model call, how requests are scheduled,
-# timeouts and retries.
-THROUGHPUT_KEYS = ("concurrency", "max_batch_size", "batch_size", "schedule", "timeout",
-                   "max_retries", "backoff_base", "backoff_max")
-
 
 def limited(cfg: DictConfig) -> int:
     """``stage.num_problems``, at most ``data.limit`` when set (a dataset world also reads at
@@ -47,16 +39,10 @@ def limited(cfg: DictConfig) -> int:
 
 def search_config(cfg: DictConfig) -> dict:
     """Every option that shapes a search/eval folder's results
-    (:func:`rest_mcts.runtime.claims.result_config` less :data:`THROUGHPUT_KEYS`). Sharding is
-    left out: ``shard.json`` holds it (:func:`rest_mcts.runtime.search_run.claim_shard`)."""
-    plain = result_config(cfg)
-    data = plain.get("data") or {}
-    plain["data"] = {**unsharded(data), **({"limit": data["limit"]} if "limit" in data else {})}
-    prm = plain.get("prm") or {}
-    for part in (plain.get("stage"), plain.get("backend"), prm, prm.get("scorer")):
-        for key in THROUGHPUT_KEYS if isinstance(part, dict) else ():
-            part.pop(key, None)
-    return plain
+    (:func:`rest_mcts.runtime.keys.run_key_config`: the result config less speed-only options,
+    :data:`rest_mcts.runtime.keys.THROUGHPUT_KEYS`). Sharding is left out: ``shard.json``
+    holds it (:func:`rest_mcts.runtime.search_run.claim_shard`)."""
+    return run_key_config(cfg)
 
 
 def claim_run_dir(cfg: DictConfig, out: Path) -> None:

@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from rest_mcts.config import ConfigError, check_value, instantiate
+from rest_mcts.config import ConfigError, Knobs, instantiate, knob
 from rest_mcts.training.knobs import check_knobs, check_strategy_supports_lora, check_trainer
 
 
@@ -27,7 +27,7 @@ def _plain(node: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class TrainSettings:
+class TrainSettings(Knobs):
     """Hyperparameters of one model's training (AdamW with warmup and cosine decay).
 
     Attributes:
@@ -47,30 +47,25 @@ class TrainSettings:
     """
 
     group: str
-    lr: float
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    min_lr_ratio: float = 0.0
-    batch_size: int = 64
-    epochs: int = 1
-    max_length: int = 128
-    num_workers: int = 0
+    lr: float = knob(low=0, low_open=True, what="learning rate")
+    weight_decay: float = knob(0.0, low=0)
+    warmup_ratio: float = knob(0.0, low=0, high=1, what="share of steps")
+    min_lr_ratio: float = knob(0.0, low=0, high=1, what="share of lr")
+    batch_size: int = knob(64, low=1, integer=True)
+    epochs: int = knob(1, low=1, integer=True)
+    max_length: int = knob(128, low=1, integer=True)
+    num_workers: int = knob(0, low=0, integer=True)
     gradient_checkpointing: bool = False
     lora: Mapping[str, Any] | None = None
-    val_greedy_questions: int = 0
+    val_greedy_questions: int = knob(0, low=0, integer=True)
+
+    def knob_prefix_of(self) -> str:
+        return self.group
 
     def __post_init__(self) -> None:
-        g = self.group
-        check_value(f"{g}.lr", self.lr, 0, low_open=True, what="learning rate")
-        check_value(f"{g}.warmup_ratio", self.warmup_ratio, 0, 1, what="share of steps")
-        check_value(f"{g}.min_lr_ratio", self.min_lr_ratio, 0, 1, what="share of lr")
-        check_value(f"{g}.weight_decay", self.weight_decay, 0)
-        check_value(f"{g}.batch_size", self.batch_size, 1, integer=True)
-        check_value(f"{g}.epochs", self.epochs, 1, integer=True)
-        check_value(f"{g}.max_length", self.max_length, 1, integer=True)
-        check_value(f"{g}.num_workers", self.num_workers, 0, integer=True)
-        check_value(f"{g}.val_greedy_questions", self.val_greedy_questions, 0, integer=True)
-        check_knobs(g, {"gradient_checkpointing": self.gradient_checkpointing, "lora": self.lora})
+        super().__post_init__()  # the knobs
+        check_knobs(self.group, {"gradient_checkpointing": self.gradient_checkpointing,
+                                 "lora": self.lora})
 
     @classmethod
     def from_node(cls, group: str, node: Mapping[str, Any], **overrides: Any) -> "TrainSettings":
