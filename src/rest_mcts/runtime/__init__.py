@@ -13,6 +13,8 @@ use it; nothing here imports the loop or a stage.
 - `merge`      -- the folders of a sharded search joined into one (``stage=merge``).
 - `claims`     -- run folders one run owns: a lock for its lifetime and the config (and its
   fingerprint) that made the folder, checked on every resume.
+- `keys`       -- which options shape a result, declared once each with the reason, and the
+  loop-folder, run-config and policy_0 keys computed from those declarations.
 - `policy0`    -- the base policy every stage starts from (``ensure_policy0``: ``model.path``
   or the bootstrapped tiny policy_0, cached).
 """
