@@ -142,20 +142,16 @@ def test_no_room_imports_from_a_room_above_it():
     assert not violations, "up-arrows:\n" + "\n".join(violations)
 
 
-def test_no_import_cycle_among_top_level_rooms():
-    graph: dict[str, set[str]] = defaultdict(set)
-    for name, _, target in _edges():
-        room, other = _room(name), _room(target)
-        if room and other and room != other:
-            graph[room].add(other)
-    # depth-first search for a back edge; report the cycle it closes
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of ``graph`` (its nodes in order, the first repeated at the end), found by a
+    depth-first search for a back edge; None when there is none."""
     state: dict[str, int] = {}  # 1 on the stack, 2 done
     stack: list[str] = []
 
     def visit(node: str) -> list[str] | None:
         state[node] = 1
         stack.append(node)
-        for nxt in sorted(graph[node]):
+        for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
                 return stack[stack.index(nxt):] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
@@ -166,7 +162,18 @@ def test_no_import_cycle_among_top_level_rooms():
 
     for node in sorted(graph):
         if node not in state and (cycle := visit(node)):
-            pytest.fail("import cycle among rooms: " + " -> ".join(cycle))
+            return cycle
+    return None
+
+
+def test_no_import_cycle_among_top_level_rooms():
+    graph: dict[str, set[str]] = defaultdict(set)
+    for name, _, target in _edges():
+        room, other = _room(name), _room(target)
+        if room and other and room != other:
+            graph[room].add(other)
+    if cycle := _find_cycle(graph):
+        pytest.fail("import cycle among rooms: " + " -> ".join(cycle))
 
 
 def test_runtime_imports_nothing_from_loop_or_stages():
@@ -245,21 +252,5 @@ def test_no_import_cycle_among_modules():
     graph: dict[str, set[str]] = defaultdict(set)
     for name, target in _module_edges({name for name, _ in _modules()}):
         graph[name].add(target)
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
-            if nxt not in state and (cycle := visit(nxt)):
-                return cycle
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (cycle := visit(node)):
-            pytest.fail("import cycle among modules: " + " -> ".join(cycle))
+    if cycle := _find_cycle(graph):
+        pytest.fail("import cycle among modules: " + " -> ".join(cycle))
