@@ -128,7 +128,8 @@ def write_markdown(path: Path, summary_sweep: Sweep, keys: Sequence[str], groups
                    shown: Sequence[str], plots: Sequence[Path]) -> Path:
     """summary.md: the main metrics per group as mean ± std (n), then the jobs not ok."""
     sweep = summary_sweep
-    lines = [f"# Sweep summary: {sweep.folder}", ""]
+    # the folder's own name: the file stays true when the folder is moved or shared
+    lines = [f"# Sweep summary: {Path(sweep.folder).name}", ""]
     ok, failed, missing = (len(sweep.by_status(s)) for s in ("ok", "failed", "missing"))
     asked = "unknown" if sweep.expected is None else str(sweep.expected)
     lines += [f"Jobs asked for: {asked}; ok: {ok}; failed: {failed}; missing: {missing}. "
