@@ -38,10 +38,15 @@ def read_value_rows(path: str | Path) -> list[ValueRow]:
         FileNotFoundError: there is no such file.
         FileFormatError: a line is not a JSON object or a field is wrong (names file and line).
     """
+    return _read_rows(path, "PRM data file", _parse_value_row)
+
+
+def _read_rows(path: str | Path, what: str, parse) -> list:
+    """Every line of a JSONL file, parsed by ``parse(raw, where)``."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"PRM data file '{path}' not found")
-    return [_parse_value_row(raw, where) for where, raw in jsonl_objects(path)]
+        raise FileNotFoundError(f"{what} '{path}' not found")
+    return [parse(raw, where) for where, raw in jsonl_objects(path)]
 
 
 def _parse_value_row(raw: dict, where: str) -> ValueRow:
@@ -83,10 +88,7 @@ def read_solution_rows(path: str | Path) -> list[SFTExample]:
         FileNotFoundError: there is no such file.
         FileFormatError: a line is not a JSON object or a field is wrong (names file and line).
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"policy SFT data file '{path}' not found")
-    return [_parse_solution(raw, where) for where, raw in jsonl_objects(path)]
+    return _read_rows(path, "policy SFT data file", _parse_solution)
 
 
 def _parse_solution(raw: dict, where: str) -> SFTExample:
