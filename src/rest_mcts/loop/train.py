@@ -96,6 +96,7 @@ def train_prm_model(
     from rest_mcts.training.prm import PRMRegressionModule
     from rest_mcts.training.prm_metrics import value_metrics
     from rest_mcts.training.prm_data import ValueDataModule, ValueRow, read_value_rows
+    import torch
 
     s = settings or ctx.prm
     ctx.trainer.check_lora(s)
@@ -105,6 +106,9 @@ def train_prm_model(
     for source in rows_or_files:
         rows += [source] if isinstance(source, ValueRow) else read_value_rows(source)
     tokenizer = load_tokenizer(init_path)
+    # LoRA's initialisation and dropout draw from the global generator: seeded here, a PRM does
+    # not depend on what ran before it in the process (a resumed loop starts a new process)
+    torch.manual_seed(ctx.seed)
     model = prepare_model(_load_prm_start(init_path, ctx.seed), task="value",
                           gradient_checkpointing=s.gradient_checkpointing, lora=s.lora, group="prm")
     data = ValueDataModule(tokenizer, rows=rows, val_share=val_share, batch_size=s.batch_size,

@@ -7,6 +7,7 @@
   data and its callbacks;
 - `settings` -- typed training settings (`TrainSettings`, `TrainerSpec`);
 - `artifacts` -- the one fit-and-save (resumable checkpoints, then ``save_pretrained``);
+- `resumable` -- what a checkpoint must also hold for an exact resume (data order, RNGs);
 - `optim` -- AdamW with warmup and cosine decay;
 - `knobs` -- gradient checkpointing and LoRA;
 - `strategies` -- Lightning strategies a YAML file cannot spell (FSDP).

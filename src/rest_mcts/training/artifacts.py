@@ -44,8 +44,11 @@ def fit(
     """Build the Trainer from ``trainer_spec`` and fit; returns the trainer.
 
     Lightning checkpoints go to ``ckpt_dir`` (``last.ckpt`` is kept); ``ckpt_path`` resumes
-    a run from one (optimizer, scheduler and global step included)."""
+    a run from one (optimizer, scheduler, global step, the data order and the random
+    generators included: :mod:`rest_mcts.training.resumable`)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from rest_mcts.training.resumable import RNGState
 
     from rest_mcts.utils.console import setup_console
 
@@ -55,7 +58,8 @@ def fit(
     trainer = trainer_spec.build(
         max_epochs=max_epochs,
         logger=logger,
-        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True), *(callbacks or [])],
+        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True), RNGState(),
+                   *(callbacks or [])],
     )
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path or None)
     return trainer

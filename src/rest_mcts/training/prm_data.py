@@ -13,11 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from rest_mcts.prompts import prm_input
+from rest_mcts.training.resumable import ShuffledDataModule
 from rest_mcts.utils.hashing import held_out
 from rest_mcts.training.rows import ValueRow, read_value_rows  # noqa: F401 -- re-exported
 
@@ -73,7 +73,7 @@ def collate_values(batch, pad_id: int) -> dict[str, torch.Tensor]:
     }
 
 
-class ValueDataModule(L.LightningDataModule):
+class ValueDataModule(ShuffledDataModule):
     """Train/validation loaders over D_V rows (from JSONL files or given directly)."""
 
     def __init__(
@@ -86,7 +86,7 @@ class ValueDataModule(L.LightningDataModule):
         max_length: int = 256,
         seed: int = 0,
     ):
-        super().__init__()
+        super().__init__(seed)
         all_rows = list(rows or [])
         for f in files:
             all_rows += read_value_rows(f)
@@ -98,7 +98,6 @@ class ValueDataModule(L.LightningDataModule):
         self.val_set = ValueDataset(val, tokenizer, max_length) if val else None
         self.pad_id = tokenizer.pad_token_id
         self.batch_size = batch_size
-        self.seed = seed
         self.mean_target = sum(r.target for r in train) / max(1, len(train))
 
     def _loader(self, data: Dataset, shuffle: bool) -> DataLoader:
@@ -106,7 +105,7 @@ class ValueDataModule(L.LightningDataModule):
             data,
             batch_size=self.batch_size,
             shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            generator=self.generator if shuffle else None,
             collate_fn=lambda b: collate_values(b, self.pad_id),
         )
 

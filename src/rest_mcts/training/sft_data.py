@@ -15,10 +15,10 @@ import logging
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from rest_mcts.training.resumable import ShuffledDataModule
 from rest_mcts.utils.hashing import held_out
 from rest_mcts.training.rows import (  # noqa: F401 -- re-exported
     SFTExample,
@@ -102,7 +102,7 @@ def collate_right_padded(batch, pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
-class SFTDataModule(L.LightningDataModule):
+class SFTDataModule(ShuffledDataModule):
     """Train/val loaders over in-memory SFT examples."""
 
     def __init__(
@@ -115,21 +115,19 @@ class SFTDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ):
-        super().__init__()
+        super().__init__(seed)
         self.train_set = SFTDataset(train, tokenizer, max_length)
         self.val_set = SFTDataset(val, tokenizer, max_length) if val else None
         self.pad_id = tokenizer.pad_token_id
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.seed = seed
 
     def _loader(self, data: Dataset, shuffle: bool) -> DataLoader:
-        gen = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             data,
             batch_size=self.batch_size,
             shuffle=shuffle,
-            generator=gen if shuffle else None,
+            generator=self.generator if shuffle else None,
             num_workers=self.num_workers,
             collate_fn=lambda b: collate_right_padded(b, self.pad_id),
         )
