@@ -529,8 +529,9 @@ def test_step_runner_runs_each_step_once_and_writes_manifests(tmp_path):
 
 
 # ---------------------------------------------------------------------------- run.py
-def run_loop(tmp_path: Path, policy: Path, loop_dir: Path, *extra: str):
-    cmd = [
+def loop_command(tmp_path: Path, policy: Path, loop_dir: Path, *extra: str) -> list[str]:
+    """``run.py stage=loop`` at test size: one iteration, 4 questions, the untrained policy."""
+    return [
         sys.executable, str(ROOT / "run.py"), "stage=loop", "logger=null",
         f"hydra.run.dir={tmp_path / 'hydra'}", f"model.path={policy}", f"stage.dir={loop_dir}",
         "stage.iterations=1", "stage.train_problems=4", "stage.eval_problems=4",
@@ -543,8 +544,15 @@ def run_loop(tmp_path: Path, policy: Path, loop_dir: Path, *extra: str):
         "stage.sc_max_n=3", "stage.policy_eval.num_problems=4", "stage.policy_eval.samples=2",
         *extra,
     ]
-    env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def loop_env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "REST_MCTS_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+
+
+def run_loop(tmp_path: Path, policy: Path, loop_dir: Path, *extra: str):
+    proc = subprocess.run(loop_command(tmp_path, policy, loop_dir, *extra), env=loop_env(tmp_path),
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
