@@ -5,6 +5,7 @@ Composes conf/config.yaml with Hydra, validates it, seeds everything and runs on
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -22,6 +23,10 @@ from omegaconf import DictConfig  # noqa: E402
 from rest_mcts.backends.openai_client import ServerError  # noqa: E402
 from rest_mcts.config import ConfigError, normalize_cli_args  # noqa: E402
 from rest_mcts.overrides import check_overrides  # noqa: E402
+
+
+# the machine refused a write (permissions, a read-only or full disk): the user's to fix, not a bug
+UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 
 class JobFailed(RuntimeError):
@@ -54,6 +59,11 @@ def main(cfg: DictConfig) -> float | None:
         fail(err, 2)
     except ServerError as err:  # a model server failed for good (after its retries)
         fail(err, 1)
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        # what was finished is on disk already (rows are appended one by one, files atomic)
+        fail(ConfigError(f"cannot write {err.filename or 'a file'}: {err.strerror}"), 2)
     return None
 
 

@@ -8,6 +8,7 @@ carry a tiny bootstrap (``CHEAP_BOOTSTRAP``) and a timeout, so a regression stay
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -217,3 +218,23 @@ def test_data_limit_0_is_refused_before_a_tracker_run_opens(tmp_path):
                   WANDB_MODE="offline")
     assert one_line_error(proc) == "error: data.limit=0 is outside [1, inf]"
     assert not (run / "wandb").exists() and not (run / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EACCES", "EROFS"])
+def test_a_refused_write_mid_run_is_one_line(tmp_path, code):
+    """A full disk or a file the run may not write, met mid-run (root ignores permissions,
+    so the refusal is raised where a stage writes)."""
+    script = (
+        "import errno, runpy, sys, rest_mcts.stages as stages\n"
+        "def refused(cfg):\n"
+        f"    raise OSError(errno.{code}, __import__('os').strerror(errno.{code}), "
+        f"'{tmp_path}/run/results.jsonl')\n"
+        "stages.run_stage = refused\n"
+        f"sys.argv = ['run.py', 'stage=search', 'logger=null', 'hydra.run.dir={tmp_path}/run']\n"
+        f"runpy.run_path('{ROOT / 'run.py'}', run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert one_line_error(proc) == (
+        f"error: cannot write {tmp_path}/run/results.jsonl: {os.strerror(getattr(errno, code))}")
