@@ -120,7 +120,8 @@ def test_a_fatal_error_cuts_the_pools_other_requests_in_flight():
 
     def hung_call(policy: OpenAIPolicyBackend) -> None:
         try:
-            policy.generate([prompt], SamplingParams(n=4, temperature=1.0, max_new_tokens=8), seeds=[1])
+            policy.generate([prompt], SamplingParams(n=4, temperature=1.0, max_new_tokens=8),
+                            seeds=[1])
         except Exception as err:  # noqa: BLE001 -- handed to the test
             hung.append(err)
 

@@ -9,8 +9,9 @@ A tree the page could not draw is refused with one line naming the file and the 
 (:func:`load_tree`): node ids that are not distinct integers, a step text that is not a string
 (a number, null, an object), parent links that form a cycle, or children lists that reach a
 node twice (a cycle, or a node under two parents). NaN and infinite numbers (a value, a PRM
-score) are drawn, shown as ``nan``, ``inf`` or ``-inf`` (:func:`rest_mcts.view.html.json_for_script`):
-such a value is what the search saw, and the page is where one looks for it.
+score) are drawn, shown as ``nan``, ``inf`` or ``-inf``
+(:func:`rest_mcts.view.html.json_for_script`): such a value is what the search saw, and the
+page is where one looks for it.
 """
 
 from __future__ import annotations
