@@ -150,6 +150,20 @@ def test_a_fatal_error_cuts_the_pools_other_requests_in_flight():
             policy.close()
 
 
+def test_a_pool_ended_by_a_wrong_shape_answer_refuses_with_that_error_and_class():
+    """Every request after the first failure reports that failure, class and all: an
+    AnswerShapeError stays a ConfigError (run.py: exit 2) whichever request surfaces first."""
+    pool = ServerPool("http://127.0.0.1:9", retry=RetryPolicy(max_retries=0))
+    try:
+        pool.abort(AnswerShapeError("http://x/v1/completions: the answer has no choices"))
+        pool.abort(ServerError("a later failure is not kept"))
+        with pytest.raises(AnswerShapeError, match=r"^http://x/v1/completions: the answer has"):
+            pool.post("/completions", {})
+        assert pool.stats["requests"] == 0
+    finally:
+        pool.close()
+
+
 def test_a_closed_port_is_a_connection_error_naming_the_url():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -195,7 +195,7 @@ class OpenAIPolicyBackend:
                             self.stats["topped_up"] += 1
                         ask(i, first + len(got), count - len(got))
         except ServerError as err:  # e.g. an answer of the wrong shape: the run is over
-            self.pool.abort(str(err))
+            self.pool.abort(err)
             raise
         finally:
             for future in pending:

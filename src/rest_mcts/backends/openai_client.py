@@ -25,7 +25,8 @@ status (or the transport error).
 A failure for good ends the pool: the first :class:`ServerError` (or :meth:`ServerPool.abort`,
 which the backends call when an answer cannot be read, and :meth:`ServerPool.close`) cancels
 every attempt still in flight, cuts short any backoff wait, and makes every later request
-raise at once, all with that first error's line. A run whose one server refuses a request
+raise at once, all with that first error's line and class (an :class:`AnswerShapeError`
+stays one, so ``run.py`` exits with status 2 whichever request reports it). A run whose one server refuses a request
 (HTTP 401) while its other requests hang thus stops in a moment with the 401's line, not
 after ``timeout`` seconds of waiting for answers nobody would use.
 
@@ -193,7 +194,7 @@ class ServerPool:
         self.api_key_env = api_key_env or None
         self._halt = threading.Event()  # set by abort(): stop waiting, stop sending
         self._sleep = sleep or self._halt.wait
-        self._failure: str | None = None  # the line of the error that ended the pool
+        self._failure: ServerError | None = None  # the error that ended the pool
         self._inflight: set[Future] = set()  # attempts running on _event_loop()
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
@@ -243,16 +244,16 @@ class ServerPool:
         try:
             return self._post(path, body)
         except ServerError as err:
-            self.abort(str(err))
+            self.abort(err)
             raise
 
-    def abort(self, message: str) -> None:
+    def abort(self, error: ServerError) -> None:
         """End the pool after a failure for good: cancel the attempts in flight, cut short the
-        backoff waits, and refuse later requests, each with :class:`ServerError` ``message``
-        (the first message given is kept)."""
+        backoff waits, and refuse later requests, each with a copy of ``error`` (same class,
+        same line; the first error given is kept)."""
         with self._lock:
             if self._failure is None:
-                self._failure = redact(str(message))
+                self._failure = error
             inflight, self._inflight = list(self._inflight), set()
         self._halt.set()
         for future in inflight:
@@ -299,7 +300,7 @@ class ServerPool:
 
     def close(self) -> None:
         """Stop the worker threads, cancel the requests in flight, close the connections."""
-        self.abort(f"{self.option}: the server pool was closed")
+        self.abort(ServerError(f"{self.option}: the server pool was closed"))
         self._workers.shutdown(wait=False, cancel_futures=True)
         closing = asyncio.run_coroutine_threadsafe(self._http.aclose(), _event_loop())
         with contextlib.suppress(Exception):
@@ -318,18 +319,26 @@ class ServerPool:
 
         with self._lock:
             if self._failure is not None:
-                raise ServerError(self._failure)
+                raise self._ended()
             future = asyncio.run_coroutine_threadsafe(send(), _event_loop())
             self._inflight.add(future)
         try:
             return future.result()
         except CancelledError:
-            raise ServerError(self._failure or f"{url}: the request was cancelled") from None
+            if self._failure is None:
+                raise ServerError(f"{url}: the request was cancelled") from None
+            raise self._ended() from None
         finally:
             with self._lock:
                 self._inflight.discard(future)
 
     # ------------------------------------------------------------------ helpers
+    def _ended(self) -> ServerError:
+        """A copy of the error that ended the pool (:meth:`abort`), for one more request."""
+        failure = self._failure
+        assert failure is not None
+        return type(failure)(str(failure))
+
     def _next_url(self) -> str:
         with self._lock:
             return self.base_urls[next(self._turn) % len(self.base_urls)]

@@ -121,7 +121,7 @@ class OpenAIValueScorer:
                 url, answer = future.result()
                 values.extend(self._parse(url, answer, len(chunk)))
         except ServerError as err:  # e.g. an answer of the wrong shape: the run is over
-            self.pool.abort(str(err))
+            self.pool.abort(err)
             raise
         finally:
             for future in futures:
