@@ -112,6 +112,58 @@ def test_a_hanging_server_times_out_and_the_error_names_the_url():
     assert len(proxy.seen) >= 2  # the first attempt and its retry
 
 
+def test_a_fatal_error_cuts_the_pools_other_requests_in_flight():
+    """Four requests hang (timeout 120 s); a fifth, on another thread, is refused (401): the
+    hung call ends within a second or two with the 401's line, and later calls fail at once."""
+    prompt = policy_prompt(PROBLEMS[0].question.text)
+    hung: list[Exception] = []
+
+    def hung_call(policy: OpenAIPolicyBackend) -> None:
+        try:
+            policy.generate([prompt], SamplingParams(n=4, temperature=1.0, max_new_tokens=8),
+                            seeds=[1])
+        except Exception as err:  # noqa: BLE001 -- handed to the test
+            hung.append(err)
+
+    with FaultProxy("http://127.0.0.1:9", hang=True, hang_seconds=600) as proxy:
+        policy = OpenAIPolicyBackend(base_urls=proxy.url, timeout=120, concurrency=8,
+                                     n_per_request=1, **FAST)
+        caller = threading.Thread(target=hung_call, args=(policy,), daemon=True)
+        try:
+            caller.start()
+            deadline = time.perf_counter() + 10
+            while len(proxy.seen) < 4 and time.perf_counter() < deadline:
+                time.sleep(0.01)
+            assert len(proxy.seen) == 4
+            proxy.faults.append(401)
+            with pytest.raises(ServerError, match=r"/completions: HTTP 401") as refused:
+                policy.generate([prompt], STEP, seeds=[2])
+            start = time.perf_counter()
+            caller.join(timeout=10)
+            assert not caller.is_alive() and time.perf_counter() - start < 3
+            assert len(hung) == 1 and str(hung[0]) == str(refused.value)
+            sent = len(proxy.seen)
+            with pytest.raises(ServerError, match=r"HTTP 401"):
+                policy.generate([prompt], STEP, seeds=[3])
+            assert len(proxy.seen) == sent  # the later call sent nothing
+        finally:
+            policy.close()
+
+
+def test_a_pool_ended_by_a_wrong_shape_answer_refuses_with_that_error_and_class():
+    """Every request after the first failure reports that failure, class and all: an
+    AnswerShapeError stays a ConfigError (run.py: exit 2) whichever request surfaces first."""
+    pool = ServerPool("http://127.0.0.1:9", retry=RetryPolicy(max_retries=0))
+    try:
+        pool.abort(AnswerShapeError("http://x/v1/completions: the answer has no choices"))
+        pool.abort(ServerError("a later failure is not kept"))
+        with pytest.raises(AnswerShapeError, match=r"^http://x/v1/completions: the answer has"):
+            pool.post("/completions", {})
+        assert pool.stats["requests"] == 0
+    finally:
+        pool.close()
+
+
 def test_a_closed_port_is_a_connection_error_naming_the_url():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -192,14 +192,18 @@ def _send(handler: BaseHTTPRequestHandler, status: int, answer: Any, headers=Non
     handler.wfile.write(data)
 
 
+HANG = "hang"  # a FaultProxy fault: hold the request unanswered (see its hang_seconds)
+
+
 class FaultProxy(_Base):
     """Forwards POSTs to ``upstream`` (a root URL), after answering ``faults`` first.
 
     Args:
         upstream: root URL of the real server.
         faults: statuses answered, one per request, before requests are forwarded
-            (e.g. ``[429, 500, 500]``).
-        hang: never answer (each request waits ``hang_seconds``, then the connection drops).
+            (e.g. ``[429, 500, 500]``); :data:`HANG` holds that request unanswered.
+        hang: never answer once ``faults`` are used up (each request waits ``hang_seconds``,
+            then the connection drops).
         retry_after: ``Retry-After`` header value sent with the fault answers.
 
     Attributes:
@@ -209,7 +213,7 @@ class FaultProxy(_Base):
     def __init__(
         self,
         upstream: str,
-        faults: list[int] | None = None,
+        faults: list[int | str] | None = None,
         hang: bool = False,
         hang_seconds: float = 30.0,
         retry_after: str | None = None,
@@ -236,14 +240,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         proxy: FaultProxy = self.server.owner  # type: ignore[attr-defined]
         data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if proxy.hang:
-            with proxy._lock:
-                proxy.seen.append((self.path, 0))
-            proxy._release.wait(proxy.hang_seconds)
-            return
         with proxy._lock:
             fault = proxy.faults.pop(0) if proxy.faults else None
-            proxy.seen.append((self.path, fault or 200))
+            hang = fault == HANG or (fault is None and proxy.hang)
+            proxy.seen.append((self.path, 0 if hang else fault or 200))
+        if hang:
+            proxy._release.wait(proxy.hang_seconds)
+            return
         if fault is not None:
             headers = {"Retry-After": proxy.retry_after} if proxy.retry_after else None
             _send(self, fault, {"error": {"message": f"injected {fault}"}}, headers)

@@ -14,11 +14,13 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.openai_server import HANG, FaultProxy
 from tests.helpers.paths import FIXTURES, ROOT
 
 pytestmark = pytest.mark.slow  # each case starts run.py
@@ -37,9 +39,10 @@ def run_py(tmp_path: Path, *args: str, timeout: float = 120, **env: str
     return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
-def one_line_error(proc: subprocess.CompletedProcess) -> str:
-    """The run's error line, checked: exit 2, no traceback, one `error:` line, stderr's last."""
-    assert proc.returncode == 2, proc.stderr[-3000:]
+def one_line_error(proc: subprocess.CompletedProcess, code: int = 2) -> str:
+    """The run's error line, checked: exit `code` (2: a setting or file to fix), no traceback,
+    one `error:` line, stderr's last."""
+    assert proc.returncode == code, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
     errors = [line for line in lines if line.startswith("error: ")]
@@ -160,6 +163,24 @@ def test_valid_json_of_the_wrong_shape_from_a_server_names_the_url(tmp_path):
     assert one_line_error(proc).startswith(
         f"error: {url}/completions: the answer does not have the expected fields (")
 
+
+def test_a_fatal_server_error_ends_the_run_at_once_despite_hung_requests(tmp_path):
+    """The PRM server refuses its second request (401) and holds the others open for ever: the
+    run stops with the 401's line in seconds, not after prm.scorer.timeout (the requests in
+    flight are cut, the first of them the one the scorer waits for)."""
+    with FaultProxy("http://127.0.0.1:9", faults=[HANG, 401], hang=True,
+                    hang_seconds=600) as proxy:
+        start = time.perf_counter()
+        proc = run_py(tmp_path, "stage=search", "backend=mock", "prm=openai",
+                      f"prm.scorer.base_urls=[{proxy.root}]", "prm.scorer.timeout=120",
+                      "prm.scorer.max_batch_size=1", "data=countdown3", "search=mcts_star",
+                      "search.iterations=3", "stage.num_problems=6", "logger=null",
+                      f"hydra.run.dir={tmp_path / 'run'}", timeout=60)
+        seconds = time.perf_counter() - start
+        held = len(proxy.seen) - 1
+    assert one_line_error(proc, code=1).startswith(f"error: {proxy.root}/classify: HTTP 401")
+    assert held >= 1  # requests were in flight when the 401 came
+    assert seconds < 20, f"{seconds:.1f} s"
 
 # ---------------------------------------------------------------------------- folders
 def test_a_file_in_the_way_of_the_output_folder(tmp_path):

@@ -199,6 +199,37 @@ def test_online_with_a_key_or_a_netrc_login_offline_otherwise(tmp_path, monkeypa
     assert wandb_mode(None) == "disabled" and wandb_mode(False) == "disabled"
 
 
+def test_a_key_but_no_answering_server_logs_offline_at_once(compose_cfg, tmp_path, monkeypatch,
+                                                           wandb_env, caplog):
+    """WANDB_API_KEY set, WANDB_BASE_URL a local port that takes connections and never answers:
+    the run opens offline within seconds (not after wandb's 90 s) with one warning line that
+    names the folder to sync, and the key is in no log line."""
+    import socket
+    import time
+
+    import rest_mcts.stages as stages
+
+    pytest.importorskip("wandb")
+    key = "wb" + "c" * 38
+    monkeypatch.setenv("WANDB_API_KEY", key)
+    monkeypatch.setattr(stages, "get_stage", lambda name: lambda c, spec: {"eval/acc": 0.5})
+    with socket.socket() as silent:  # connections queue in the backlog, nothing accepts them
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        monkeypatch.setenv("WANDB_BASE_URL", url)
+        start = time.perf_counter()
+        with caplog.at_level(logging.INFO, logger="rest_mcts"):
+            stages.run_stage(compose_cfg("stage=eval", "logger=wandb"))
+        seconds = time.perf_counter() - start
+    (run,) = offline_runs(tmp_path / "out")
+    assert run.metric("eval/acc") == [0.5] and seconds < 10, f"{seconds:.1f} s"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [f"wandb: {url} does not answer (no answer within 3 s); logging offline "
+                        f"to {run.folder}: upload it later with `wandb sync {run.folder}`"]
+    assert key not in caplog.text
+
+
 def test_a_failing_stage_closes_its_run_marked_failed(compose_cfg, tmp_path, monkeypatch,
                                                       wandb_env):
     wandb = pytest.importorskip("wandb")

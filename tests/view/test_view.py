@@ -156,6 +156,15 @@ def test_a_tree_outside_a_run_gets_a_view_folder_beside_it(tmp_path):
     assert write_views(path) == [tmp_path / "view" / "t.html"]
 
 
+def broken_tree(**changes) -> str:
+    """make_tree(branch=2, depth=2) as JSON text, with ``changes`` {node id: {field: value}}
+    (nodes 1, 2 under the root; 3, 4 under node 1; 5, 6 under node 2)."""
+    tree = make_tree(branch=2, depth=2)
+    for nid, fields in changes.items():
+        tree["nodes"][int(nid[1:])].update(fields)
+    return json.dumps(tree)
+
+
 @pytest.mark.parametrize("content,why", [
     (None, ": no such tree file"),
     ("{not json", ":1: invalid JSON (Expecting property name"),  # the file and line
@@ -164,6 +173,22 @@ def test_a_tree_outside_a_run_gets_a_view_folder_beside_it(tmp_path):
     ('{"method": "self_consistency", "samples": []}', ": not a tree JSON (sampled paths of "
      "self_consistency"),
     ('{"nodes": [{"id": 0}]}', ": not a tree JSON (node 0 lacks"),
+    pytest.param(broken_tree(n1={"parent": 3}, n3={"children": [1]}),
+                 ": node 1: its parent links form a cycle (1 -> 3 -> 1)", id="parent-cycle"),
+    pytest.param(broken_tree(n4={"children": [0]}), ": node 4: its children list reaches node 0 "
+                 "again: the children links form a cycle", id="children-cycle"),
+    pytest.param(broken_tree(n6={"children": [3]}), ": node 6: its children list reaches node 3 "
+                 "again (already a child of node 1)", id="shared-child"),
+    pytest.param(broken_tree(n2={"step": 7}), ": node 2: field 'step' is a number, expected a "
+                 "string", id="step-number"),
+    pytest.param(broken_tree(n5={"step": None}), ": node 5: field 'step' is null, expected a "
+                 "string", id="step-null"),
+    pytest.param(broken_tree(n3={"step": {"text": "x"}}), ": node 3: field 'step' is an "
+                 "object, expected", id="step-object"),
+    pytest.param(broken_tree(n2={"id": 1}), ": node 2: its id 1 repeats an earlier id",
+                 id="repeated-id"),
+    pytest.param(broken_tree(n2={"id": [2]}), ": node 2: its id [2] is a list (expected "
+                 "distinct integers)", id="id-list"),
 ])
 def test_bad_input_is_one_line_naming_the_file(tmp_path, content, why):
     path = tmp_path / "bad.json"
@@ -173,6 +198,24 @@ def test_bad_input_is_one_line_naming_the_file(tmp_path, content, why):
         write_views(path)
     message = str(err.value)
     assert message.startswith(f"{path}{why}") and "\n" not in message
+
+
+def test_nan_and_infinite_values_are_drawn_as_their_names(tmp_path):
+    """A tree file with NaN / Infinity numbers (Python's json writes them) gets its page; the
+    page's JSON is strict (the browser's JSON.parse takes no NaN) and carries the names."""
+    path = tmp_path / "t.json"
+    path.write_text(broken_tree(n1={"value": float("nan"), "prm_score": float("inf")},
+                                n2={"mcts": {"rollout_v_max": float("-inf")}}))
+    (page,) = write_views(path)
+    (raw,) = BLOB.findall(page.read_text())
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in the page's JSON")
+
+    nodes = json.loads(raw, parse_constant=refuse)["nodes"]
+    assert (nodes[1]["value"], nodes[1]["prm_score"]) == ("nan", "inf")
+    assert nodes[2]["mcts"]["rollout_v_max"] == "-inf" and nodes[3]["value"] == 0.3
+    assert 'typeof x === "string") ? x' in page.read_text()  # shown as text, not as "-"
 
 
 def test_bad_tree_in_a_run_folder_and_empty_folder_name_the_file(tmp_path):

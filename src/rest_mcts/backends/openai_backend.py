@@ -52,6 +52,7 @@ from rest_mcts.backends.base import (
 from rest_mcts.backends.openai_client import (
     AnswerShapeError,
     RetryPolicy,
+    ServerError,
     ServerPool,
     answer_shape,
 )
@@ -193,6 +194,9 @@ class OpenAIPolicyBackend:
                         with self._stats_lock:
                             self.stats["topped_up"] += 1
                         ask(i, first + len(got), count - len(got))
+        except ServerError as err:  # e.g. an answer of the wrong shape: the run is over
+            self.pool.abort(err)
+            raise
         finally:
             for future in pending:
                 future.cancel()

@@ -22,6 +22,14 @@ Retries (:class:`RetryPolicy`): HTTP 408, 429 and 5xx answers and transport erro
 for any other 4xx, :class:`ServerError` is raised with one line naming the URL and the
 status (or the transport error).
 
+A failure for good ends the pool: the first :class:`ServerError` (or :meth:`ServerPool.abort`,
+which the backends call when an answer cannot be read, and :meth:`ServerPool.close`) cancels
+every attempt still in flight, cuts short any backoff wait, and makes every later request
+raise at once, all with that first error's line and class (an :class:`AnswerShapeError`
+stays one, so ``run.py`` exits with status 2 whichever request reports it). A run whose one server refuses a request
+(HTTP 401) while its other requests hang thus stops in a moment with the 401's line, not
+after ``timeout`` seconds of waiting for answers nobody would use.
+
 An answer that is JSON of the wrong shape (not what an OpenAI-compatible server answers on
 that endpoint) is :class:`AnswerShapeError`: no retry, one line naming the URL, and
 ``run.py`` exits with status 2 (a setting to fix: the URL, the endpoint), not 1.
@@ -52,7 +60,7 @@ import os
 import re
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -160,7 +168,7 @@ class ServerPool:
         concurrency: int = 32,
         retry: RetryPolicy = RetryPolicy(),
         option: str = "backend",
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], Any] | None = None,
     ) -> None:
         """Args:
             base_urls: one URL or a list (each request attempt takes the next).
@@ -170,7 +178,8 @@ class ServerPool:
             concurrency: most requests in flight at once.
             retry: the retry policy.
             option: config prefix named in errors (``backend``, ``prm.scorer``).
-            sleep: the waiting function (tests may record the waits).
+            sleep: the waiting function (tests may record the waits); None: a wait that
+                :meth:`abort` cuts short.
         """
         import httpx
 
@@ -183,7 +192,10 @@ class ServerPool:
         self.retry = retry
         self.option = option
         self.api_key_env = api_key_env or None
-        self._sleep = sleep
+        self._halt = threading.Event()  # set by abort(): stop waiting, stop sending
+        self._sleep = sleep or self._halt.wait
+        self._failure: ServerError | None = None  # the error that ended the pool
+        self._inflight: set[Future] = set()  # attempts running on _event_loop()
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         self.has_api_key = bool(key)
@@ -226,8 +238,28 @@ class ServerPool:
 
         Raises:
             ServerError: the last attempt failed, or a 4xx other than 408/429 came back, or
-                the answer is not JSON (one line naming the URL).
+                the answer is not JSON (one line naming the URL); or the pool was ended by
+                an earlier such error (its line, see :meth:`abort`).
         """
+        try:
+            return self._post(path, body)
+        except ServerError as err:
+            self.abort(err)
+            raise
+
+    def abort(self, error: ServerError) -> None:
+        """End the pool after a failure for good: cancel the attempts in flight, cut short the
+        backoff waits, and refuse later requests, each with a copy of ``error`` (same class,
+        same line; the first error given is kept)."""
+        with self._lock:
+            if self._failure is None:
+                self._failure = error
+            inflight, self._inflight = list(self._inflight), set()
+        self._halt.set()
+        for future in inflight:
+            future.cancel()  # cancels the coroutine on the loop; its connection is closed
+
+    def _post(self, path: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         import httpx
 
         attempts = 1 + self.retry.max_retries
@@ -267,7 +299,8 @@ class ServerPool:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        """Stop the worker threads and close the connections."""
+        """Stop the worker threads, cancel the requests in flight, close the connections."""
+        self.abort(ServerError(f"{self.option}: the server pool was closed"))
         self._workers.shutdown(wait=False, cancel_futures=True)
         closing = asyncio.run_coroutine_threadsafe(self._http.aclose(), _event_loop())
         with contextlib.suppress(Exception):
@@ -279,13 +312,33 @@ class ServerPool:
         Raises:
             TimeoutError: the deadline passed (the request is cancelled, its connection closed).
             httpx.TransportError: the connection failed.
+            ServerError: the pool was ended (:meth:`abort`) before or during the attempt.
         """
         async def send() -> Any:
             return await asyncio.wait_for(self._http.post(url, json=body), self.timeout)
 
-        return asyncio.run_coroutine_threadsafe(send(), _event_loop()).result()
+        with self._lock:
+            if self._failure is not None:
+                raise self._ended()
+            future = asyncio.run_coroutine_threadsafe(send(), _event_loop())
+            self._inflight.add(future)
+        try:
+            return future.result()
+        except CancelledError:
+            if self._failure is None:
+                raise ServerError(f"{url}: the request was cancelled") from None
+            raise self._ended() from None
+        finally:
+            with self._lock:
+                self._inflight.discard(future)
 
     # ------------------------------------------------------------------ helpers
+    def _ended(self) -> ServerError:
+        """A copy of the error that ended the pool (:meth:`abort`), for one more request."""
+        failure = self._failure
+        assert failure is not None
+        return type(failure)(str(failure))
+
     def _next_url(self) -> str:
         with self._lock:
             return self.base_urls[next(self._turn) % len(self.base_urls)]

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 from rest_mcts.backends.openai_client import (
     AnswerShapeError,
     RetryPolicy,
+    ServerError,
     ServerPool,
     answer_shape,
 )
@@ -119,6 +120,9 @@ class OpenAIValueScorer:
             for chunk, future in zip(chunks, futures):
                 url, answer = future.result()
                 values.extend(self._parse(url, answer, len(chunk)))
+        except ServerError as err:  # e.g. an answer of the wrong shape: the run is over
+            self.pool.abort(err)
+            raise
         finally:
             for future in futures:
                 future.cancel()

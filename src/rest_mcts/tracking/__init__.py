@@ -13,7 +13,9 @@ wandb run when ``logger`` is wandb:
   (``logger.log_artifacts``);
 - Lightning training inside the stage logs into the same run (`lightning`: the Lightning
   logger of the ``logger`` config group, and the closing of wandb runs);
-- online when credentials exist, offline otherwise (`credentials`);
+- online when credentials exist and the wandb server answers a short probe, offline
+  otherwise (`credentials`; a key without a reachable server: one warning line naming
+  the folder to ``wandb sync`` later);
 - opened on first use, closed when the stage ends, marked failed when it raises (`run`:
   :class:`StageRun`, which ``run_stage`` makes, hands the stage as ``spec.tracker`` and ends
   on the stage's resource stack; no module global holds it).

@@ -6,7 +6,10 @@ stage receives it on its run spec (``spec.tracker``) and opens it with ``stage_r
 loop first, with the run id file in its folder, so a resumed loop appends to the same run).
 No module global holds it: the stack that ends it and the spec that carries it are the only
 references. Online when credentials exist, offline otherwise
-(:func:`rest_mcts.tracking.credentials.wandb_mode`).
+(:func:`rest_mcts.tracking.credentials.wandb_mode`); online but the wandb server does not
+answer a short probe (no network, a wrong ``WANDB_BASE_URL``): offline at once, with one
+warning line naming the folder to ``wandb sync`` later
+(:func:`rest_mcts.tracking.credentials.server_unreachable`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any, Iterable, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
-from rest_mcts.tracking.credentials import wandb_mode
+from rest_mcts.tracking.credentials import base_url, server_unreachable, shown_url, wandb_mode
 from rest_mcts.tracking.identity import loggable_config, run_identity
 from rest_mcts.tracking.lightning import build_logger, is_wandb_node
 from rest_mcts.tracking.names import wandb_metrics
@@ -72,6 +75,9 @@ class StageRun:
         node = OmegaConf.to_container(self.node, resolve=True)
         ident = run_identity(self.cfg, default_group=group)
         mode = wandb_mode(node.get("offline"))
+        unreachable = server_unreachable() if mode == "online" else None
+        if unreachable:
+            mode = "offline"
         kwargs: dict[str, Any] = {}
         if resume_dir is not None and mode != "disabled":  # a disabled run logs nothing
             self.resume_file = Path(resume_dir) / RUN_ID_FILE
@@ -88,6 +94,11 @@ class StageRun:
             name=ident["name"], group=ident["group"], job_type=ident["job_type"],
             tags=ident["tags"], reinit="finish_previous", **kwargs,
         )
+        if unreachable:
+            folder = Path(self.run.dir).parent
+            log.warning("wandb: %s does not answer (%s); logging offline to %s: upload it "
+                        "later with `wandb sync %s`", shown_url(base_url()), unreachable,
+                        folder, folder)
         # Lightning's training metrics against its step, the loop's against its iteration
         self.run.define_metric("trainer/global_step")
         for split in ("train", "val"):

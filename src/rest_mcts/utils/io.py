@@ -84,7 +84,9 @@ def read_text(path: str | Path, error: type[FileFormatError] = FileFormatError) 
                     f"{column})") from None
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """What a decoded JSON value is, for error lines: 'an object', 'a list', 'a string',
+    'a boolean', 'null' or 'a number'."""
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
             type(None): "null"}.get(type(value), "a number")
 
@@ -108,7 +110,7 @@ def read_json(
     except json.JSONDecodeError as err:
         raise error(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
     if expect is not None and not isinstance(value, expect):
-        raise error(f"{path}: expected {_kind(expect())} in JSON, got {_kind(value)}")
+        raise error(f"{path}: expected {json_kind(expect())} in JSON, got {json_kind(value)}")
     return value
 
 
@@ -119,8 +121,8 @@ def json_field(record: dict, key: str, path: str | Path, kind: type | None = Non
         raise FileFormatError(f"{path}: no field '{key}'")
     value = record[key]
     if kind is not None and not isinstance(value, kind):
-        raise FileFormatError(f"{path}: field '{key}' is {_kind(value)}, expected "
-                              f"{_kind(kind())}")
+        raise FileFormatError(f"{path}: field '{key}' is {json_kind(value)}, expected "
+                              f"{json_kind(kind())}")
     return value
 
 
@@ -163,7 +165,7 @@ def _objects(
                 return
             raise error(f"{where}: invalid JSON ({err.msg})") from None
         if not isinstance(row, dict):
-            raise error(f"{where}: expected a JSON object, got {_kind(row)}")
+            raise error(f"{where}: expected a JSON object, got {json_kind(row)}")
         missing = [key for key in required if key not in row]
         if missing:
             raise error(f"{where}: no field '{missing[0]}'")

@@ -5,12 +5,15 @@ JS, no CDN). Model text never becomes markup: the page's own text is escaped wit
 ``html.escape``, the tree travels as JSON in a ``<script type="application/json">`` block with
 ``<``, ``>`` and ``&`` written as ``\\u003c``, ``\\u003e``, ``\\u0026`` (so a ``</script>`` in a
 step cannot close it), and the page's script inserts model text with ``textContent`` only.
+NaN and infinite numbers travel as the strings ``"nan"``, ``"inf"`` and ``"-inf"`` (the
+browser's ``JSON.parse`` takes no ``NaN``) and are shown as such.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
 from typing import Any, Iterable, Sequence
 from urllib.parse import quote
 
@@ -34,12 +37,26 @@ def chosen_path(nodes: Sequence[dict], steps: Sequence[str] | None) -> list[int]
 
 def json_for_script(obj: Any) -> str:
     """JSON that is safe inside a ``<script>`` element: no ``<``, ``>`` or ``&`` survive, so
-    ``</script>`` or ``<!--`` in model text cannot end or change the element."""
-    text = json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str)
+    ``</script>`` or ``<!--`` in model text cannot end or change the element; and strict, so
+    the browser can parse it: a NaN or infinite number becomes ``"nan"``, ``"inf"`` or
+    ``"-inf"``."""
+    text = json.dumps(_finite(obj), ensure_ascii=False, sort_keys=True, default=str,
+                      allow_nan=False)
     for raw, escaped in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"),
                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(raw, escaped)
     return text
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with each NaN or infinite float replaced by its name (``nan``, ``inf``, ``-inf``)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(value) for value in obj]
+    return obj
 
 
 def _e(value: Any) -> str:
@@ -232,7 +249,9 @@ _SCRIPT = r"""
     if (text !== undefined && text !== null) e.textContent = String(text);
     return e;
   }
-  function num(x) { return (typeof x === "number") ? x.toFixed(3) : "-"; }
+  function num(x) {  // a NaN or infinity comes as "nan", "inf" or "-inf"
+    return (typeof x === "number") ? x.toFixed(3) : (typeof x === "string") ? x : "-";
+  }
   function colour(v) {
     var t = Math.max(0, Math.min(1, typeof v === "number" ? v : 0));
     return "hsl(" + Math.round(120 * t) + ",70%,72%)";

@@ -4,15 +4,24 @@ A target is one tree JSON (``<run>/trees/<id>.json`` or anywhere) or a search ru
 (``<run>`` holding ``trees/`` and ``results.jsonl``, or its ``trees/`` folder itself).
 Pages go to ``<run>/view/`` (a lone tree outside a run: a ``view/`` folder beside it) unless
 ``out`` names a folder (or, for one tree, an ``.html`` file).
+
+A tree the page could not draw is refused with one line naming the file and the node
+(:func:`load_tree`): node ids that are not distinct integers, a step text that is not a string
+(a number, null, an object), parent links that form a cycle, or children lists that reach a
+node twice (a cycle, or a node under two parents). NaN and infinite numbers (a value, a PRM
+score) are drawn, shown as ``nan``, ``inf`` or ``-inf``
+(:func:`rest_mcts.view.html.json_for_script`): such a value is what the search saw, and the
+page is where one looks for it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from pathlib import Path
 
-from rest_mcts.utils.io import FileFormatError, read_json
+from rest_mcts.utils.io import FileFormatError, json_kind, read_json
 from rest_mcts.view.html import render_index_html, render_tree_html
 
 log = logging.getLogger(__name__)
@@ -46,7 +55,56 @@ def load_tree(path: Path) -> dict:
                                 f"or children)")
     if nodes[0]["id"] != 0 or nodes[0]["parent"] is not None:
         raise TreeFileError(f"{path}: not a tree JSON (node 0 is not the root)")
+    _check_nodes(path, nodes)
     return record
+
+
+def _check_nodes(path: Path, nodes: list[dict]) -> None:
+    """TreeFileError naming the file and node for what the page cannot draw (module
+    docstring): ids, step texts, and parent and children links that loop."""
+    by_id: dict[int, dict] = {}
+    for i, node in enumerate(nodes):
+        nid = node["id"]
+        integer = isinstance(nid, int) and not isinstance(nid, bool)
+        if not integer or nid in by_id:
+            what = "repeats an earlier id" if integer else f"is {json_kind(nid)}"
+            raise TreeFileError(f"{path}: node {i}: its id {nid!r} {what} (expected distinct "
+                                f"integers)")
+        if not isinstance(node["step"], str):
+            raise TreeFileError(f"{path}: node {nid}: field 'step' is {json_kind(node['step'])}, "
+                                f"expected a string (the step's text)")
+        by_id[nid] = node
+    rooted: set[int] = set()  # nodes whose parent chain is known to end
+    for nid in by_id:
+        chain: dict[int, None] = {}  # the walk up from nid, in order
+        at = nid
+        while at in by_id and at not in rooted:
+            if at in chain:
+                walk = list(chain)
+                loop = " -> ".join(map(str, walk[walk.index(at):] + [at]))
+                raise TreeFileError(f"{path}: node {at}: its parent links form a cycle ({loop})")
+            chain[at] = None
+            at = by_id[at]["parent"]
+            at = at if isinstance(at, int) else None
+        rooted.update(chain)
+    reached_from, todo = {0: None}, deque([0])  # breadth first: shallow links come first
+    while todo:
+        nid = todo.popleft()
+        children = by_id[nid]["children"]
+        if not isinstance(children, list):
+            raise TreeFileError(f"{path}: node {nid}: field 'children' is {json_kind(children)}, "
+                                f"expected a list of node ids")
+        for child in children:
+            if not isinstance(child, int) or child not in by_id:
+                continue  # a child the tree does not hold: the page leaves it out
+            if child in reached_from:
+                first = reached_from[child]
+                where = "" if first is None else f" (already a child of node {first})"
+                raise TreeFileError(f"{path}: node {nid}: its children list reaches node {child} "
+                                    f"again{where}: the children links form a cycle or share "
+                                    f"a node")
+            reached_from[child] = nid
+            todo.append(child)
 
 
 def read_results(run_dir: Path) -> dict[str, dict]:
