@@ -133,12 +133,11 @@ def test_prm_vllm_scores_equal_the_hf_scorer(trained_prm):
     assert max(theirs) - min(theirs) > 0.005  # not a constant: the inputs are read
 
 
-def _eval(tmp_path: Path, name: str, policy: Path, prm: Path, *backend: str) -> dict:
+def _eval(tmp_path: Path, name: str, policy: Path, prm: Path, *options: str) -> dict:
     run_dir = tmp_path / name
-    cmd = [sys.executable, str(ROOT / "run.py"), "stage=eval", "search=mcts_star",
-           "data=countdown3", "stage.num_problems=32", "search.iterations=4", "logger=null",
-           f"model.path={policy}", f"prm.path={prm}", "model.dtype=float32",
-           f"hydra.run.dir={run_dir}", *backend]
+    cmd = [sys.executable, str(ROOT / "run.py"), "stage=eval", "data=countdown3",
+           "stage.num_problems=32", "logger=null", f"model.path={policy}", f"prm.path={prm}",
+           "model.dtype=float32", f"hydra.run.dir={run_dir}", *options]
     env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -146,14 +145,25 @@ def _eval(tmp_path: Path, name: str, policy: Path, prm: Path, *backend: str) -> 
     return {r["id"]: r for r in rows}
 
 
-def test_mcts_star_eval_on_vllm_gives_the_answers_of_the_hf_backends(
-    tmp_path, trained_policy, trained_prm
-):
-    hf = _eval(tmp_path, "hf", trained_policy, trained_prm, "backend=hf", "prm=tiny")
-    vllm = _eval(tmp_path, "vllm", trained_policy, trained_prm, "backend=vllm", "prm=vllm",
-                 "backend.enforce_eager=true", "prm.scorer.enforce_eager=true")
+VLLM = ("backend=vllm", "prm=vllm", "backend.enforce_eager=true", "prm.scorer.enforce_eager=true")
+
+
+def test_run_py_on_vllm_answers_as_the_hf_backends(tmp_path, trained_policy, trained_prm):
+    """Greedy CoT through ``run.py stage=eval``: the same answers on both engines. MCTS*
+    with ``backend=vllm prm=vllm`` runs the same questions with the PRM on vLLM; its trees
+    are not the HF backend's trees, by design: a sampled step is drawn from torch's generator
+    on HF and from vLLM's per-request generator on vLLM (both seeded by the row seed), so
+    only greedy decoding can agree token for token."""
+    hf = _eval(tmp_path, "hf", trained_policy, trained_prm, "search=cot", "backend=hf")
+    vllm = _eval(tmp_path, "vllm", trained_policy, trained_prm, "search=cot", *VLLM)
     assert hf.keys() == vllm.keys() and len(hf) == 32
-    same = [q for q in hf if hf[q]["prediction"] == vllm[q]["prediction"]]
-    assert len(same) >= 30, {q: (hf[q]["prediction"], vllm[q]["prediction"])
-                             for q in hf if q not in same}
-    assert sum(r["correct"] for r in hf.values()) > 0  # the search finds answers
+    differ = {q: (hf[q]["steps"], vllm[q]["steps"]) for q in hf
+              if (hf[q]["steps"], hf[q]["prediction"]) != (vllm[q]["steps"], vllm[q]["prediction"])}
+    assert len(differ) <= 2, differ
+
+    cool = ("search.temperature=0.3", "search.rollout_temperature=0.3", "search.iterations=6")
+    mcts = _eval(tmp_path, "mcts", trained_policy, trained_prm, "search=mcts_star", *cool, *VLLM)
+    assert mcts.keys() == hf.keys()
+    assert sum(r["costs"]["prm_calls"] for r in mcts.values()) > 0  # the PRM on vLLM scored
+    assert all(r["method"] == "mcts_star" and r["costs"]["policy_tokens"] > 0
+               for r in mcts.values())
