@@ -38,6 +38,7 @@ from rest_mcts.models import build_char_tokenizer, build_tiny_value_model
 from rest_mcts.models.value_head import last_token_positions, values_at_positions
 from rest_mcts.prompts import prm_input
 
+from tests.helpers.no_vllm import env_without_vllm, hide_vllm
 from tests.helpers.paths import ROOT
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -430,8 +431,8 @@ def test_importing_the_vllm_backends_does_not_import_vllm():
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-@pytest.mark.skipif(HAS_VLLM, reason="vllm is installed: there is no missing-vLLM error")
-def test_without_vllm_one_line_names_the_install_command():
+def test_without_vllm_one_line_names_the_install_command(monkeypatch):
+    hide_vllm(monkeypatch)
     for build in (lambda: VLLMPolicyBackend(model_path="some/model"),
                   lambda: VLLMValueScorer(model_path="some/prm")):
         with pytest.raises(ConfigError) as err:
@@ -440,12 +441,11 @@ def test_without_vllm_one_line_names_the_install_command():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(HAS_VLLM, reason="vllm is installed: there is no missing-vLLM error")
 def test_run_py_backend_vllm_without_vllm_is_one_line(tmp_path, tiny_policy):
     cmd = [sys.executable, str(ROOT / "run.py"), "stage=search", "backend=vllm", "search=cot",
            f"model.path={tiny_policy}", "stage.num_problems=2", "logger=null",
            f"hydra.run.dir={tmp_path / 'run'}"]
-    env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path)}
+    env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path), **env_without_vllm(tmp_path)}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.openai_server import HANG, FaultProxy
+from tests.helpers.no_vllm import env_without_vllm
 from tests.helpers.paths import FIXTURES, ROOT
 
 pytestmark = pytest.mark.slow  # each case starts run.py
@@ -222,12 +223,10 @@ def test_an_unknown_dtype_is_refused_before_the_bootstrap(tmp_path):
     assert not (tmp_path / "artifacts").exists()  # no policy_0 was trained
 
 
-@pytest.mark.skipif(__import__("importlib").util.find_spec("vllm") is not None,
-                    reason="vllm is installed: nothing to refuse")
 def test_backend_vllm_without_vllm_is_refused_before_policy0_training(tmp_path):
     proc = run_py(tmp_path, "stage=search", "backend=vllm", "data=countdown3", "search=cot",
                   "stage.num_problems=2", "logger=null", f"hydra.run.dir={tmp_path / 'run'}",
-                  *CHEAP_BOOTSTRAP, timeout=60)
+                  *CHEAP_BOOTSTRAP, timeout=60, **env_without_vllm(tmp_path))
     assert one_line_error(proc) == ("error: backend: vllm is not installed (the vllm policy "
                                     "needs it): pip install -r requirements-gpu.txt")
     assert not (tmp_path / "artifacts").exists()  # no policy_0 was trained
