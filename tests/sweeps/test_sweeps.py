@@ -215,3 +215,10 @@ def test_a_real_multirun_through_run_py_is_summarised(tmp_path):
     assert all(r["ok"] == "1" and r["eval/acc.count"] == "1" for r in rows)
     assert (sweep / "search.alpha.png").stat().st_size > 5000
     assert "ok: 2; failed: 0; missing: 0" in (sweep / "summary.md").read_text()
+
+    # a job folder's name has no '=' or ',': a tree in it passes back unquoted
+    assert "search.alpha-0.5_" in jobs[1].name and not set("=,") & set(jobs[1].name)
+    tree = sorted((jobs[1] / "trees").glob("*.json"))[0]
+    view = subprocess.run([sys.executable, str(ROOT / "run.py"), "stage=view", f"tree={tree}",
+                           "logger=null"], env=env, capture_output=True, text=True, timeout=300)
+    assert view.returncode == 0, view.stderr[-3000:]
