@@ -656,3 +656,18 @@ def test_a_typo_in_the_executor_is_one_line():
 
     with pytest.raises(ConfigError, match=r"^executor\.num_actor is not a setting of executor"):
         executor_from({"name": "ray", "num_actor": 4})
+
+
+@pytest.mark.slow
+def test_experiment_debug_runs_the_whole_loop(tmp_path):
+    """``python run.py experiment=debug``: the smoke run the README offers ends with the loop's
+    table (a bootstrap, D_V0, PRM_0, one iteration and every evaluation, on a fresh root)."""
+    cmd = [sys.executable, str(ROOT / "run.py"), "experiment=debug",
+           f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = subprocess.run(cmd, env=loop_env(tmp_path), capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (loop_dir,) = (tmp_path / "outputs" / "loop_runs").iterdir()
+    assert loop_dir.name.startswith("countdown3-s0-")
+    assert len((loop_dir / "results.csv").read_text().splitlines()) == 3  # iterations 0, 1
+    assert (loop_dir / "iter_0" / "policy" / "manifest.json").is_file()  # bootstrapped here
