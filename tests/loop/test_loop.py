@@ -671,3 +671,7 @@ def test_experiment_debug_runs_the_whole_loop(tmp_path):
     assert loop_dir.name.startswith("countdown3-s0-")
     assert len((loop_dir / "results.csv").read_text().splitlines()) == 3  # iterations 0, 1
     assert (loop_dir / "iter_0" / "policy" / "manifest.json").is_file()  # bootstrapped here
+    out = proc.stdout + proc.stderr  # said before the training, with its size and time
+    notice = out.index("no cached iteration-0 policy for this seed and config: training it "
+                       "first (2,000 traces, 63 optimizer steps, under a minute")
+    assert notice < out.index("bootstrap traces:")

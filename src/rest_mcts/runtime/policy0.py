@@ -14,6 +14,7 @@ It fits with Lightning and saves with ``save_pretrained`` plus ``manifest.json``
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from dataclasses import asdict
@@ -56,9 +57,25 @@ def ensure_policy0(ctx: Context, run_dir: str | Path, logger: Any = False) -> Pa
         return ctx.model_path or ""
     path = ctx.policy0_dir()
     if not (path / "manifest.json").exists():
-        log.info("no cached iteration-0 policy at %s: bootstrapping it first", path)
+        log.warning("%s", bootstrap_notice(ctx, path))
         train_policy0(ctx, path, ckpt_dir=Path(run_dir) / "checkpoints" / "policy0", logger=logger)
     return path
+
+
+# the default bootstrap (64,000 traces, batch 32, 2 epochs: 4,000 steps) took 8.5 min on 2
+# quiet cores (experiments/results/fresh_clone_seed0.md): the notice's time per step
+SECONDS_PER_STEP = 8.5 * 60 / 4000
+
+
+def bootstrap_notice(ctx: Context, path: Path) -> str:
+    """The line said before a command trains policy_0: that it will, for how many steps and
+    about how long on a quiet 2-core CPU, and where the model is cached for later runs."""
+    steps = math.ceil(ctx.bootstrap.num_traces / ctx.policy.batch_size) * ctx.policy.epochs
+    minutes = steps * SECONDS_PER_STEP / 60
+    took = f"about {minutes:.0f} min" if minutes >= 1 else "under a minute"
+    return (f"no cached iteration-0 policy for this seed and config: training it first "
+            f"({ctx.bootstrap.num_traces:,} traces, {steps:,} optimizer steps, {took} on 2 "
+            f"quiet CPU cores); later runs reuse it from {path}")
 
 
 def policy0_metrics(path: Path) -> dict[str, float]:
