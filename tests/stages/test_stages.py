@@ -50,6 +50,8 @@ def test_search_stage_writes_trees_results_and_metrics(tmp_path, tiny_policy, me
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["search/num_questions"] == 5
     assert 0 <= metrics["search/acc"] <= 1
+    # MCTS* scored with an untrained head (no prm.path): the run says so for sweeps to mark
+    assert metrics["prm/untrained_head"] == (1.0 if method == "mcts_star" else 0.0)
 
 
 def test_eval_with_oracle_scorer_runs(tmp_path, tiny_policy):

@@ -117,6 +117,18 @@ def test_summary_groups_over_seeds_and_reports_bad_jobs(sweep_dir, caplog):
     assert (sweep_dir / "t_curve.png").stat().st_size > 5000
 
 
+def test_a_sweep_scored_by_an_untrained_value_head_says_so_once(sweep_dir, tmp_path, caplog):
+    """Jobs whose search scored with an untrained head (``prm/untrained_head`` 1 in their
+    metrics): summary.md leads with it, the console says it once, the plot's title too."""
+    for job in sorted(sweep_dir.glob("*/metrics.json")):
+        job.write_text(json.dumps({**json.loads(job.read_text()), "prm/untrained_head": 1.0}))
+    with caplog.at_level(logging.WARNING):
+        aggregate(sweep_dir, tmp_path / "out")
+    text = (tmp_path / "out" / "summary.md").read_text().splitlines()
+    assert text[4].startswith("**UNTRAINED PRM: 4 of 4 jobs scored with an untrained value head")
+    assert sum("UNTRAINED PRM" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_a_folder_without_multirun_yaml_and_bad_metrics(tmp_path):
     """Swept keys are the ones whose values differ; an unreadable metrics.json is a failure;
     nothing can be known to be missing."""
@@ -215,6 +227,9 @@ def test_a_real_multirun_through_run_py_is_summarised(tmp_path):
     assert all(r["ok"] == "1" and r["eval/acc.count"] == "1" for r in rows)
     assert (sweep / "search.alpha.png").stat().st_size > 5000
     assert "ok: 2; failed: 0; missing: 0" in (sweep / "summary.md").read_text()
+    assert "UNTRAINED" not in (sweep / "summary.md").read_text()  # the oracle needs no training
+    assert all(json.loads((j / "metrics.json").read_text())["prm/untrained_head"] == 0.0
+               for j in jobs)
 
     # a job folder's name has no '=' or ',': a tree in it passes back unquoted
     assert "search.alpha-0.5_" in jobs[1].name and not set("=,") & set(jobs[1].name)

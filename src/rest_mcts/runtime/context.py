@@ -262,6 +262,14 @@ class Context:
 
         return scorer_capabilities(dict(self.scorer)).trainable
 
+    def scores_with_untrained_head(self, search: Any) -> bool:
+        """Would ``search`` score with a freshly initialised (untrained) value head: it asks
+        for values, ``prm=...`` is a neural value model and ``prm.path`` is unset?"""
+        from rest_mcts.search.registry import config_needs_scorer
+
+        return (not self.prm_path and config_needs_scorer(search)
+                and self.scorer_is_trainable())
+
     def require_trained_prm(self, search: Any) -> None:
         """Stop, before anything is loaded, when ``search`` would score with an untrained
         value head although ``prm.require_trained`` is set: one line saying how to get a
@@ -271,11 +279,7 @@ class Context:
             ConfigError: ``prm.require_trained`` is true, ``prm.path`` is unset, the search
                 asks for values and ``prm=...`` is a neural value model.
         """
-        from rest_mcts.search.registry import config_needs_scorer
-
-        if not self.prm_require_trained or self.prm_path:
-            return
-        if not config_needs_scorer(search) or not self.scorer_is_trainable():
+        if not self.prm_require_trained or not self.scores_with_untrained_head(search):
             return
         model = f"model={self.model_name}" if self.model_name else "this model"
         raise ConfigError(

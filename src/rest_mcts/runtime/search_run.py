@@ -27,6 +27,7 @@ from rest_mcts.runtime.context import Context
 from rest_mcts.search.requests import SearchResult
 from rest_mcts.search.selection import judge_samples, sample_metrics
 from rest_mcts.search.t_curve import curve_metrics, judge_curve
+from rest_mcts.tracking.names import UNTRAINED_PRM
 from rest_mcts.utils.io import append_jsonl, read_json, read_jsonl, repair_jsonl, write_json
 from rest_mcts.worlds.base import Problem
 
@@ -121,6 +122,8 @@ def run_search(
     rows = [r for r in unique_rows(results_path, warn=False) if r["id"] in wanted]
     metrics = summarize(rows, prefix=run.prefix)
     metrics["engine/overhead_share"] = stats.get("overhead_share", 0.0)
+    # 1: the values came from an untrained head (sweeps and reports mark such runs)
+    metrics[UNTRAINED_PRM] = float(not prm_path and ctx.scores_with_untrained_head(search))
     metrics.update({k: v for k, v in stats.items() if k.startswith("executor/")})
     log.info("%s on %d %s questions: acc %.3f, %.0f policy tokens/question", search.name,
              len(rows), run.split, metrics[f"{run.prefix}/acc"],

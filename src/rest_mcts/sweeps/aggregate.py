@@ -34,7 +34,7 @@ from typing import Sequence
 
 from rest_mcts.sweeps.groups import SEED_KEY, Group, Stat, group_jobs, sort_key  # noqa: F401
 from rest_mcts.sweeps.jobs import Sweep, read_sweep
-from rest_mcts.tracking.names import names_of
+from rest_mcts.tracking.names import UNTRAINED_PRM, names_of
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,8 @@ def write_markdown(path: Path, summary_sweep: Sweep, keys: Sequence[str], groups
     asked = "unknown" if sweep.expected is None else str(sweep.expected)
     lines += [f"Jobs asked for: {asked}; ok: {ok}; failed: {failed}; missing: {missing}. "
               f"Swept: {', '.join(sweep.swept) or 'nothing'}; mean ± sample std (n seeds).", ""]
+    if untrained_note(sweep):
+        lines += [f"**{untrained_note(sweep)}**", ""]
     header = [*keys, "ok / jobs", *shown]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for g in groups:
@@ -158,6 +160,16 @@ def write_markdown(path: Path, summary_sweep: Sweep, keys: Sequence[str], groups
     return path
 
 
+def untrained_note(sweep: Sweep) -> str:
+    """One line when jobs scored with an untrained value head (``prm.path`` unset), else ""."""
+    jobs = [j for j in sweep.by_status("ok") if j.metrics.get(UNTRAINED_PRM) == 1.0]
+    if not jobs:
+        return ""
+    return (f"UNTRAINED PRM: {len(jobs)} of {len(sweep.by_status('ok'))} jobs scored with an "
+            "untrained value head (prm.path unset), so their PRM values are noise and the "
+            "sweep measures nothing about them; pass prm.path=<a trained PRM>")
+
+
 def report(sweep: Sweep) -> None:
     """The console report: counts, then one line per job that failed or is missing."""
     ok, failed, missing = (len(sweep.by_status(s)) for s in ("ok", "failed", "missing"))
@@ -168,6 +180,8 @@ def report(sweep: Sweep) -> None:
         if job.status != "ok":
             log.warning("%s job %s (%s): %s", job.status, job.label(),
                         job.folder or "no folder", job.reason)
+    if untrained_note(sweep):
+        log.warning("%s", untrained_note(sweep))
 
 
 def aggregate(folder: str | Path, out: str | Path | None = None, plots: bool = True) -> Summary:
@@ -196,7 +210,8 @@ def aggregate(folder: str | Path, out: str | Path | None = None, plots: bool = T
         try:
             for key in keys:
                 pngs.append(plotting.plot_against_key(target / f"{_safe(key)}.png", key, keys,
-                                                      groups, shown))
+                                                      groups, shown,
+                                                      untrained=bool(untrained_note(sweep))))
             if curve:
                 pngs.append(plotting.plot_t_curve(target / "t_curve.png", keys, curve))
         except Exception as err:  # noqa: BLE001 - the tables matter more than a figure

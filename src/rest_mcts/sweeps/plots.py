@@ -52,8 +52,9 @@ def label(key: str) -> str:
 
 
 def plot_against_key(path: Path, key: str, keys: Sequence[str], groups: list["Group"],
-                     metrics: Sequence[str]) -> Path:
-    """One PNG: each of ``metrics`` (a panel each) against ``key``'s values."""
+                     metrics: Sequence[str], untrained: bool = False) -> Path:
+    """One PNG: each of ``metrics`` (a panel each) against ``key``'s values; ``untrained``:
+    the title says the PRM was an untrained value head."""
     from rest_mcts.sweeps.groups import sort_key
 
     plt = _pyplot()
@@ -83,7 +84,10 @@ def plot_against_key(path: Path, key: str, keys: Sequence[str], groups: list["Gr
         if others:
             ax.legend(fontsize=7)
     n = ", ".join(str(s) for s in seeds) or "0"
-    fig.suptitle(f"{label(key)}: mean ± std over seeds (n = {n})", fontsize=10)
+    title = f"{label(key)}: mean ± std over seeds (n = {n})"
+    if untrained:
+        title += "\nUNTRAINED PRM (prm.path unset): its values are noise"
+    fig.suptitle(title, fontsize=10, color="firebrick" if untrained else None)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -35,6 +35,8 @@ EVAL_SUFFIXES = {"acc": "acc", "tokens": "tokens_per_question",
                  "prm_calls": "prm_calls_per_question"}
 # Metric prefixes of the loop's rows, plotted against `loop/iter`.
 LOOP_SPLITS = ("eval", "prm", "policy", "data", "search")
+# 1.0 in a search's metrics when its values came from an untrained value head (prm.path unset)
+UNTRAINED_PRM = "prm/untrained_head"
 
 
 def canonical(key: str) -> str:
