@@ -167,3 +167,31 @@ def test_run_py_on_vllm_answers_as_the_hf_backends(tmp_path, trained_policy, tra
     assert sum(r["costs"]["prm_calls"] for r in mcts.values()) > 0  # the PRM on vLLM scored
     assert all(r["method"] == "mcts_star" and r["costs"]["policy_tokens"] > 0
                for r in mcts.values())
+
+
+def test_a_one_iteration_loop_on_vllm_serves_each_new_prm_and_resumes(tmp_path):
+    """``stage=loop backend=vllm prm=vllm``: Lightning trains PRM_0 and PRM_1, and each
+    evaluation starts vLLM engines on the models of its iteration (an engine per step, shut
+    down after it: the training finds the memory free). Run again, the loop finds every step
+    finished."""
+    from tests.loop.test_loop import run_loop
+
+    tok = build_char_tokenizer()
+    # head size 32: vLLM's CPU attention has no kernel for the test policy's 16
+    policy = save_model(build_tiny_causal_lm(tok, hidden_size=64, num_layers=2, num_heads=2),
+                        tok, tmp_path / "policy")
+    loop_dir = tmp_path / "loop"
+    # vLLM 0.32 on the CPU: a chunked prefill of a seeded request rewinds its generator's
+    # offset, which CPU generators refuse ("CPU Generator does not use offset")
+    options = (*VLLM, "model.dtype=float32", "stage.eval_methods=[cot,mcts_star]",
+               "+backend.engine_kwargs.enable_chunked_prefill=false")
+    out = run_loop(tmp_path, policy, loop_dir, *options)
+    assert "starting a vLLM" in out
+    lines = (loop_dir / "results.csv").read_text().splitlines()
+    assert len(lines) == 3  # iterations 0 and 1
+    for k in (0, 1):
+        inputs = json.loads((loop_dir / f"iter_{k}" / "eval_mcts_star" / "manifest.json")
+                            .read_text())["inputs"]
+        assert inputs["prm"] == str(loop_dir / f"iter_{k}" / "prm" / "model")
+    again = run_loop(tmp_path, policy, loop_dir, *options)
+    assert "starting a vLLM" not in again and "step iter_1/eval_mcts_star: finished earlier" in again
