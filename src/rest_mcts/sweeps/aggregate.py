@@ -125,8 +125,9 @@ def write_t_curve_csv(path: Path, keys: Sequence[str], rows: list[dict]) -> Path
 
 
 def write_markdown(path: Path, summary_sweep: Sweep, keys: Sequence[str], groups: list[Group],
-                   shown: Sequence[str], plots: Sequence[Path]) -> Path:
-    """summary.md: the main metrics per group as mean ± std (n), then the jobs not ok."""
+                   shown: Sequence[str], plots: Sequence[Path], note: str = "") -> Path:
+    """summary.md: ``note`` (bold, when given), the main metrics per group as mean ± std (n),
+    then the jobs not ok."""
     sweep = summary_sweep
     # the folder's own name: the file stays true when the folder is moved or shared
     lines = [f"# Sweep summary: {Path(sweep.folder).name}", ""]
@@ -134,8 +135,8 @@ def write_markdown(path: Path, summary_sweep: Sweep, keys: Sequence[str], groups
     asked = "unknown" if sweep.expected is None else str(sweep.expected)
     lines += [f"Jobs asked for: {asked}; ok: {ok}; failed: {failed}; missing: {missing}. "
               f"Swept: {', '.join(sweep.swept) or 'nothing'}; mean ± sample std (n seeds).", ""]
-    if untrained_note(sweep):
-        lines += [f"**{untrained_note(sweep)}**", ""]
+    if note:
+        lines += [f"**{note}**", ""]
     header = [*keys, "ok / jobs", *shown]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for g in groups:
@@ -170,8 +171,8 @@ def untrained_note(sweep: Sweep) -> str:
             "sweep measures nothing about them; pass prm.path=<a trained PRM>")
 
 
-def report(sweep: Sweep) -> None:
-    """The console report: counts, then one line per job that failed or is missing."""
+def report(sweep: Sweep, note: str = "") -> None:
+    """The console report: counts, one line per job that failed or is missing, ``note``."""
     ok, failed, missing = (len(sweep.by_status(s)) for s in ("ok", "failed", "missing"))
     asked = "?" if sweep.expected is None else sweep.expected
     log.info("sweep %s: %s jobs asked for, %d ok, %d failed, %d missing",
@@ -180,8 +181,8 @@ def report(sweep: Sweep) -> None:
         if job.status != "ok":
             log.warning("%s job %s (%s): %s", job.status, job.label(),
                         job.folder or "no folder", job.reason)
-    if untrained_note(sweep):
-        log.warning("%s", untrained_note(sweep))
+    if note:
+        log.warning("%s", note)
 
 
 def aggregate(folder: str | Path, out: str | Path | None = None, plots: bool = True) -> Summary:
@@ -196,7 +197,8 @@ def aggregate(folder: str | Path, out: str | Path | None = None, plots: bool = T
     sweep = read_sweep(folder)
     target = Path(out) if out is not None else sweep.folder
     target.mkdir(parents=True, exist_ok=True)
-    report(sweep)
+    note = untrained_note(sweep)
+    report(sweep, note)
     keys, groups, metrics = group_jobs(sweep)
     shown = main_metrics(metrics)
     files = [write_csv(target / "summary.csv", keys, groups, metrics)]
@@ -211,12 +213,12 @@ def aggregate(folder: str | Path, out: str | Path | None = None, plots: bool = T
             for key in keys:
                 pngs.append(plotting.plot_against_key(target / f"{_safe(key)}.png", key, keys,
                                                       groups, shown,
-                                                      untrained=bool(untrained_note(sweep))))
+                                                      untrained=bool(note)))
             if curve:
                 pngs.append(plotting.plot_t_curve(target / "t_curve.png", keys, curve))
         except Exception as err:  # noqa: BLE001 - the tables matter more than a figure
             log.warning("plot failed: %s: %s", type(err).__name__, err)
-    files.append(write_markdown(target / "summary.md", sweep, keys, groups, shown, pngs))
+    files.append(write_markdown(target / "summary.md", sweep, keys, groups, shown, pngs, note))
     files += pngs
     for path in files:
         log.info("wrote %s", path)
