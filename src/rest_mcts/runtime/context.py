@@ -29,6 +29,13 @@ def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
+def _flag(option: str, value: Any) -> bool:
+    """A true/false option (one-line ConfigError naming it otherwise)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{option}={value!r} must be true or false")
+    return value
+
+
 @dataclass(frozen=True)
 class TinyModelSpec(Knobs):
     """The built-in tiny Llama policy trained from scratch by the bootstrap (``model=tiny``)."""
@@ -72,6 +79,9 @@ class Context:
         policy_backend: ``backend`` (``_target_`` node of the policy backend).
         scorer: ``prm.scorer`` (``_target_`` node of the value scorer).
         model_path: ``model.path``: the policy to start from (None: the bootstrapped policy_0).
+        model_bootstrap: ``model.bootstrap``: policy_0 is ``model_path`` fine-tuned on the
+            world's bootstrap traces (a pretrained model on Countdown) instead of the model as
+            it is.
         prm_path: ``prm.path``: a trained PRM (None: untrained head or a model-free scorer).
         prm_backbone: ``prm.backbone``: causal LM under a fresh value head (None: the policy).
         prm_name: ``prm=...`` (the value model's config name), for messages.
@@ -103,6 +113,7 @@ class Context:
     cache_dir: Path
     policy0_key: str
     model_path: str | None = None
+    model_bootstrap: bool = False
     prm_path: str | None = None
     prm_backbone: str | None = None
     logger: Mapping[str, Any] | None = None
@@ -136,9 +147,7 @@ class Context:
         trainer = _plain(cfg.trainer)
         key = policy0_key(cfg)
         prm = _plain(cfg.prm)
-        require_trained = prm.get("require_trained", False)
-        if not isinstance(require_trained, bool):
-            raise ConfigError(f"prm.require_trained={require_trained!r} must be true or false")
+        require_trained = _flag("prm.require_trained", prm.get("require_trained", False))
         return cls(
             seed=int(cfg.seed),
             data_name=str(data["name"]),
@@ -152,6 +161,7 @@ class Context:
             cache_dir=Path(cfg.paths.cache_dir),
             policy0_key=key,
             model_path=None if model.get("path") is None else str(model["path"]),
+            model_bootstrap=_flag("model.bootstrap", model.get("bootstrap", False)),
             prm_path=None if prm.get("path") is None else str(prm["path"]),
             prm_backbone=None if prm.get("backbone") is None else str(prm["backbone"]),
             logger=_plain(cfg.get("logger")),

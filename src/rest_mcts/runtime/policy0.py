@@ -2,7 +2,9 @@
 
 * :func:`ensure_policy0` -- ``model.path`` when given, else the tiny policy bootstrapped from
   the world's generated traces (:func:`train_policy0`) and cached under a key of everything
-  that shapes it. Only this function (and ``stage=bootstrap``) ever trains policy_0;
+  that shapes it. With ``model.bootstrap: true`` the pretrained ``model.path`` is
+  fine-tuned on those traces instead (through the world's prompt format, e.g. its chat
+  template, and ``policy.lora``), cached the same way. Only this function (and ``stage=bootstrap``) ever trains policy_0;
   resolving a path elsewhere never trains anything (:func:`policy0_path`).
 * :func:`make_traces` -- the bootstrap's SFT traces: correct solutions mixed with random
   legal paths (``data.bootstrap``).
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rest_mcts.config import ConfigError
-from rest_mcts.prompts import policy_prompt
+from rest_mcts.prompts import prompt_format
 from rest_mcts.runtime.context import Context
 from rest_mcts.utils.io import read_json, write_json
 
@@ -38,7 +40,7 @@ def policy0_path(ctx: Context) -> Path | str:
     Raises:
         ConfigError: there is no ``model.path`` and policy_0 has not been built yet.
     """
-    if ctx.model_path:
+    if ctx.model_path and not ctx.model_bootstrap:
         return ctx.model_path
     path = ctx.policy0_dir()
     if not (path / "manifest.json").exists():
@@ -53,7 +55,7 @@ def ensure_policy0(ctx: Context, run_dir: str | Path, logger: Any = False) -> Pa
     """The base policy: ``model.path``, else the cached policy_0, bootstrapped first when it
     is missing (the one place where a path can cost a training run; its Lightning
     checkpoints go to ``run_dir/checkpoints/policy0``)."""
-    if ctx.model_path or not ctx.policy_needs_model():
+    if (ctx.model_path and not ctx.model_bootstrap) or not ctx.policy_needs_model():
         return ctx.model_path or ""
     path = ctx.policy0_dir()
     if not (path / "manifest.json").exists():
@@ -89,9 +91,11 @@ def make_traces(
 ) -> list[SFTExample]:
     """``n`` SFT examples: with probability ``correct_share`` a correct solution of a random
     problem, otherwise a random legal path (mostly wrong) whose steps keep the target
-    reachable with probability ``guided_step_prob`` each (0: uniformly random legal moves)."""
-    from rest_mcts.training.sft_data import SFTExample
+    reachable with probability ``guided_step_prob`` each (0: uniformly random legal moves);
+    rendered in the world's prompt format (the plain format when it has none)."""
+    from rest_mcts.training.rows import solution_example
 
+    fmt = prompt_format(world)
     rng = random.Random(seed)
     out = []
     for _ in range(n):
@@ -102,7 +106,7 @@ def make_traces(
             steps = world.random_trace(problem.question, rng, guided=guided_step_prob)
         else:
             steps = world.random_trace(problem.question, rng)
-        out.append(SFTExample(policy_prompt(problem.question.text), "".join(steps)))
+        out.append(solution_example(problem.question.text, steps, fmt))
     return out
 
 
@@ -114,16 +118,18 @@ def train_policy0(
     minority of problems greedily; saved atomically to ``path``."""
     import torch
 
-    from rest_mcts.models.factory import build_tiny_causal_lm, count_parameters
-    from rest_mcts.models.tokenizer import build_char_tokenizer
+    from rest_mcts.models.factory import count_parameters
     from rest_mcts.training.artifacts import fit_and_save
     from rest_mcts.training.policy_sft import PolicySFTModule
     from rest_mcts.training.sft_data import SFTDataModule
 
-    if ctx.tiny_model is None or ctx.bootstrap is None or not hasattr(ctx.world, "correct_trace"):
+    pretrained = bool(ctx.model_path)
+    if (not pretrained and ctx.tiny_model is None) or ctx.bootstrap is None or not hasattr(
+            ctx.world, "correct_trace"):
         raise ConfigError(
-            f"data={ctx.data_name}: no policy_0 to bootstrap (the built-in tiny policy needs a "
-            "world with a solver, e.g. data=countdown); give model.path=<a pretrained model>"
+            f"data={ctx.data_name}: no policy_0 to bootstrap (the bootstrap needs a world with "
+            "a solver, e.g. data=countdown, and the tiny model or model.path); give "
+            "model.path=<a pretrained model> without model.bootstrap"
         )
     start = time.time()
     boot, pol, world = ctx.bootstrap, ctx.policy, ctx.world
@@ -135,14 +141,7 @@ def train_policy0(
                       boot.guided_step_prob)
     log.info("bootstrap traces: %d train (%d problems), %d val",
              len(train), len(train_problems), len(val))
-    tokenizer = build_char_tokenizer()
-    spec = ctx.tiny_model
-    model = build_tiny_causal_lm(
-        tokenizer, hidden_size=spec.hidden_size, num_layers=spec.num_layers,
-        num_heads=spec.num_heads, max_position_embeddings=spec.max_position_embeddings,
-        seed=ctx.seed,
-    )
-    log.info("tiny policy: %d parameters", count_parameters(model))
+    model, tokenizer = _policy0_start(ctx)
     data = SFTDataModule(train, val, tokenizer, batch_size=pol.batch_size,
                          max_length=pol.max_length, num_workers=pol.num_workers, seed=ctx.seed)
     module = PolicySFTModule(model, lr=pol.lr, weight_decay=pol.weight_decay,
@@ -152,7 +151,7 @@ def train_policy0(
         ctx.trainer, module, data, tokenizer=tokenizer, out_dir=path, max_epochs=pol.epochs,
         ckpt_dir=Path(ckpt_dir), logger=logger,
         manifest={"produced_by": "bootstrap (policy_0)", "settings": asdict(pol),
-                  "key": ctx.policy0_key},
+                  "key": ctx.policy0_key, "init_path": ctx.model_path},
     )
     metrics["train/seconds"] = time.time() - start
     metrics["train/num_parameters"] = float(count_parameters(model))
@@ -161,3 +160,35 @@ def train_policy0(
     write_json(path / "manifest.json", manifest)
     log.info("iteration-0 policy saved to %s (%.0f s)", path, metrics["train/seconds"])
     return metrics
+
+
+def _policy0_start(ctx: Context) -> tuple[Any, Any]:
+    """The model the bootstrap trains and its tokenizer: the pretrained ``model.path`` (under
+    ``policy.lora`` / gradient checkpointing when set), else a fresh tiny Llama with the
+    character tokenizer."""
+    from rest_mcts.models.factory import build_tiny_causal_lm, count_parameters
+
+    if ctx.model_path:
+        import torch
+
+        from rest_mcts.models.factory import load_causal_lm, load_tokenizer
+        from rest_mcts.training.knobs import prepare_model
+
+        tokenizer = load_tokenizer(ctx.model_path)
+        torch.manual_seed(ctx.seed)  # the LoRA adapters' initialisation
+        model = prepare_model(load_causal_lm(ctx.model_path), task="causal_lm",
+                              gradient_checkpointing=ctx.policy.gradient_checkpointing,
+                              lora=ctx.policy.lora, group="policy")
+        log.info("policy_0 from %s: %d parameters", ctx.model_path, count_parameters(model))
+        return model, tokenizer
+    from rest_mcts.models.tokenizer import build_char_tokenizer
+
+    tokenizer = build_char_tokenizer()
+    spec = ctx.tiny_model
+    model = build_tiny_causal_lm(
+        tokenizer, hidden_size=spec.hidden_size, num_layers=spec.num_layers,
+        num_heads=spec.num_heads, max_position_embeddings=spec.max_position_embeddings,
+        seed=ctx.seed,
+    )
+    log.info("tiny policy: %d parameters", count_parameters(model))
+    return model, tokenizer

@@ -10,6 +10,7 @@ policy_0's cache key). Saved into `<run>/policy`; `stage.ckpt_path` resumes.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -18,6 +19,7 @@ from rest_mcts.config import ConfigError
 from rest_mcts.loop.data import d_g_rows, load_trees
 from rest_mcts.loop.evaluate import evaluate_policy_at
 from rest_mcts.loop.train import train_policy_sft
+from rest_mcts.prompts import prompt_format
 from rest_mcts.runtime.policy0 import ensure_policy0
 from rest_mcts.runtime.spec import RunSpec
 from rest_mcts.tracking import stage_run
@@ -35,7 +37,8 @@ def train_policy(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, floa
     if s.trees_dir:
         files.insert(0, str(write_jsonl(out / "d_g.jsonl", d_g_rows(load_trees(s.trees_dir)))))
     # every row checked before policy_0 is trained or a model loaded
-    examples = check_data_files(files, read_solution_rows, "stage.data_files")
+    read = partial(read_solution_rows, fmt=prompt_format(ctx.world))
+    examples = check_data_files(files, read, "stage.data_files")
     if not examples:
         raise ConfigError("stage=train_policy has no data: set stage.data_files and/or "
                           "stage.trees_dir (trees with correct leaves)")

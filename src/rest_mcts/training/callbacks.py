@@ -34,10 +34,11 @@ class GreedyAccuracyCallback(L.Callback):
             return
         from rest_mcts.backends import HFPolicyBackend, SamplingParams
         from rest_mcts.search.evaluation import judge_solution
-        from rest_mcts.prompts import policy_prompt
+        from rest_mcts.prompts import policy_prompt, prompt_format
 
         backend = HFPolicyBackend(model=hf_model(pl_module.model), tokenizer=self.tokenizer)
-        prompts = [policy_prompt(p.question.text) for p in self.problems]
+        fmt = prompt_format(self.world)
+        prompts = [policy_prompt(p.question.text, (), fmt) for p in self.problems]
         outputs = backend.generate(prompts, SamplingParams(n=1, max_new_tokens=self.max_new_tokens))
         correct = sum(
             judge_solution(self.world, p, out.completions[0]).correct

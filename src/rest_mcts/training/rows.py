@@ -5,7 +5,8 @@ check its data files before it spends anything (training policy_0, loading a mod
   per line (extra fields such as ``question_id``, ``m``, ``r`` are kept but not needed).
 * D_G (policy SFT): ``{"question": str, "steps": [str, ...]}`` per line (the policy learns to
   write the steps after the question, formatted by `prompts.policy_prompt` exactly as at
-  search time), or ``{"prompt": str, "completion": str}`` for text already formatted.
+  search time: with the world's prompt format, e.g. a chat template, when it has one), or
+  ``{"prompt": str, "completion": str}`` for text already formatted.
 
 A bad row raises :class:`rest_mcts.utils.io.FileFormatError` (one line naming the file, line
 and field), which ``run.py`` reports with exit status 2.
@@ -14,8 +15,9 @@ and field), which ``run.py`` reports with exit status 2.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from rest_mcts.prompts import policy_prompt
 from rest_mcts.utils.io import FileFormatError, jsonl_objects
@@ -74,24 +76,29 @@ class SFTExample:
             raise ValueError("SFTExample.completion must be non-empty")
 
 
-def solution_example(question: str, steps: Sequence[str]) -> SFTExample:
+def solution_example(question: str, steps: Sequence[str], fmt: Any = None) -> SFTExample:
     """The SFT example of a full solution: prompt = the question, completion = its steps,
-    in the format the policy reads and writes at search time (`prompts.policy_prompt`)."""
-    prompt = policy_prompt(question)
-    return SFTExample(prompt, policy_prompt(question, steps)[len(prompt):])
+    in the format the policy reads and writes at search time (`prompts.policy_prompt` with
+    the world's prompt format ``fmt``; None: the plain format)."""
+    prompt = policy_prompt(question, (), fmt)
+    full = policy_prompt(question, steps, fmt)
+    if not full.startswith(prompt):
+        raise ValueError("the prompt format does not extend a question's prompt by its steps")
+    return SFTExample(prompt, full[len(prompt):])
 
 
-def read_solution_rows(path: str | Path) -> list[SFTExample]:
-    """Read a D_G JSONL file.
+def read_solution_rows(path: str | Path, fmt: Any = None) -> list[SFTExample]:
+    """Read a D_G JSONL file (``question``/``steps`` rows rendered with the prompt format
+    ``fmt``, see :func:`solution_example`).
 
     Raises:
         FileNotFoundError: there is no such file.
         FileFormatError: a line is not a JSON object or a field is wrong (names file and line).
     """
-    return _read_rows(path, "policy SFT data file", _parse_solution)
+    return _read_rows(path, "policy SFT data file", partial(_parse_solution, fmt=fmt))
 
 
-def _parse_solution(raw: dict, where: str) -> SFTExample:
+def _parse_solution(raw: dict, where: str, fmt: Any = None) -> SFTExample:
     if "prompt" in raw or "completion" in raw:
         prompt, completion = raw.get("prompt"), raw.get("completion")
         if not isinstance(prompt, str) or not prompt:
@@ -107,7 +114,7 @@ def _parse_solution(raw: dict, where: str) -> SFTExample:
     ):
         raise FileFormatError(
             f"{where}: field 'steps' must be a non-empty list of non-empty strings")
-    return solution_example(question, steps)
+    return solution_example(question, steps, fmt)
 
 
 def check_data_files(files: Sequence[str | Path], read, option: str) -> list:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -148,9 +148,11 @@ def build_sft_data(
     max_length: int = 128,
     num_workers: int = 0,
     seed: int = 0,
+    fmt: Any = None,
 ) -> SFTDataModule:
-    """SFT data module over D_G: examples and/or JSONL files (see module doc), deduplicated,
-    length-filtered and split by question.
+    """SFT data module over D_G: examples and/or JSONL files (see module doc; ``fmt``: the
+    world's prompt format the files' rows are rendered with), deduplicated, length-filtered
+    and split by question.
 
     The module gets ``stats`` (rows read, duplicates, too long, train and validation sizes).
     """
@@ -159,7 +161,7 @@ def build_sft_data(
         if isinstance(source, SFTExample):
             examples.append(source)
         else:
-            examples += read_solution_rows(source)
+            examples += read_solution_rows(source, fmt)
     if not examples:
         raise ValueError("no policy SFT examples (give D_G files or examples)")
     unique = deduplicate_examples(examples)

@@ -9,7 +9,7 @@ training a tiny policy.
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from typing import Any, Sequence
 
 from rest_mcts.worlds.base import Problem, Question, StepCheck
 from rest_mcts.worlds.countdown.format import format_question, format_step, parse_question
@@ -45,6 +45,10 @@ class CountdownWorld:
         max_target: largest target drawn.
         min_steps: the fewest steps needed to solve must be >= this (difficulty).
         max_steps: the fewest steps needed must be <= this (None: no bound).
+        prompts: a :class:`~rest_mcts.prompting.PromptFormat` that renders the policy's
+            prompts (a pretrained chat model: the question and steps inside its chat template,
+            ``style="lines"``); None (the tiny models): the plain format
+            (:func:`rest_mcts.prompts.policy_prompt`).
 
     Raises:
         ValueError: on an invalid knob, naming it.
@@ -63,6 +67,7 @@ class CountdownWorld:
         max_target: int = 100,
         min_steps: int = 1,
         max_steps: int | None = None,
+        prompts: Any = None,
     ) -> None:
         self.num_numbers = _require_int("num_numbers", num_numbers, 2)
         self.min_number = _require_int("min_number", min_number, 1)
@@ -77,6 +82,7 @@ class CountdownWorld:
         if max_steps is not None:
             _require_int("max_steps", max_steps, min_steps)
         self.max_steps = max_steps
+        self.prompt_format = prompts
 
     def __repr__(self) -> str:
         return (
