@@ -169,24 +169,31 @@ def test_run_py_on_vllm_answers_as_the_hf_backends(tmp_path, trained_policy, tra
                for r in mcts.values())
 
 
-def test_a_one_iteration_loop_on_vllm_serves_each_new_prm_and_resumes(tmp_path):
-    """``stage=loop backend=vllm prm=vllm``: Lightning trains PRM_0 and PRM_1, and each
+def test_a_one_iteration_loop_on_vllm_serves_each_new_prm_and_resumes_after_a_kill(tmp_path):
+    """``stage=loop backend=vllm_cpu prm=vllm``: Lightning trains PRM_0 and PRM_1, and each
     evaluation starts vLLM engines on the models of its iteration (an engine per step, shut
-    down after it: the training finds the memory free). Run again, the loop finds every step
-    finished."""
-    from tests.loop.test_loop import run_loop
+    down after it: the training finds the memory free). Killed (SIGKILL to its process group)
+    while iteration 1's MCTS* evaluation has engines running, the loop restarted finishes from
+    there; run once more, it finds every step finished and starts no engine."""
+    from tests.loop.test_loop import loop_command, loop_env, run_loop
+    from tests.loop.test_loop_kills import _run_until
 
     tok = build_char_tokenizer()
     # head size 32: vLLM's CPU attention has no kernel for the test policy's 16
     policy = save_model(build_tiny_causal_lm(tok, hidden_size=64, num_layers=2, num_heads=2),
                         tok, tmp_path / "policy")
     loop_dir = tmp_path / "loop"
-    # vLLM 0.32 on the CPU: a chunked prefill of a seeded request rewinds its generator's
-    # offset, which CPU generators refuse ("CPU Generator does not use offset")
-    options = (*VLLM, "model.dtype=float32", "stage.eval_methods=[cot,mcts_star]",
-               "+backend.engine_kwargs.enable_chunked_prefill=false")
+    # backend=vllm_cpu: no chunked prefill (vLLM 0.32 on the CPU rewinds a seeded request's
+    # generator with it, which CPU generators refuse: "CPU Generator does not use offset")
+    options = ("backend=vllm_cpu", "prm=vllm", "prm.scorer.enforce_eager=true",
+               "model.dtype=float32", "stage.eval_methods=[cot,mcts_star]")
+    killed = _run_until(loop_command(tmp_path, policy, loop_dir, *options), loop_env(tmp_path),
+                        loop_dir, lambda d: (d / "iter_1" / "eval_mcts_star").is_dir())
+    assert killed and not (loop_dir / "results.csv").exists()
     out = run_loop(tmp_path, policy, loop_dir, *options)
-    assert "starting a vLLM" in out
+    assert "starting a vLLM" in out  # the killed evaluation runs again
+    for step in ("iter_0/prm", "iter_1/search", "iter_1/prm", "iter_1/eval_cot"):
+        assert f"step {step}: finished earlier" in out
     lines = (loop_dir / "results.csv").read_text().splitlines()
     assert len(lines) == 3  # iterations 0 and 1
     for k in (0, 1):
