@@ -213,7 +213,7 @@ def prm0(work, tiny_chat) -> Path:
     args = run_py_steps()[2]
     folder = work / next(a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir="))
     ok(run(work, cpu(args, tiny_chat, **{"stage.num_problems": "3", "stage.method": "reference",
-                                         "stage.max_step_tokens": "8"})))
+                                         "stage.max_step_tokens": "8", "prm.epochs": "1"})))
     return folder
 
 
@@ -285,7 +285,8 @@ def test_step_5_one_loop_iteration_trains_prm1_and_evaluates_it(work, tiny_chat)
         "stage.init_prm.max_depth": "1", "stage.init_prm.branch": "2",
         "stage.prm_eval_problems": "2", "stage.train_problems": "2", "stage.eval_problems": "2",
         "stage.eval_methods": "[cot,mcts_star]", "stage.policy_eval": "null",
-        "prm.epochs": "1", "stage.sft.epochs": "1", "trainer.enable_progress_bar": "false",
+        "prm.epochs": "1", "stage.prm_train.init_epochs": "1", "stage.sft.epochs": "1",
+        "trainer.enable_progress_bar": "false",
         "hydra.run.dir": str(work / "loop-job")})))
     assert "| iter |" in log
     (loop_dir,) = (work / "outputs" / "loop_runs").glob("math-s0-*")

@@ -66,6 +66,8 @@ NOT_RESULT_KEYS: dict[str, Neutral] = {
     "trainer.enable_progress_bar": Neutral("a progress bar"),
     "engine": Neutral("added after the key; recorded when it is not the default",
                       unless={"name": "hf"}),
+    "prm.max_length": Neutral("added after the key; 256 is the length PRM training always "
+                              "used", unless=256),
 }
 
 # question sharding (data.shard/num_shards: which questions a stage=search|eval job takes) never
