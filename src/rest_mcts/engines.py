@@ -68,16 +68,23 @@ class AutoChoice:
         return self.cuda and not self.vllm
 
 
+def rule(vllm: bool, cuda: bool) -> str:
+    """``engine=auto``'s rule: ``vllm`` when vLLM is installed and torch sees a CUDA device,
+    else ``hf``."""
+    return "vllm" if vllm and cuda else "hf"
+
+
 def choose_engine() -> str:
-    """``engine=auto``'s engine: ``vllm`` when vLLM is installed and torch sees a CUDA
-    device, else ``hf`` (torch is asked only when vLLM is installed)."""
-    return "vllm" if vllm_installed() and cuda_available() else "hf"
+    """``engine=auto``'s engine on this machine (torch is asked only when vLLM is installed:
+    composing a config without vLLM imports no torch)."""
+    vllm = vllm_installed()
+    return rule(vllm, vllm and cuda_available())
 
 
 def auto_choice() -> AutoChoice:
     """``engine=auto``'s choice with both facts it rests on."""
     vllm, cuda = vllm_installed(), cuda_available()
-    return AutoChoice("vllm" if vllm and cuda else "hf", vllm, cuda)
+    return AutoChoice(rule(vllm, cuda), vllm, cuda)
 
 
 def group_option(group: str, engine: str) -> str:
