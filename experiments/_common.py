@@ -17,6 +17,8 @@ def compose(*overrides: str):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    import rest_mcts  # noqa: F401  (registers the resolvers the defaults list asks: rest.engine)
+
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = hydra_compose("config", overrides=list(overrides))

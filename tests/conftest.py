@@ -32,6 +32,8 @@ def compose_cfg(tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    import rest_mcts  # noqa: F401  (registers the resolvers the defaults list asks: rest.engine)
+
     def _compose(*overrides: str):
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -15,7 +15,7 @@ Rooms (arrows point down; docs/architecture.md):
 
 Shared helpers: `config` (checks and `instantiate`), `overrides` (command-line overrides
 checked as Hydra will compose them, misspelt keys named), `resolvers` (config resolvers, registered
-on import), `prompts` (Countdown's text formats), `prompting` and `prompt_templates` (the
+on import), `engines` (transformers or vLLM: the `engine` group, `engine=auto`'s choice), `prompts` (Countdown's text formats), `prompting` and `prompt_templates` (the
 paper's prompts for text worlds), `tracking` (the stage's wandb run), `sweeps` (multirun
 summaries), `view` (search-tree pages), `utils` (I/O, hashing, seeding, secrets, console).
 """

@@ -114,8 +114,21 @@ def _compose(conf_dir: Path, overrides: list[str]) -> DictConfig | None:
 def _check_keys(cfg: DictConfig, keys: list[str]) -> None:
     for key in keys:
         if not _known(cfg, key):
-            raise ConfigError(f"{key} is not an option{_closest(cfg, key)} (a new key is "
-                              f"added with +{key}=...)")
+            hint = _engine_hint(cfg, key) or f"a new key is added with +{key}=..."
+            raise ConfigError(f"{key} is not an option{_closest(cfg, key)} ({hint})")
+
+
+def _engine_hint(cfg: DictConfig, key: str) -> str | None:
+    """Where ``engine=auto`` composed the group that ``key`` lies in: a vLLM option on a
+    machine where it chose transformers (or the reverse) is named with the engine that has it."""
+    from omegaconf import OmegaConf
+
+    group = key.split(".")[0]
+    if group not in ("backend", "prm") or OmegaConf.select(cfg, "engine.name") != "auto":
+        return None
+    option = OmegaConf.select(cfg, f"hydra.runtime.choices.{group}")
+    return (f"{group}={option} is what engine=auto composed on this machine; name "
+            f"engine=vllm or engine=hf for the other engine's options")
 
 
 def _known(cfg: DictConfig, key: str) -> bool:

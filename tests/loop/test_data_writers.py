@@ -104,3 +104,23 @@ def test_stage_extract_takes_d_v_nodes(compose_cfg, tmp_path):
     assert every["extract/d_v_rows"] == 6
     with pytest.raises(ConfigError, match="stage.d_v_nodes=leaves is not one of"):
         extract(compose_cfg("stage=extract", trees, "~logger", "stage.d_v_nodes=leaves"))
+
+
+@pytest.mark.parametrize("method, option, want", [
+    ("bfs", "stage", "D_V0 is empty: none of the 5 BFS trees has a correct leaf within "
+     "stage.max_depth=3 steps (raise stage.max_depth or stage.num_problems, or set "
+     "stage.method=reference)"),
+    ("reference", "stage.init_prm", "D_V0 is empty: none of the 5 questions has a reference "
+     "solution (stage.init_prm.method=reference needs them; set stage.init_prm.method=bfs)"),
+])
+def test_an_empty_d_v0_stops_in_one_line_before_prm0_trains(method, option, want):
+    """A base policy that finishes no BFS path correctly (a weak model, MATH solutions longer
+    than max_depth steps) leaves D_V0 empty: the run says which option makes rows."""
+    from rest_mcts.config import ConfigError
+    from rest_mcts.loop.d_v0 import InitPRMSettings, require_rows
+
+    init = InitPRMSettings(method=method, num_problems=5, option=option)
+    with pytest.raises(ConfigError) as err:
+        require_rows(init, 0)
+    assert str(err.value) == want
+    require_rows(init, 3)  # rows: goes on

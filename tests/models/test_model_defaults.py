@@ -68,7 +68,8 @@ def test_the_backends_device_follows_the_hardware(compose_cfg, monkeypatch, cuda
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    cfg = compose_cfg("stage=search", "model=mistral7b")
+    # engine=hf: transformers on a GPU too (engine=auto would pick vLLM where it is installed)
+    cfg = compose_cfg("stage=search", "model=mistral7b", "engine=hf")
     want = "cuda" if cuda else "cpu"
     assert cfg.backend.device == want and cfg.prm.scorer.device == want
     assert cfg.backend.dtype == "bfloat16" and cfg.prm.scorer.dtype == "bfloat16"

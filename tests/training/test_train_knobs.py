@@ -4,6 +4,7 @@ checkpointing, LoRA options (one-line errors); PRM training end to end via train
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -176,3 +177,32 @@ def test_stage_sft_settings_override_policy_without_changing_the_policy0_key(com
     bad = compose_cfg("stage=train_policy", "stage.sft.lr=0")
     with pytest.raises(ConfigError, match=r"^stage\.sft\.lr=0 is outside \(0, inf\]"):
         Context.from_config(bad).policy.overridden("stage.sft", bad.stage.sft)
+
+
+@pytest.mark.slow
+def test_prm_max_length_leaves_longer_rows_out_with_a_warning(compose_cfg, tmp_path, caplog):
+    """``prm.max_length`` (256, as PRM training always used; 1,024 in the pretrained model
+    configs) reaches stage=init_prm's and the loop's PRM training; longer rows are counted."""
+    import logging
+    import statistics
+
+    from rest_mcts.loop.train import train_prm_model
+    from rest_mcts.prompts import prm_input
+    from rest_mcts.runtime.context import Context
+
+    from tests.training.test_prm_training import countdown_rows
+
+    tok = build_char_tokenizer()
+    policy = save_model(build_tiny_causal_lm(tok, **TINY), tok, tmp_path / "policy")
+    rows = countdown_rows(20)
+    cut = int(statistics.median(len(tok(prm_input(r.question, r.steps))["input_ids"])
+                                for r in rows))
+    cfg = compose_cfg("~logger", "trainer.enable_progress_bar=false", "trainer.max_steps=1",
+                      f"prm.max_length={cut}")
+    assert compose_cfg().prm.max_length == 256
+    with caplog.at_level(logging.WARNING, logger="rest_mcts.loop.train"):
+        metrics = train_prm_model(Context.from_config(cfg), rows, tmp_path / "prm", policy)
+    (line,) = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert re.fullmatch(rf"PRM training: \d+ of \d+ rows are longer than {cut} tokens and are "
+                        r"left out \(prm\.max_length\)", line)
+    assert 0 < metrics["data/train_rows"] + metrics["data/val_rows"] < len(rows)

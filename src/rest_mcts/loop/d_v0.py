@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rest_mcts.backends.registry import close_backend
-from rest_mcts.config import Knobs, knob
+from rest_mcts.config import ConfigError, Knobs, knob
 from rest_mcts.runtime.context import Context
 from rest_mcts.loop.data import d_v_rows, extract_data, load_trees
 from rest_mcts.runtime.search_run import SearchRun, run_search
@@ -160,6 +160,25 @@ def _row(problem: Problem, steps: list[str], target: float, source: str) -> dict
             "question_id": problem.id, "source": source}
 
 
+def require_rows(init: InitPRMSettings, rows: float) -> None:
+    """Stop in one line, before PRM_0 is trained on nothing, when D_V0 came out empty.
+
+    Raises:
+        ConfigError: no row, naming the options that make some.
+    """
+    if rows:
+        return
+    o = init.option
+    if init.method == "bfs":
+        raise ConfigError(
+            f"D_V0 is empty: none of the {init.num_problems} BFS trees has a correct leaf within "
+            f"{o}.max_depth={init.max_depth} steps (raise {o}.max_depth or {o}.num_problems, "
+            f"or set {o}.method=reference)")
+    raise ConfigError(
+        f"D_V0 is empty: none of the {init.num_problems} questions has a reference solution "
+        f"({o}.method=reference needs them; set {o}.method=bfs)")
+
+
 def build_d_v0(
     ctx: Context, init: InitPRMSettings, out_dir: str | Path, policy_path: str | Path,
     d_v_nodes: str = "paths",
@@ -171,6 +190,7 @@ def build_d_v0(
         trees = sample_bfs_trees(ctx, init, out / "bfs", ctx.pool("d_v0"), init.num_problems,
                                  policy_path)
         counts = extract_data(trees, out, d_v_nodes=d_v_nodes)
+        require_rows(init, counts["extract/d_v_rows"])
         return {k.replace("extract/", "d_v0/"): v for k, v in counts.items()}
     chosen = ctx.problems(ctx.pool("d_v0"), init.num_problems, at_most=True)
     weak = ctx.build_policy(init.weak_model or policy_path)
@@ -180,6 +200,7 @@ def build_d_v0(
     finally:
         close_backend(weak)
     write_jsonl(out / "d_v.jsonl", rows)
+    require_rows(init, len(rows))
     counts = {
         "d_v0/d_v_rows": float(len(rows)),
         "d_v0/positives": float(sum(r["source"] == "reference" for r in rows)),

@@ -58,6 +58,16 @@ def _load_prm_start(init_path: str | Path, seed: int):
     return value_model_from_causal_lm(str(init_path), seed=seed)
 
 
+def _warn_dropped(datasets: list[Any], max_length: int, option: str) -> None:
+    """Warn once when PRM rows were left out for being longer than ``max_length`` tokens."""
+    parts = [d for d in datasets if d is not None]
+    dropped = sum(d.dropped for d in parts)
+    if dropped:
+        total = dropped + sum(len(d) for d in parts)
+        log.warning("PRM training: %d of %d rows are longer than %d tokens and are left out "
+                    "(%s)", dropped, total, max_length, option)
+
+
 def train_prm_model(
     ctx: Context,
     rows_or_files: Sequence[ValueRow | str | Path],
@@ -69,7 +79,7 @@ def train_prm_model(
     ckpt_path: str | None = None,
     ckpt_dir: str | Path | None = None,
     val_share: float = 0.1,
-    max_length: int = 256,
+    max_length: int | None = None,
 ) -> dict[str, float]:
     """Train the PRM on D_V (MSE on v_k, Eq. (1)-(3) targets) and save it to ``out_dir``.
 
@@ -84,7 +94,8 @@ def train_prm_model(
         ckpt_path: Lightning checkpoint to resume from.
         ckpt_dir: where Lightning checkpoints go (default ``<out_dir parent>/checkpoints/<name>``).
         val_share: share of questions held out for validation.
-        max_length: longer PRM inputs are dropped.
+        max_length: longer PRM inputs are left out, with a warning (None: the settings'
+            ``max_length``, ``prm.max_length``).
 
     Returns:
         Flat metrics: ``val/mse``, ``val/acc@0.1`` (``val/oracle_*`` and ``val/sibling_*``
@@ -112,8 +123,11 @@ def train_prm_model(
     torch.manual_seed(ctx.seed)
     model = prepare_model(_load_prm_start(init_path, ctx.seed), task="value",
                           gradient_checkpointing=s.gradient_checkpointing, lora=s.lora, group="prm")
+    option = "stage.max_length" if max_length else f"{s.group}.max_length"
+    max_length = max_length or s.max_length
     data = ValueDataModule(tokenizer, rows=rows, val_share=val_share, batch_size=s.batch_size,
                            max_length=max_length, seed=ctx.seed)
+    _warn_dropped([data.train_set, data.val_set], max_length, option)
     val_rows = data.val_set.rows if data.val_set else []
     module = PRMRegressionModule(model, lr=s.lr, weight_decay=s.weight_decay,
                                  warmup_ratio=s.warmup_ratio, val_rows=val_rows,

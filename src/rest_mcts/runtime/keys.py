@@ -64,6 +64,10 @@ NOT_RESULT_KEYS: dict[str, Neutral] = {
                                  "(per-request seeds)"),
     "trainer.default_root_dir": Neutral("where checkpoints go"),
     "trainer.enable_progress_bar": Neutral("a progress bar"),
+    "engine": Neutral("added after the key; recorded when it is not the default",
+                      unless={"name": "hf"}),
+    "prm.max_length": Neutral("added after the key; 256 is the length PRM training always "
+                              "used", unless=256),
 }
 
 # question sharding (data.shard/num_shards: which questions a stage=search|eval job takes) never
@@ -78,6 +82,13 @@ SHARDING_KEYS: dict[str, Neutral] = {
                                         pin={"dataset": 0}),
     "data.world.dataset.num_shards": Neutral("the world never shards", worlds="dataset",
                                              pin={"dataset": 1}),
+}
+
+# engine=hf|vllm|auto picks the backend and prm options, whose nodes stay in the folder keys:
+# the choice itself is in no folder key (a folder resumes whether its engine was named or
+# chosen by engine=auto)
+ENGINE_KEYS: dict[str, Neutral] = {
+    "engine": Neutral("picks the backend and prm options, which are in the key"),
 }
 
 # options of the stage, the policy backend and the PRM (its scorer; a search trains no PRM, so
@@ -101,6 +112,7 @@ THROUGHPUT_KEYS: dict[str, Neutral] = {
 # holds that: rest_mcts.runtime.search_run.claim_shard); data.limit stays, it picks questions
 NOT_RUN_KEYS: dict[str, Neutral] = {
     **NOT_RESULT_KEYS,
+    **ENGINE_KEYS,
     **THROUGHPUT_KEYS,
     **{path: rule for path, rule in SHARDING_KEYS.items() if path != "data.limit"},
 }
@@ -112,6 +124,7 @@ NOT_RUN_KEYS: dict[str, Neutral] = {
 # job's sharding of a generated world
 NOT_LOOP_KEYS: dict[str, Neutral] = {
     **NOT_RESULT_KEYS,
+    **ENGINE_KEYS,
     "stage.eval_methods": Neutral("adds or removes evaluation steps, changes no number"),
     "stage.policy_eval": Neutral("an evaluation step of its own, changes no other number"),
     "stage.iterations": Neutral("iteration k never depends on K: an extended loop resumes"),

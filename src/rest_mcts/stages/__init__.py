@@ -90,6 +90,23 @@ def is_global_zero() -> bool:
     return rank_zero is None or getattr(rank_zero.rank_zero_only, "rank", 0) == 0
 
 
+def announce_engine(cfg: DictConfig) -> None:
+    """``engine=auto`` (the pretrained model configs): say once, as the run starts, which
+    engine it chose, why, and what serves the models (a group named on the command line wins
+    over the choice); a warning when torch sees a GPU but vLLM is not installed."""
+    if OmegaConf.select(cfg, "engine.name") != "auto" or cfg.stage.name in NO_MODEL_STAGES:
+        return
+    from rest_mcts.backends.registry import lookup
+    from rest_mcts.engines import auto_choice
+
+    serving = [f"policy backend {lookup('policy', cfg.backend).name}"]
+    scorer = OmegaConf.select(cfg, "prm.scorer")
+    if scorer is not None:
+        serving.append(f"value scorer {lookup('scorer', scorer).name}")
+    choice = auto_choice()
+    (log.warning if choice.is_notice else log.info)("%s", choice.message(", ".join(serving)))
+
+
 def write_resolved_config(cfg: DictConfig, out: Path) -> None:
     """`out/config.yaml`: the job's config with every interpolation resolved (what a sweep's
     summary reads the job's settings from) and secrets left out
@@ -120,6 +137,8 @@ def run_stage(cfg: DictConfig) -> float | None:
     with contextlib.ExitStack() as resources:
         spec = check_config(cfg, resources)  # the executor registers its shutdown
         setup_console()
+        if is_global_zero():
+            announce_engine(cfg)
         threads = fix_threads(cfg.get("threads"))
         seed_everything(cfg.seed)
         out = Path(cfg.paths.output_dir)
