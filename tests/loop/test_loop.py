@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -596,7 +597,15 @@ def test_one_iteration_loop_runs_and_resumes_without_searching_again(tmp_path, t
     (loop_dir / "results.csv").unlink()
     out = run_loop(tmp_path, tiny_policy, loop_dir)
     assert "step iter_1/search: finished earlier, skipped" in out
-    assert "step iter_1/extract: running" in out
+    # the progress line: "step i of n", n the loop's every step (each leaves a manifest)
+    progress = re.search(r"step (\d+) of (\d+): iter_1/extract: running", out)
+    assert progress, out[-3000:]
+    steps = [json.loads(p.read_text()).get("step") for p in loop_dir.rglob("manifest.json")]
+    steps = [step for step in steps if step]
+    assert int(progress.group(2)) == len(steps)
+    later = {"iter_1/extract", "iter_1/prm", "iter_1/policy"}
+    before_it = [step for step in steps if step not in later and not step.startswith("iter_1/eval")]
+    assert int(progress.group(1)) == len(before_it) + 1
     assert (results.read_text(), results.stat().st_mtime_ns) == before
     assert (loop_dir / "iter_1" / "extract" / "manifest.json").is_file()
     assert len((loop_dir / "results.csv").read_text().splitlines()) == 3

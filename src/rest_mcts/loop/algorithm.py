@@ -35,6 +35,7 @@ from rest_mcts.loop.evaluate import (
     EVAL_METHODS,
     PolicyEval,
     check_eval_methods,
+    eval_step_names,
     evaluate_iteration,
 )
 from rest_mcts.runtime.search_run import SearchRun, run_search
@@ -154,7 +155,7 @@ def run_loop(
     if tracker is not None:
         tracker.step_metric("loop/iter", LOOP_SPLITS)
     check_inputs(ctx, mcts)
-    runner = StepRunner(root)
+    runner = StepRunner(root, plan=loop_plan(s, mcts))
     eval_run = s.search_run(s.eval_split, s.eval_problems, label_trees=False)
     train_mcts = training_search(mcts, s.train_early_stop)
 
@@ -240,6 +241,18 @@ def run_loop(
             "search/train_acc": search.get("search/acc"),
         }))
     return rows
+
+
+def loop_plan(s: LoopSettings, mcts: Any) -> list[str]:
+    """Every step :func:`run_loop` runs, in its order."""
+    def evals(k: int) -> list[str]:
+        return eval_step_names(k, s.eval_methods, mcts, s.policy_eval is not None)
+
+    plan = ["iter_0/policy", "iter_0/d_v0", "prm_eval_set", "iter_0/prm", *evals(0)]
+    for k in range(1, s.iterations + 1):
+        plan += [f"iter_{k}/{step}" for step in ("search", "extract", "prm", "policy")]
+        plan += evals(k)
+    return plan
 
 
 def training_search(mcts: Any, early_stop: bool) -> Any:

@@ -236,6 +236,24 @@ def prm_validation(ctx: Context, prm: str, data_file: str) -> dict[str, float]:
     return value_metrics(preds, rows, value_oracle(ctx.world))
 
 
+def eval_step_names(k: int, methods: tuple[str, ...], mcts: Any,
+                    policy_eval: bool) -> list[str]:
+    """The steps :func:`evaluate_iteration` runs for iteration k, in its order (for the
+    loop's "step i of n" progress line)."""
+    it = f"iter_{k}"
+    names = [f"{it}/eval_policy"] if policy_eval else []
+    names += [f"{it}/eval_{m}" for m in ("cot", "mcts_star") if m in methods]
+    if any(m in methods for m in SAMPLED):
+        names.append(f"{it}/eval_sampled")
+    if "bfs" in methods:
+        names.append(f"{it}/eval_bfs")
+    for name, variant in (("mcts_star_lean", lean_search(mcts)),
+                          ("mcts_star_widen", dataclasses.replace(mcts, widen=True))):
+        if name in methods and not (variant == mcts and "mcts_star" in methods):
+            names.append(f"{it}/eval_{name}")
+    return names + [f"{it}/eval_prm"]
+
+
 def evaluate_iteration(
     ctx: Context, runner: StepRunner, k: int, *, policy: str, prm: str, mcts: Any,
     eval_run: SearchRun, prm_eval_file: str, sc_max_n: int, extra: dict[str, Any],

@@ -27,15 +27,34 @@ class StepRunner:
 
     Attributes:
         root: the loop's folder.
+        plan: every step the job will run, in order (None: unknown); each step's log line
+            then says "step i of n" and, once a step ran in this process, a rough ETA
+            (the mean wall time of the steps run so far times the steps left).
         ran: names of the steps run (not skipped) by this runner.
         skipped: names of the steps found finished.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, plan: list[str] | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.plan = list(plan) if plan is not None else None
         self.ran: list[str] = []
         self.skipped: list[str] = []
+        self._ran_seconds = 0.0
+
+    def progress(self, name: str) -> str:
+        """``step i of n: <name>`` (just ``step <name>`` for a step outside the plan), and
+        the elapsed time and a rough ETA once a step has run in this process."""
+        if self.plan is None or name not in self.plan:
+            return f"step {name}"
+        i, n = self.plan.index(name) + 1, len(self.plan)
+        line = f"step {i} of {n}: {name}"
+        if self.ran:
+            mean = self._ran_seconds / len(self.ran)
+            left = sum(1 for step in self.plan[i - 1:] if not self.done(step))
+            line += (f" [{_minutes(self._ran_seconds)} so far, about "
+                     f"{_minutes(mean * left)} to go]")
+        return line
 
     def folder(self, name: str) -> Path:
         return self.root / name
@@ -71,9 +90,10 @@ class StepRunner:
             log.info("step %s: finished earlier, skipped", name)
             return self.outputs(name)
         folder.mkdir(parents=True, exist_ok=True)
-        log.info("step %s: running (%s)", name, produced_by)
+        log.info("%s: running (%s)", self.progress(name), produced_by)
         start = time.time()
         outputs = fn(folder)
+        self._ran_seconds += time.time() - start
         write_json(folder / MANIFEST, {
             "step": name,
             "produced_by": produced_by,
@@ -84,3 +104,7 @@ class StepRunner:
         })
         self.ran.append(name)
         return outputs
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
