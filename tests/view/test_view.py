@@ -3,6 +3,7 @@ run.py on a real tiny search run, and in a real headless browser (Debian's chrom
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from rest_mcts.view import (
     TreeFileError,
     chosen_path,
     load_tree,
+    parse_trace,
     render_index_html,
     render_tree_html,
     write_views,
@@ -356,3 +358,158 @@ def test_browser_takes_a_screenshot(tmp_path):
     png = tmp_path / "tree.png"
     chromium(tmp_path, path, f"--screenshot={png}", "--window-size=1400,1000")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------------------- replay
+# make_tree(branch=3, depth=2): nodes 1-3 under the root, 4-6 under 1, 7-9 under 2, 10-12
+# under 3. A trace as MCTS* writes it (rest_mcts.search.mcts_star.trace_entry).
+TRACE = ["expand path=0 new=1,2,3 rollout=1,0.9,0.8 values=0.8",
+         "expand path=0,2 new=7,8,9 rollout=7,0.5,0.5 values=0.6,0.5",
+         "expand path=0,1 new=4,5,6 values=0.7,0.6",
+         "dead_end path=0,3 values=0.7,0.3",
+         "finished path=0,1,4 values=0.72,0.65,0.9 stop"]
+
+
+def traced_tree(trace=TRACE) -> dict:
+    return {**make_tree(branch=3, depth=2), "trace": list(trace)}
+
+
+def test_the_trace_becomes_the_replays_steps():
+    page = render_tree_html(traced_tree())
+    steps = blob_of(page)["trace"]
+    assert [s["phase"] for s in steps] == ["expand", "expand", "expand", "dead_end", "finished"]
+    assert [s["iteration"] for s in steps] == [1, 2, 3, None, 4]  # a dead end is no iteration
+    assert steps[1] == {"phase": "expand", "path": [0, 2], "new": [7, 8, 9],
+                        "rollout": {"node": 7, "v_max": 0.5, "value": 0.5},
+                        "values": [0.6, 0.5], "stop": False, "iteration": 2}
+    assert steps[2]["rollout"] is None and steps[4]["stop"] and steps[4]["new"] == []
+    assert "id=\"r-slider\" min=\"0\" max=\"5\"" in page
+    plain = render_tree_html(make_tree())  # no trace (BFS, older trees): no replay
+    assert blob_of(plain)["trace"] == [] and 'id="r-slider"' not in plain
+    assert parse_trace(["end_gate path=0,1 values=nan,inf"], {0, 1})[0]["values"][0] != 0
+
+
+@pytest.mark.parametrize("line,why", [
+    ("expand path=0,1 values=0.5", "trace line 2: expected path= and as many values="),
+    ("grow path=0 values=0.5", "trace line 2: phase 'grow' is not one of expand"),
+    ("expand path=0 new=1,99 values=0.5", "trace line 2: node 99 is not in the tree"),
+    ("expand path=0 rollout=1,0.5 values=0.5", "trace line 2: expected rollout=<node>"),
+    ("expand path=0 values=0.5 colour=red", "trace line 2: cannot read 'colour=red'"),
+    ("expand path=0 values=x", "trace line 2: could not convert string to float: 'x'"),
+])
+def test_a_trace_that_does_not_parse_is_one_line_naming_the_file(tmp_path, line, why):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(traced_tree([TRACE[0], line])))
+    with pytest.raises(TreeFileError) as err:
+        write_views(path)
+    assert str(err.value) == f"{path}: {why}" or str(err.value).startswith(f"{path}: {why}")
+    path.write_text(json.dumps({**make_tree(), "trace": "expand path=0 values=1"}))
+    with pytest.raises(TreeFileError, match="'trace' is str, expected a list of lines"):
+        load_tree(path)
+
+
+# ---------------------------------------------------------------------------- folders
+def samples_run(run: Path, n: int = 2) -> Path:
+    """A CoT / sampling-pass folder: its tree files hold sampled paths, not trees."""
+    (run / "trees").mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        qid = f"s-{i}"
+        (run / "trees" / f"{qid}.json").write_text(json.dumps(
+            {"method": "cot", "question": "q", "question_id": qid, "samples": []}))
+        rows.append({"id": qid, "correct": i == 0, "method": "cot"})
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+def tree_run(run: Path, correct: list[bool], method: str = "mcts_star") -> Path:
+    trees = [traced_tree() | {"question_id": f"q-{i}"} for i in range(len(correct))]
+    rows = [{"id": t["question_id"], "steps": steps_to(t, 4), "correct": c, "method": method}
+            for t, c in zip(trees, correct)]
+    return write_run(run, trees, rows)
+
+
+def index_rows(index: Path) -> list[tuple[str, ...]]:
+    """(run, method, questions, correct, accuracy, trees, note) and group headers."""
+    text = index.read_text()
+    groups = re.findall(r"<tr class='group'><th colspan='7'>(.*?)</th></tr>", text)
+    cells = [tuple(html.unescape(re.sub(r"<[^>]+>", "", c))
+                   for c in re.findall(r"<td[^>]*>(.*?)</td>", row))
+             for row in re.findall(r"<tr>(<td.*?)</tr>", text)]
+    return groups, cells
+
+
+def test_a_loop_folder_gets_every_runs_pages_and_an_index_with_accuracy(tmp_path):
+    loop = tmp_path / "loop"
+    (loop / "loop_config.json").parent.mkdir()
+    (loop / "loop_config.json").write_text("{}")
+    tree_run(loop / "iter_0" / "eval_mcts_star", [True, False])
+    samples_run(loop / "iter_0" / "eval_cot")
+    tree_run(loop / "iter_0" / "d_v0" / "bfs", [True], method="bfs")
+    tree_run(loop / "iter_1" / "search", [True, True, True, False])
+    tree_run(loop / "iter_10" / "eval_mcts_star", [True, True])
+    (loop / "iter_1" / "prm").mkdir()  # a model folder: no trees, not listed
+    pages = write_views(loop)
+    index = loop / "view" / "index.html"
+    assert pages[0] == index and len(pages) == 1 + 4 + (2 + 1 + 4 + 2)
+    groups, rows = index_rows(index)
+    assert groups == ["iter_0", "iter_1", "iter_10"]  # iterations in number order
+    assert rows == [
+        ("iter_0/d_v0/bfs", "bfs", "1", "1", "1.000", "1", ""),
+        ("iter_0/eval_cot", "cot", "2", "1", "0.500", "2", "sampled paths, no tree to draw"),
+        ("iter_0/eval_mcts_star", "mcts_star", "2", "1", "0.500", "2", ""),
+        ("iter_1/search", "mcts_star", "4", "3", "0.750", "4", ""),
+        ("iter_10/eval_mcts_star", "mcts_star", "2", "2", "1.000", "2", "")]
+    text = index.read_text()
+    assert "href='iter_1/search/index.html'" in text and "iter_0/eval_cot/index" not in text
+    run_index = (loop / "view" / "iter_1" / "search" / "index.html").read_text()
+    assert "href='../../index.html'>&larr; all runs" in run_index
+    assert "href='q-3.html'" in run_index
+    page = (loop / "view" / "iter_1" / "search" / "q-3.html").read_text()
+    assert len(blob_of(page)["trace"]) == len(TRACE) and "href='index.html'" in page
+    out = tmp_path / "pages"  # view.out names the folder
+    assert write_views(loop, out)[0] == out / "index.html"
+    assert (out / "iter_0" / "d_v0" / "bfs" / "q-0.html").is_file()
+
+
+def test_a_multirun_folder_lists_its_jobs_with_their_overrides(tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    jobs = {"0_search-mcts_star": ["search=mcts_star", "seed=0"],
+            "1_search-cot": ["search=cot", "seed=0"], "2_stage-loop": ["stage=loop"],
+            "3_seed-9": ["seed=9"]}
+    for name, overrides in jobs.items():
+        (sweep / name / ".hydra").mkdir(parents=True)
+        (sweep / name / ".hydra" / "overrides.yaml").write_text(
+            "".join(f"- {o}\n" for o in overrides))
+    tree_run(sweep / "0_search-mcts_star", [True, False, False, True])
+    samples_run(sweep / "1_search-cot", n=3)
+    (sweep / "2_stage-loop" / "metrics.json").write_text(json.dumps({"loop/mcts/acc": 0.25}))
+    pages = write_views(sweep)
+    groups, rows = index_rows(pages[0])
+    assert groups == ["job 0: search=mcts_star seed=0", "job 1: search=cot seed=0",
+                      "job 2: stage=loop", "job 3: seed=9"]
+    assert rows == [
+        ("0_search-mcts_star", "mcts_star", "4", "2", "0.500", "4", ""),
+        ("1_search-cot", "cot", "3", "1", "0.333", "3", "sampled paths, no tree to draw"),
+        ("2_stage-loop", "-", "-", "-", "0.250", "-", "no trees in this job's folder"),
+        ("3_seed-9", "-", "-", "-", "-", "-",
+         "no trees in this job's folder (no metrics.json: failed?)")]
+    assert (sweep / "view" / "0_search-mcts_star" / "q-3.html").is_file()
+    assert "href='../index.html'>&larr; all runs" in (
+        sweep / "view" / "0_search-mcts_star" / "index.html").read_text()
+
+
+def test_a_path_that_is_no_tree_run_loop_or_multirun_is_one_line(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(TreeFileError) as err:
+        write_views(tmp_path / "empty")
+    assert str(err.value) == (
+        f"{tmp_path / 'empty'}: no trees/*.json in this folder or below it: expected a tree "
+        f"JSON, a search run's folder (stage=search|eval), a loop folder or a multirun folder")
+    (tmp_path / "notes.yaml").write_text("a: 1\n")
+    with pytest.raises(TreeFileError, match=re.escape(
+            f"{tmp_path / 'notes.yaml'}: not a tree JSON (a .json file), a search run's folder, "
+            f"a loop folder or a multirun folder")):
+        write_views(tmp_path / "notes.yaml")
