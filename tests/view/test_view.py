@@ -513,3 +513,133 @@ def test_a_path_that_is_no_tree_run_loop_or_multirun_is_one_line(tmp_path):
             f"{tmp_path / 'notes.yaml'}: not a tree JSON (a .json file), a search run's folder, "
             f"a loop folder or a multirun folder")):
         write_views(tmp_path / "notes.yaml")
+
+
+# ---------------------------------------------------------------------------- replay (browser)
+def replay_dom(tmp_path: Path, page: Path, k: int | None) -> str:
+    """The DOM of ``page`` opened at iteration ``k`` (the address ``#iter=k``)."""
+    uri = page.as_uri() + ("" if k is None else f"#iter={k}")
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=3000",
+           "--timeout=20000", "--dump-dom", uri]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def marked(dom: str, cls: str) -> set[int]:
+    return {i for i, c in li_classes(dom).items() if cls in c}
+
+
+def mcts_tree() -> tuple[dict, dict]:
+    """A real MCTS* search (the scripted fakes of tests/search) and its results row."""
+    from rest_mcts.search.configs import MCTSStarConfig
+    from rest_mcts.search.mcts_star import mcts_star
+    from rest_mcts.worlds import CountdownWorld
+
+    from tests.helpers.search_fakes import drive, table_policy
+
+    world = CountdownWorld()
+    question = world.make_question((6, 4, 5), 29, "q29")
+    good = ["Step 1: 6 * 4 = 24 (left: 24 5)\n", "Step 2: 24 + 5 = 29 (left: 29)\n"]
+    bad = ["Step 1: 6 + 4 = 10 (left: 10 5)\n", "Step 2: 10 + 5 = 15 (left: 15)\n"]
+    policy = table_policy({0: [good[0], bad[0]], 1: [good[1], bad[1]]})
+    values = {(good[0],): 0.5, (bad[0],): 0.3, (*good,): 0.85, (bad[0], bad[1]): 0.1}
+    result = drive(mcts_star(question, world, MCTSStarConfig(iterations=8, branch=2)),
+                   policy, lambda q, steps: values.get(tuple(steps), 0.2))
+    return result.tree, {"steps": list(result.steps), "method": "mcts_star"}
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_browser_replay_highlights_the_selection_path_of_the_chosen_iteration(tmp_path):
+    page = tmp_path / "replay.html"
+    page.write_text(render_tree_html(traced_tree(), result={"steps": steps_to(make_tree(), 4)}))
+    dom = replay_dom(tmp_path, page, 2)  # iteration 2: the root, then node 2, expanded
+    assert marked(dom, "r-path") == {0, 2} and marked(dom, "r-leaf") == {2}
+    assert marked(dom, "r-new") == {7, 8, 9} and marked(dom, "r-rollout") == {7}
+    assert marked(dom, "r-future") == {4, 5, 6}  # made by line 3
+    assert "iteration 2 of 4" in dom and "2. expansion of #2: 3 new children" in dom
+    assert "3. rollout from #7: v_max 0.500" in dom
+    dom = replay_dom(tmp_path, page, 5)  # the stop at a finished leaf
+    assert marked(dom, "r-path") == {0, 1, 4} and marked(dom, "r-new") == set()
+    assert "self-critic: #4 is a finished path" in dom and "the search ends here" in dom
+    dom = replay_dom(tmp_path, page, None)  # no iteration chosen: the final tree, unmarked
+    assert not any(marked(dom, c) for c in ("r-path", "r-new", "r-future"))
+    assert "the final tree (4 iterations, 5 trace lines)" in dom
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_browser_replay_of_a_real_mcts_star_search_follows_its_trace(tmp_path):
+    tree, row = mcts_tree()
+    steps = parse_trace(tree["trace"], {n["id"] for n in tree["nodes"]})
+    assert len(steps) >= 3
+    page = tmp_path / "mcts.html"
+    page.write_text(render_tree_html(tree, result=row))
+    for k in (1, 2, len(steps)):
+        dom = replay_dom(tmp_path, page, k)
+        step = steps[k - 1]
+        assert marked(dom, "r-path") == set(step["path"])
+        assert marked(dom, "r-leaf") == {step["path"][-1]}
+        assert marked(dom, "r-new") == set(step["new"])
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_browser_takes_a_screenshot_of_the_replay(tmp_path):
+    page = tmp_path / "replay.html"
+    page.write_text(render_tree_html(traced_tree(), result={"steps": steps_to(make_tree(), 4)}))
+    png = tmp_path / "replay.png"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=3000",
+           "--hide-scrollbars", f"--screenshot={png}", "--window-size=1400,900",
+           page.as_uri() + "#iter=2"]
+    subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=True)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------------------- run.py, folders
+@pytest.mark.slow
+def test_stage_view_on_a_real_multirun_opens_no_tracker_run(tmp_path):
+    """`-m search=mcts_star,cot` of stage=eval (mock policy, oracle PRM: seconds), then
+    stage=view on the multirun folder with logger=wandb: an index over both jobs with their
+    accuracy, the MCTS* pages with their traces, and wandb never imported (no run)."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "-m", "stage=eval", "backend=mock", "prm=oracle",
+         "data=countdown3", "search=mcts_star,cot", "stage.num_problems=3", "logger=null",
+         f"hydra.sweep.dir={sweep}"],
+        env={**os.environ, "REST_MCTS_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    argv = [str(ROOT / "run.py"), "stage=view", f"tree={sweep}", "logger=wandb",
+            f"hydra.run.dir={tmp_path / 'view_run'}"]
+    code = ("import runpy, sys\n"
+            f"sys.argv = {argv!r}\n"
+            "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+            "finally:\n    print('WANDB_IMPORTED', 'wandb' in sys.modules)\n")
+    env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path), "WANDB_MODE": "offline",
+           "WANDB_DIR": str(tmp_path / "wandb_dir")}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "WANDB_IMPORTED False" in proc.stdout
+    assert not (tmp_path / "wandb_dir").exists() and not (tmp_path / "view_run" / "wandb").exists()
+    groups, rows = index_rows(sweep / "view" / "index.html")
+    assert [g.split(":")[0] for g in groups] == ["job 0", "job 1"]
+    assert "search=mcts_star" in groups[0] and "search=cot" in groups[1]
+    for (name, method, questions, correct, acc, trees, note), job in zip(rows, ["0", "1"]):
+        (folder,) = sweep.glob(f"{job}_*")
+        answers = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines()]
+        assert name == folder.name and questions == trees == "3"
+        assert correct == str(sum(a["correct"] for a in answers))
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert float(acc) == pytest.approx(metrics["eval/acc"], abs=1e-3)
+    (mcts,) = sweep.glob("0_*")
+    for tree_file in (mcts / "trees").glob("*.json"):
+        tree = json.loads(tree_file.read_text())
+        page = (sweep / "view" / mcts.name / f"{tree_file.stem}.html").read_text()
+        assert len(blob_of(page)["trace"]) == len(tree["trace"]) > 0
+    assert json.loads((tmp_path / "view_run" / "metrics.json").read_text())["view/pages"] == 5

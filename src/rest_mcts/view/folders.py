@@ -1,4 +1,8 @@
-"""The pages of a folder of search runs: a loop's (``stage=loop``), a multirun's (``-m``).
+"""What ``stage=view`` was given (:func:`write_views`), and the pages of a folder of search
+runs: a loop's (``stage=loop``), a multirun's (``-m``).
+
+A target is a tree JSON, a search run's folder (:mod:`rest_mcts.view.pages`), or a folder of
+runs; anything else is one line (:class:`~rest_mcts.view.pages.TreeFileError`).
 
 A loop folder holds one run folder per step that searched (``iter_k/search``,
 ``iter_k/eval_<method>``, ``iter_0/d_v0/bfs``, ...); a multirun folder (``multirun.yaml``)
@@ -26,7 +30,14 @@ import yaml
 
 from rest_mcts.utils.io import FileFormatError, read_json
 from rest_mcts.view.html import render_folders_html
-from rest_mcts.view.pages import TREES, TreeFileError, is_run_folder, read_results, write_run
+from rest_mcts.view.pages import (
+    TREES,
+    TreeFileError,
+    is_run_folder,
+    read_results,
+    write_run,
+    write_tree,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +48,7 @@ ACCURACY_KEYS = ("eval/acc", "search/acc", "loop/mcts/acc", "loop/cot/acc", "eva
 
 
 def natural_key(path: Path) -> list[Any]:
-    """Sort key with numbers compared as numbers (``iter_2`` before ``iter_10``, job 2 before 10)."""
+    """Sort key comparing numbers as numbers (``iter_2`` before ``iter_10``, job 2 before 10)."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
 
 
@@ -159,3 +170,27 @@ def write_folder_views(target: Path, out: Path) -> list[Path]:
     log.info("wrote %d runs' pages (%d pages) and %s", sum("href" in r for r in rows),
              len(written), index)
     return [index, *written]
+
+
+def write_views(target: Path, out: Path | None = None) -> list[Path]:
+    """Write the page(s) for ``target``: a tree JSON, a search run's folder, or a folder of
+    runs (a loop's, a multirun's: :func:`write_folder_views`).
+
+    Returns:
+        The pages written; for a folder its ``index.html`` comes first.
+
+    Raises:
+        TreeFileError: the target is missing, holds no trees, or a tree is not a tree JSON.
+    """
+    target = Path(target)
+    if target.is_file() and target.suffix != ".json":
+        raise TreeFileError(f"{target}: not a tree JSON (a .json file), a search run's folder, "
+                            f"a loop folder or a multirun folder")
+    if target.is_file() or target.suffix == ".json":
+        return [write_tree(target, out)]
+    if not target.is_dir():
+        raise TreeFileError(f"{target}: no such tree file or folder")
+    run_dir = target.parent if target.name == TREES else target
+    if is_run_folder(run_dir):
+        return write_run(run_dir, out or run_dir / "view")
+    return write_folder_views(target, out or target / "view")

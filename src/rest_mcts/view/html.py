@@ -228,6 +228,7 @@ li.chosen-leaf>.row,li.chosen-leaf>details>summary>.row{border-color:#c07000;fon
 .v{display:inline-block;min-width:40px;text-align:center;border-radius:3px;padding:0 3px;
   font:12px ui-monospace,monospace;color:#000}
 .n,.prm{font:12px ui-monospace,monospace;color:#555}
+.nid{font:11px ui-monospace,monospace;color:#999;min-width:24px}
 .step{font:13px ui-monospace,monospace;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .badge{font-size:11px;padding:0 4px;border-radius:8px;background:#ddd}
 .b-end{background:#cde}.b-correct{background:#8d8}.b-wrong{background:#f99}
@@ -283,17 +284,18 @@ _PAGE = """<!DOCTYPE html>
 
 # The replay controls (pages of trees with a trace); {last}: the trace's length.
 _REPLAY = """<div id="replay"><b>Replay of the search</b>
-<button id="r-first" title="the final tree">&#x23EE;</button>
-<button id="r-prev" title="previous iteration">&#x25C0;</button>
+<button id="r-first" title="the final tree">final tree</button>
+<button id="r-prev" title="previous iteration">&#x25C0; prev</button>
 <input type="range" id="r-slider" min="0" max="{last}" value="0" step="1">
-<button id="r-next" title="next iteration">&#x25B6;</button>
-<button id="r-last" title="the last iteration">&#x23ED;</button>
+<button id="r-next" title="next iteration">next &#x25B6;</button>
+<button id="r-last" title="the last iteration">last</button>
 <button id="r-play">play</button>
 <span id="r-label"></span>
 <div class="legend"><span class="badge" style="background:#dde7ff">selection path</span>
 <span class="badge" style="background:#e3f6e6">new children</span>
 <span class="badge" style="box-shadow:0 0 0 2px #a040c0">rolled out from</span>
-<span class="n">later nodes faded; address #iter=k opens iteration k</span></div>
+<span class="n">nodes made later are faded; the nodes' own fields are their final ones;
+the address #iter=k opens iteration k</span></div>
 <div id="r-info"></div></div>"""
 
 _INDEX = """<!DOCTYPE html>
@@ -389,6 +391,7 @@ _SCRIPT = r"""
 
   function row(n) {
     var r = el("span", "row");
+    r.appendChild(el("span", "nid", "#" + n.id));  // the id the replay's lines name
     var v = el("span", "v", num(n.value));
     v.style.background = colour(n.value);
     r.appendChild(v);
@@ -555,7 +558,9 @@ _SCRIPT = r"""
   [["r-first", function () { return 0; }], ["r-prev", function () { return +slider.value - 1; }],
    ["r-next", function () { return +slider.value + 1; }],
    ["r-last", function () { return trace.length; }]].forEach(function (b) {
-    document.getElementById(b[0]).addEventListener("click", function () { stop(); choose(b[1]()); });
+    document.getElementById(b[0]).addEventListener("click", function () {
+      stop(); choose(b[1]());
+    });
   });
   var asked = /iter=(\d+)/.exec(location.hash);
   choose(asked ? +asked[1] : 0);

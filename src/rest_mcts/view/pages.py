@@ -1,10 +1,10 @@
 """Find a search run's trees and results, write their pages (``stage=view``).
 
-A target is one tree JSON (``<run>/trees/<id>.json`` or anywhere), a search run's folder
-(``<run>`` holding ``trees/`` and ``results.jsonl``, or its ``trees/`` folder itself), or a
-folder of runs: a loop's or a multirun's (:mod:`rest_mcts.view.folders`). Pages go to
-``<target>/view/`` (a tree in a run: ``<run>/view/``; a lone tree: a ``view/`` folder beside
-it) unless ``out`` names a folder (or, for one tree, an ``.html`` file).
+One tree JSON (``<run>/trees/<id>.json`` or anywhere: :func:`write_tree`) or a search run's
+folder (``<run>`` holding ``trees/`` and ``results.jsonl``: :func:`write_run`); a folder of
+runs, and the choice among them, is :mod:`rest_mcts.view.folders`'s. Pages go to
+``<run>/view/`` (a lone tree: a ``view/`` folder beside it) unless ``out`` names a folder
+(or, for one tree, an ``.html`` file).
 
 A tree the page could not draw is refused with one line naming the file and the node
 (:func:`load_tree`): node ids that are not distinct integers, a step text that is not a string
@@ -145,32 +145,6 @@ def _page(tree_file: Path, results: dict[str, dict], index_href: str | None) -> 
     if result:
         entry.update({k: result.get(k) for k in ("correct", "value", "prediction", "gold")})
     return page, entry
-
-
-def write_views(target: Path, out: Path | None = None) -> list[Path]:
-    """Write the page(s) for ``target``: a tree JSON, a search run's folder, or a folder of
-    runs (a loop's, a multirun's: :mod:`rest_mcts.view.folders`).
-
-    Returns:
-        The pages written; for a folder its ``index.html`` comes first.
-
-    Raises:
-        TreeFileError: the target is missing, holds no trees, or a tree is not a tree JSON.
-    """
-    target = Path(target)
-    if target.is_file() and target.suffix != ".json":
-        raise TreeFileError(f"{target}: not a tree JSON (a .json file), a search run's folder, "
-                            f"a loop folder or a multirun folder")
-    if target.is_file() or target.suffix == ".json":
-        return [write_tree(target, out)]
-    if not target.is_dir():
-        raise TreeFileError(f"{target}: no such tree file or folder")
-    run_dir = target.parent if target.name == TREES else target
-    if is_run_folder(run_dir):
-        return write_run(run_dir, out or run_dir / "view")
-    from rest_mcts.view.folders import write_folder_views
-
-    return write_folder_views(target, out or target / "view")
 
 
 def write_tree(tree_file: Path, out: Path | None = None) -> Path:
