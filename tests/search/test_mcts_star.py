@@ -484,3 +484,18 @@ def test_the_trace_replays_the_search_to_its_stop():
     assert steps[-1]["values"] == [round(tree.nodes[i].value, 4) for i in steps[-1]["path"]]
     born = [i for s in steps for i in s["new"]]
     assert sorted(born) == list(range(1, len(tree.nodes)))  # every node made once
+
+
+def test_labelling_a_tree_keeps_its_trace():
+    """stage=search verifies the leaves of the saved tree (label_tree): the trace stays."""
+    from rest_mcts.data.records import Problem
+    from rest_mcts.runtime.search_run import label_tree
+
+    policy = table_policy({0: [GOOD1, BAD1], 1: [GOOD2, BAD2]})
+    scorer = value_table({(GOOD1,): 0.5, (BAD1,): 0.3, (GOOD1, GOOD2): 0.95})
+    res = run(policy, scorer, iterations=50, rollout_steps=0)
+    labelled = label_tree(res.tree, Problem(Q, gold="29"), WORLD)
+    assert labelled["trace"] == res.tree["trace"] and len(labelled["trace"]) == 4
+    assert any(n["correct"] is True for n in labelled["nodes"])
+    assert Tree.from_dict(labelled).to_dict() == {k: v for k, v in labelled.items()
+                                                   if k != "trace"}
