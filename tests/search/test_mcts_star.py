@@ -452,3 +452,50 @@ def test_a_finished_leaf_selected_again_is_visited():
     good1 = next(n for n in tree.nodes if n.step == GOOD1)
     assert other.visits == 1  # the unvisited finished leaf (plain UCT: +inf) in round 3
     assert good1.value == pytest.approx((0.8 + 0.0) / 2)
+
+
+# ---------------------------------------------------------------- the saved trace
+def test_the_tree_keeps_one_trace_line_per_iteration():
+    """One iteration: the expansion of the root, the rollout from the best new child (Eq. 34:
+    0.25 * 0.5 + 0.75 * 0.8) and the backpropagated root value, in one line."""
+    policy = table_policy({0: [GOOD1, BAD1], 1: [GOOD2]})
+    scorer = value_table({(GOOD1,): 0.5, (BAD1,): 0.2, (GOOD1, GOOD2): 0.8})
+    res = run(policy, scorer, iterations=1, branch=2, alpha=0.25, end_gate=0.9)
+    assert res.tree["trace"] == ["expand path=0 new=1,2 rollout=1,0.8,0.725 values=0.725"]
+
+
+def test_the_trace_replays_the_search_to_its_stop():
+    """The rounds of test_search_stops_when_a_finished_node_reaches_end_gate: three
+    expansions, then GOOD2 selected at l stops the search (no backpropagation: the trace's
+    last values are the tree's)."""
+    from rest_mcts.view.replay import parse_trace
+
+    policy = table_policy({0: [GOOD1, BAD1], 1: [GOOD2, BAD2]})
+    scorer = value_table({(GOOD1,): 0.5, (BAD1,): 0.3, (GOOD1, GOOD2): 0.95, (BAD1, BAD2): 0.0})
+    res = run(policy, scorer, iterations=50, rollout_steps=0)
+    tree = Tree.from_dict(res.tree)
+    steps = parse_trace(res.tree["trace"], {n.id for n in tree.nodes})
+    assert [s["phase"] for s in steps] == ["expand", "expand", "expand", "end_gate"]
+    assert [s["iteration"] for s in steps] == [1, 2, 3, 4] == list(range(1, 5))
+    assert steps[0]["path"] == [0] and steps[0]["new"] == tree.root.children
+    good2 = next(n for n in tree.nodes if n.step == GOOD2)
+    assert steps[-1]["path"] == [0, good2.parent, good2.id] and steps[-1]["stop"]
+    assert not any(s["stop"] for s in steps[:-1]) and all(s["rollout"] is None for s in steps)
+    assert steps[-1]["values"] == [round(tree.nodes[i].value, 4) for i in steps[-1]["path"]]
+    born = [i for s in steps for i in s["new"]]
+    assert sorted(born) == list(range(1, len(tree.nodes)))  # every node made once
+
+
+def test_labelling_a_tree_keeps_its_trace():
+    """stage=search verifies the leaves of the saved tree (label_tree): the trace stays."""
+    from rest_mcts.data.records import Problem
+    from rest_mcts.runtime.search_run import label_tree
+
+    policy = table_policy({0: [GOOD1, BAD1], 1: [GOOD2, BAD2]})
+    scorer = value_table({(GOOD1,): 0.5, (BAD1,): 0.3, (GOOD1, GOOD2): 0.95})
+    res = run(policy, scorer, iterations=50, rollout_steps=0)
+    labelled = label_tree(res.tree, Problem(Q, gold="29"), WORLD)
+    assert labelled["trace"] == res.tree["trace"] and len(labelled["trace"]) == 4
+    assert any(n["correct"] is True for n in labelled["nodes"])
+    assert Tree.from_dict(labelled).to_dict() == {k: v for k, v in labelled.items()
+                                                   if k != "trace"}

@@ -3,6 +3,7 @@ run.py on a real tiny search run, and in a real headless browser (Debian's chrom
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from rest_mcts.view import (
     TreeFileError,
     chosen_path,
     load_tree,
+    parse_trace,
     render_index_html,
     render_tree_html,
     write_views,
@@ -356,3 +358,288 @@ def test_browser_takes_a_screenshot(tmp_path):
     png = tmp_path / "tree.png"
     chromium(tmp_path, path, f"--screenshot={png}", "--window-size=1400,1000")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------------------- replay
+# make_tree(branch=3, depth=2): nodes 1-3 under the root, 4-6 under 1, 7-9 under 2, 10-12
+# under 3. A trace as MCTS* writes it (rest_mcts.search.mcts_star.trace_entry).
+TRACE = ["expand path=0 new=1,2,3 rollout=1,0.9,0.8 values=0.8",
+         "expand path=0,2 new=7,8,9 rollout=7,0.5,0.5 values=0.6,0.5",
+         "expand path=0,1 new=4,5,6 values=0.7,0.6",
+         "dead_end path=0,3 values=0.7,0.3",
+         "finished path=0,1,4 values=0.72,0.65,0.9 stop"]
+
+
+def traced_tree(trace=TRACE) -> dict:
+    return {**make_tree(branch=3, depth=2), "trace": list(trace)}
+
+
+def test_the_trace_becomes_the_replays_steps():
+    page = render_tree_html(traced_tree())
+    steps = blob_of(page)["trace"]
+    assert [s["phase"] for s in steps] == ["expand", "expand", "expand", "dead_end", "finished"]
+    assert [s["iteration"] for s in steps] == [1, 2, 3, None, 4]  # a dead end is no iteration
+    assert steps[1] == {"phase": "expand", "path": [0, 2], "new": [7, 8, 9],
+                        "rollout": {"node": 7, "v_max": 0.5, "value": 0.5},
+                        "values": [0.6, 0.5], "stop": False, "iteration": 2}
+    assert steps[2]["rollout"] is None and steps[4]["stop"] and steps[4]["new"] == []
+    assert "id=\"r-slider\" min=\"0\" max=\"5\"" in page
+    plain = render_tree_html(make_tree())  # no trace (BFS, older trees): no replay
+    assert blob_of(plain)["trace"] == [] and 'id="r-slider"' not in plain
+    assert parse_trace(["end_gate path=0,1 values=nan,inf"], {0, 1})[0]["values"][0] != 0
+
+
+@pytest.mark.parametrize("line,why", [
+    ("expand path=0,1 values=0.5", "trace line 2: expected path= and as many values="),
+    ("grow path=0 values=0.5", "trace line 2: phase 'grow' is not one of expand"),
+    ("expand path=0 new=1,99 values=0.5", "trace line 2: node 99 is not in the tree"),
+    ("expand path=0 rollout=1,0.5 values=0.5", "trace line 2: expected rollout=<node>"),
+    ("expand path=0 values=0.5 colour=red", "trace line 2: cannot read 'colour=red'"),
+    ("expand path=0 values=x", "trace line 2: could not convert string to float: 'x'"),
+])
+def test_a_trace_that_does_not_parse_is_one_line_naming_the_file(tmp_path, line, why):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(traced_tree([TRACE[0], line])))
+    with pytest.raises(TreeFileError) as err:
+        write_views(path)
+    assert str(err.value) == f"{path}: {why}" or str(err.value).startswith(f"{path}: {why}")
+    path.write_text(json.dumps({**make_tree(), "trace": "expand path=0 values=1"}))
+    with pytest.raises(TreeFileError, match="'trace' is str, expected a list of lines"):
+        load_tree(path)
+
+
+# ---------------------------------------------------------------------------- folders
+def samples_run(run: Path, n: int = 2) -> Path:
+    """A CoT / sampling-pass folder: its tree files hold sampled paths, not trees."""
+    (run / "trees").mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        qid = f"s-{i}"
+        (run / "trees" / f"{qid}.json").write_text(json.dumps(
+            {"method": "cot", "question": "q", "question_id": qid, "samples": []}))
+        rows.append({"id": qid, "correct": i == 0, "method": "cot"})
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+def tree_run(run: Path, correct: list[bool], method: str = "mcts_star") -> Path:
+    trees = [traced_tree() | {"question_id": f"q-{i}"} for i in range(len(correct))]
+    rows = [{"id": t["question_id"], "steps": steps_to(t, 4), "correct": c, "method": method}
+            for t, c in zip(trees, correct)]
+    return write_run(run, trees, rows)
+
+
+def index_rows(index: Path) -> list[tuple[str, ...]]:
+    """(run, method, questions, correct, accuracy, trees, note) and group headers."""
+    text = index.read_text()
+    groups = re.findall(r"<tr class='group'><th colspan='7'>(.*?)</th></tr>", text)
+    cells = [tuple(html.unescape(re.sub(r"<[^>]+>", "", c))
+                   for c in re.findall(r"<td[^>]*>(.*?)</td>", row))
+             for row in re.findall(r"<tr>(<td.*?)</tr>", text)]
+    return groups, cells
+
+
+def test_a_loop_folder_gets_every_runs_pages_and_an_index_with_accuracy(tmp_path):
+    loop = tmp_path / "loop"
+    (loop / "loop_config.json").parent.mkdir()
+    (loop / "loop_config.json").write_text("{}")
+    tree_run(loop / "iter_0" / "eval_mcts_star", [True, False])
+    samples_run(loop / "iter_0" / "eval_cot")
+    tree_run(loop / "iter_0" / "d_v0" / "bfs", [True], method="bfs")
+    tree_run(loop / "iter_1" / "search", [True, True, True, False])
+    tree_run(loop / "iter_10" / "eval_mcts_star", [True, True])
+    (loop / "iter_1" / "prm").mkdir()  # a model folder: no trees, not listed
+    pages = write_views(loop)
+    index = loop / "view" / "index.html"
+    assert pages[0] == index and len(pages) == 1 + 4 + (2 + 1 + 4 + 2)
+    groups, rows = index_rows(index)
+    assert groups == ["iter_0", "iter_1", "iter_10"]  # iterations in number order
+    assert rows == [
+        ("iter_0/d_v0/bfs", "bfs", "1", "1", "1.000", "1", ""),
+        ("iter_0/eval_cot", "cot", "2", "1", "0.500", "2", "sampled paths, no tree to draw"),
+        ("iter_0/eval_mcts_star", "mcts_star", "2", "1", "0.500", "2", ""),
+        ("iter_1/search", "mcts_star", "4", "3", "0.750", "4", ""),
+        ("iter_10/eval_mcts_star", "mcts_star", "2", "2", "1.000", "2", "")]
+    text = index.read_text()
+    assert "href='iter_1/search/index.html'" in text and "iter_0/eval_cot/index" not in text
+    run_index = (loop / "view" / "iter_1" / "search" / "index.html").read_text()
+    assert "href='../../index.html'>&larr; all runs" in run_index
+    assert "href='q-3.html'" in run_index
+    page = (loop / "view" / "iter_1" / "search" / "q-3.html").read_text()
+    assert len(blob_of(page)["trace"]) == len(TRACE) and "href='index.html'" in page
+    out = tmp_path / "pages"  # view.out names the folder
+    assert write_views(loop, out)[0] == out / "index.html"
+    assert (out / "iter_0" / "d_v0" / "bfs" / "q-0.html").is_file()
+
+
+def test_a_multirun_folder_lists_its_jobs_with_their_overrides(tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    jobs = {"0_search-mcts_star": ["search=mcts_star", "seed=0"],
+            "1_search-cot": ["search=cot", "seed=0"], "2_stage-loop": ["stage=loop"],
+            "3_seed-9": ["seed=9"]}
+    for name, overrides in jobs.items():
+        (sweep / name / ".hydra").mkdir(parents=True)
+        (sweep / name / ".hydra" / "overrides.yaml").write_text(
+            "".join(f"- {o}\n" for o in overrides))
+    tree_run(sweep / "0_search-mcts_star", [True, False, False, True])
+    samples_run(sweep / "1_search-cot", n=3)
+    (sweep / "2_stage-loop" / "metrics.json").write_text(json.dumps({"loop/mcts/acc": 0.25}))
+    pages = write_views(sweep)
+    groups, rows = index_rows(pages[0])
+    assert groups == ["job 0: search=mcts_star seed=0", "job 1: search=cot seed=0",
+                      "job 2: stage=loop", "job 3: seed=9"]
+    assert rows == [
+        ("0_search-mcts_star", "mcts_star", "4", "2", "0.500", "4", ""),
+        ("1_search-cot", "cot", "3", "1", "0.333", "3", "sampled paths, no tree to draw"),
+        ("2_stage-loop", "-", "-", "-", "0.250", "-", "no trees in this job's folder"),
+        ("3_seed-9", "-", "-", "-", "-", "-",
+         "no trees in this job's folder (no metrics.json: failed?)")]
+    assert (sweep / "view" / "0_search-mcts_star" / "q-3.html").is_file()
+    assert "href='../index.html'>&larr; all runs" in (
+        sweep / "view" / "0_search-mcts_star" / "index.html").read_text()
+
+
+def test_a_path_that_is_no_tree_run_loop_or_multirun_is_one_line(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(TreeFileError) as err:
+        write_views(tmp_path / "empty")
+    assert str(err.value) == (
+        f"{tmp_path / 'empty'}: no trees/*.json in this folder or below it: expected a tree "
+        f"JSON, a search run's folder (stage=search|eval), a loop folder or a multirun folder")
+    (tmp_path / "notes.yaml").write_text("a: 1\n")
+    with pytest.raises(TreeFileError, match=re.escape(
+            f"{tmp_path / 'notes.yaml'}: not a tree JSON (a .json file), a search run's folder, "
+            f"a loop folder or a multirun folder")):
+        write_views(tmp_path / "notes.yaml")
+
+
+# ---------------------------------------------------------------------------- replay (browser)
+def replay_dom(tmp_path: Path, page: Path, k: int | None) -> str:
+    """The DOM of ``page`` opened at iteration ``k`` (the address ``#iter=k``)."""
+    uri = page.as_uri() + ("" if k is None else f"#iter={k}")
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=3000",
+           "--timeout=20000", "--dump-dom", uri]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def marked(dom: str, cls: str) -> set[int]:
+    return {i for i, c in li_classes(dom).items() if cls in c}
+
+
+def mcts_tree() -> tuple[dict, dict]:
+    """A real MCTS* search (the scripted fakes of tests/search) and its results row."""
+    from rest_mcts.search.configs import MCTSStarConfig
+    from rest_mcts.search.mcts_star import mcts_star
+    from rest_mcts.worlds import CountdownWorld
+
+    from tests.helpers.search_fakes import drive, table_policy
+
+    world = CountdownWorld()
+    question = world.make_question((6, 4, 5), 29, "q29")
+    good = ["Step 1: 6 * 4 = 24 (left: 24 5)\n", "Step 2: 24 + 5 = 29 (left: 29)\n"]
+    bad = ["Step 1: 6 + 4 = 10 (left: 10 5)\n", "Step 2: 10 + 5 = 15 (left: 15)\n"]
+    policy = table_policy({0: [good[0], bad[0]], 1: [good[1], bad[1]]})
+    values = {(good[0],): 0.5, (bad[0],): 0.3, (*good,): 0.85, (bad[0], bad[1]): 0.1}
+    result = drive(mcts_star(question, world, MCTSStarConfig(iterations=8, branch=2)),
+                   policy, lambda q, steps: values.get(tuple(steps), 0.2))
+    return result.tree, {"steps": list(result.steps), "method": "mcts_star"}
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_browser_replay_highlights_the_selection_path_of_the_chosen_iteration(tmp_path):
+    page = tmp_path / "replay.html"
+    page.write_text(render_tree_html(traced_tree(), result={"steps": steps_to(make_tree(), 4)}))
+    dom = replay_dom(tmp_path, page, 2)  # iteration 2: the root, then node 2, expanded
+    assert marked(dom, "r-path") == {0, 2} and marked(dom, "r-leaf") == {2}
+    assert marked(dom, "r-new") == {7, 8, 9} and marked(dom, "r-rollout") == {7}
+    assert marked(dom, "r-future") == {4, 5, 6}  # made by line 3
+    assert "iteration 2 of 4" in dom and "2. expansion of #2: 3 new children" in dom
+    assert "3. rollout from #7: v_max 0.500" in dom
+    dom = replay_dom(tmp_path, page, 5)  # the stop at a finished leaf
+    assert marked(dom, "r-path") == {0, 1, 4} and marked(dom, "r-new") == set()
+    assert "self-critic: #4 is a finished path" in dom and "the search ends here" in dom
+    dom = replay_dom(tmp_path, page, None)  # no iteration chosen: the final tree, unmarked
+    assert not any(marked(dom, c) for c in ("r-path", "r-new", "r-future"))
+    assert "the final tree (4 iterations, 5 trace lines)" in dom
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_browser_replay_of_a_real_mcts_star_search_follows_its_trace(tmp_path):
+    tree, row = mcts_tree()
+    steps = parse_trace(tree["trace"], {n["id"] for n in tree["nodes"]})
+    assert len(steps) >= 3
+    page = tmp_path / "mcts.html"
+    page.write_text(render_tree_html(tree, result=row))
+    for k in (1, 2, len(steps)):
+        dom = replay_dom(tmp_path, page, k)
+        step = steps[k - 1]
+        assert marked(dom, "r-path") == set(step["path"])
+        assert marked(dom, "r-leaf") == {step["path"][-1]}
+        assert marked(dom, "r-new") == set(step["new"])
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_browser_takes_a_screenshot_of_the_replay(tmp_path):
+    page = tmp_path / "replay.html"
+    page.write_text(render_tree_html(traced_tree(), result={"steps": steps_to(make_tree(), 4)}))
+    png = tmp_path / "replay.png"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=3000",
+           "--hide-scrollbars", f"--screenshot={png}", "--window-size=1400,900",
+           page.as_uri() + "#iter=2"]
+    subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=True)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------------------- run.py, folders
+@pytest.mark.slow
+def test_stage_view_on_a_real_multirun_opens_no_tracker_run(tmp_path):
+    """`-m search=mcts_star,cot` of stage=eval (mock policy, oracle PRM: seconds), then
+    stage=view on the multirun folder with logger=wandb: an index over both jobs with their
+    accuracy, the MCTS* pages with their traces, and wandb never imported (no run)."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "-m", "stage=eval", "backend=mock", "prm=oracle",
+         "data=countdown3", "search=mcts_star,cot", "stage.num_problems=3", "logger=null",
+         f"hydra.sweep.dir={sweep}"],
+        env={**os.environ, "REST_MCTS_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    argv = [str(ROOT / "run.py"), "stage=view", f"tree={sweep}", "logger=wandb",
+            f"hydra.run.dir={tmp_path / 'view_run'}"]
+    code = ("import runpy, sys\n"
+            f"sys.argv = {argv!r}\n"
+            "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+            "finally:\n    print('WANDB_IMPORTED', 'wandb' in sys.modules)\n")
+    env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path), "WANDB_MODE": "offline",
+           "WANDB_DIR": str(tmp_path / "wandb_dir")}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "WANDB_IMPORTED False" in proc.stdout
+    assert not (tmp_path / "wandb_dir").exists() and not (tmp_path / "view_run" / "wandb").exists()
+    groups, rows = index_rows(sweep / "view" / "index.html")
+    assert [g.split(":")[0] for g in groups] == ["job 0", "job 1"]
+    assert "search=mcts_star" in groups[0] and "search=cot" in groups[1]
+    for (name, method, questions, correct, acc, trees, note), job in zip(rows, ["0", "1"]):
+        (folder,) = sweep.glob(f"{job}_*")
+        answers = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines()]
+        assert name == folder.name and questions == trees == "3"
+        assert correct == str(sum(a["correct"] for a in answers))
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert float(acc) == pytest.approx(metrics["eval/acc"], abs=1e-3)
+    (mcts,) = sweep.glob("0_*")
+    for tree_file in (mcts / "trees").glob("*.json"):
+        tree = json.loads(tree_file.read_text())
+        page = (sweep / "view" / mcts.name / f"{tree_file.stem}.html").read_text()
+        assert len(blob_of(page)["trace"]) == len(tree["trace"]) > 0
+    assert json.loads((tmp_path / "view_run" / "metrics.json").read_text())["view/pages"] == 5

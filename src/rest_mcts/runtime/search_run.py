@@ -204,7 +204,7 @@ def label_tree(tree_record: dict, problem: Problem, world: Any) -> dict:
 
     tree = Tree.from_dict(tree_record)
     verify_tree(tree, problem, world)
-    return tree.to_dict()
+    return {**tree_record, **tree.to_dict()}  # extra keys (MCTS*'s trace) kept
 
 
 def summarize(rows: Iterable[dict], prefix: str) -> dict[str, float]:

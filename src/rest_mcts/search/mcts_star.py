@@ -50,6 +50,11 @@ taken during the search records its answer as it stands: an unfinished one is no
 The checkpoints at the end (T, and every later t after an early stop) hold the run's own
 answer, completed, with the completion's tokens.
 
+The saved tree (the result's ``tree``) holds, next to its nodes, ``trace``: one line per
+iteration (:func:`trace_entry`: the selection path, the new children, the
+rollout, the backpropagated values, the stop), from which the viewer replays the search.
+It is written only: the search never reads it.
+
 The functions are generators: they ``yield`` requests (:class:`Generate`, :class:`Score`)
 and receive the answers, so the engine can batch many questions' calls together. The search
 sees only the :class:`Question`, never the gold answer.
@@ -351,11 +356,52 @@ def backpropagate(tree: Tree, node: Node) -> None:
 class Round:
     """What one :func:`iteration` did: the selected leaf (None: nothing left to select),
     whether it counts as one of the T iterations (not when the leaf was a dead end at the
-    depth cap), and whether the search stops."""
+    depth cap), whether the search stops, and its line of the tree's trace
+    (:func:`trace_entry`)."""
 
     leaf: Node | None
     counted: bool = False
     stop: bool = False
+    record: str | None = None
+
+
+def _numbers(values: Sequence[float | int | None]) -> str:
+    """Comma-joined numbers for the trace: ids as they are, values with 4 decimals (``nan``,
+    ``inf``, ``-inf`` by name), None as ``-``."""
+    return ",".join("-" if v is None else str(v) if isinstance(v, int) else
+                    str(round(float(v), 4)) for v in values)
+
+
+def trace_entry(
+    tree: Tree, path: Sequence[int], phase: str, children: Sequence[Node] = (),
+    rolled: Node | None = None, stop: bool = False,
+) -> str:
+    """The trace of one :func:`iteration`: one line, for replaying the search (the viewer,
+    ``stage=view``), e.g. ``expand path=0,2 new=5,6,7 rollout=6,0.9,0.85
+    values=0.61,0.7 stop``. The words, in this order, ``key=`` lists comma-separated:
+
+    * the phase, what happened at the selected leaf: ``end_gate`` (a leaf with v >= l: the
+      answer if the search stops, else only visited), ``finished`` (the self-critic ended
+      its path), ``dead_end`` (the depth cap: no iteration) or ``expand``;
+    * ``path=``: the node ids selection walked, root to the leaf;
+    * ``new=``: the ids of the new children (their PRM values are the nodes' ``prm_score``);
+    * ``rollout=``: the child rolled out from, its rollout's v_max (``-``: none) and its
+      value after Eq. 34;
+    * ``values=``: the path's values after the iteration (backpropagated, Eq. 35-36);
+    * ``stop``: the search stops here.
+
+    A line, not an object, so that a saved tree (indented JSON) grows by one line per
+    iteration; values keep 4 decimals; words with nothing to say are left out.
+    """
+    words = [phase, f"path={_numbers(path)}"]
+    if children:
+        words.append(f"new={_numbers([c.id for c in children])}")
+    if rolled is not None:
+        words.append(f"rollout={_numbers([rolled.id, rolled.mcts.rollout_v_max, rolled.value])}")
+    words.append(f"values={_numbers([tree.nodes[i].value for i in path])}")
+    if stop:
+        words.append("stop")
+    return " ".join(words)
 
 
 def iteration(
@@ -380,17 +426,20 @@ def iteration(
                   config.unvisited_bonus)  # 1.
     if leaf is None:
         return Round(None)
+    path = [tree.root.id, *(n.id for n in tree.path(leaf))]  # for the trace
+    rolled: Node | None = None  # the child rolled out from, if any
     found: Sequence[Node]  # what this iteration found: the leaf, or its new children
     if config.stop_rule == "selected" and at_end_gate(tree, leaf, config.end_gate):
-        found = ()  # 2. the answer if the search stops (else, early_stop=false: visited)
+        phase, found = "end_gate", ()  # 2. the answer if the search stops (else: visited)
     elif (yield from self_critic(tree, leaf, world, question, config.self_critic,
                                  config.critic_max_tokens, ask=leaf.depth < config.max_depth)):
         mark_exhausted(tree, leaf, propagate=not config.widen)  # 3. end of inference
-        found = (leaf,)
+        phase, found = "finished", (leaf,)
     elif leaf.depth >= config.max_depth:  # this repo's depth cap: a dead end, no iteration
         mark_exhausted(tree, leaf, propagate=not config.widen)
-        return Round(leaf)
+        return Round(leaf, record=trace_entry(tree, path, "dead_end"))
     else:  # 4. Under stop_rule=finished a leaf already at l is continued by one greedy step.
+        phase = "expand"
         if at_end_gate(tree, leaf, config.end_gate):
             params = step_params(1, 0.0, config.max_step_tokens)
         else:
@@ -401,12 +450,15 @@ def iteration(
         if candidates and config.rollout_steps > 0:  # 5.
             params = step_params(config.rollout_branch, config.rollout_temperature,
                                  config.max_step_tokens)
-            yield from rollout(tree, max(candidates, key=lambda c: c.value), world, question,
-                               config.rollout_steps, params, config.alpha)
+            rolled = max(candidates, key=lambda c: c.value)
+            yield from rollout(tree, rolled, world, question, config.rollout_steps, params,
+                               config.alpha)
     stop = should_stop(tree, leaf, found, config)  # 6.
     if not (stop and config.stop_rule == "selected"):
         backpropagate(tree, leaf)
-    return Round(leaf, counted=True, stop=stop)
+    children = found if phase == "expand" else ()
+    return Round(leaf, counted=True, stop=stop,
+                 record=trace_entry(tree, path, phase, children, rolled, stop))
 
 
 # ---------------------------------------------------------------------------- the answer
@@ -526,6 +578,7 @@ def mcts_star(
     meter = TokenMeter()  # policy tokens so far, for the T curve
     done = 0
     stopped_at: Node | None = None
+    trace: list[str] = []  # one line per iteration (trace_entry), saved with the tree
     while done < config.iterations:
         if len(curve) < len(schedule) and schedule[len(curve)] <= done:
             # the T curve: a run with T = done would end here and answer by the same rule
@@ -535,6 +588,7 @@ def mcts_star(
         step = yield from metered(iteration(tree, world, question, config), meter)
         if step.leaf is None:
             break  # nothing left to select: every path explored, no finished leaf
+        trace.append(step.record)
         if step.counted:
             done += 1
         if step.stop:
@@ -549,7 +603,7 @@ def mcts_star(
         answer=chosen.answer,
         finished=chosen.finished,
         value=chosen.value,
-        tree=tree.to_dict(),
+        tree={**tree.to_dict(), "trace": trace},
         info={
             "iterations": done,
             "nodes": len(tree.nodes),

@@ -53,6 +53,10 @@ STAGES: dict[str, str] = {
 # Stages that build no policy backend or value scorer (their packages are not checked).
 NO_MODEL_STAGES = ("merge", "view", "extract")
 
+# Stages that open no tracker run (no wandb run, no CSV log): they make files to look at,
+# not results (their metrics.json is still written).
+UNTRACKED_STAGES = ("view",)
+
 # Stages whose run folder one run owns at a time (a lock held for the stage's lifetime) and
 # only the config that made it resumes (rest_mcts.stages.search.claim_run_dir).
 OWNED_FOLDER_STAGES = ("search", "eval")
@@ -123,7 +127,8 @@ def run_stage(cfg: DictConfig) -> float | None:
 
     The stage's resources live on one :class:`contextlib.ExitStack` that this function owns
     and closes in reverse order when the stage ends, also when it raises: each registers its
-    close there as it is created. They are the stage's wandb run (:mod:`rest_mcts.tracking`:
+    close there as it is created. They are the stage's wandb run (none for
+    :data:`UNTRACKED_STAGES`; :mod:`rest_mcts.tracking`:
     config, final metrics; marked failed when the stage raised), any other wandb run the stage
     left open (so the next job of a serial multirun starts its own), the lock of a search/eval
     folder, held for the stage's lifetime and checked against the config that made it before
@@ -159,13 +164,16 @@ def _run_in(cfg: DictConfig, spec: RunSpec, out: Path,
             resources: contextlib.ExitStack) -> dict[str, float]:
     """The stage itself on ``spec``, its tracker run and its files in ``out``
     (:func:`run_stage`)."""
-    from rest_mcts.tracking import begin_stage_run
+    from rest_mcts.tracking import begin_stage_run, stage_run
 
     if is_global_zero():
         write_resolved_config(cfg, out)
     start = time.time()
-    resources.push(_close_leftover_wandb)  # after the stage's own run (registered next)
-    tracker = begin_stage_run(cfg, out, resources)  # ends with the stack, failed on a raise
+    if cfg.stage.name in UNTRACKED_STAGES:
+        tracker = stage_run(None)  # a run that logs nothing and opens nothing
+    else:
+        resources.push(_close_leftover_wandb)  # after the stage's own run (registered next)
+        tracker = begin_stage_run(cfg, out, resources)  # ends with the stack, failed on a raise
     spec = dataclasses.replace(spec, tracker=tracker)  # the stage reaches its run here
     metrics = {k: float(v) for k, v in get_stage(cfg.stage.name)(cfg, spec).items()}
     metrics["time/stage_seconds"] = time.time() - start

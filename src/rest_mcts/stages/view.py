@@ -2,6 +2,10 @@
 
     python run.py stage=view tree=outputs/search/<time>                # every tree + index.html
     python run.py stage=view tree=outputs/search/<time>/trees/<id>.json view.out=/tmp/pages
+    python run.py stage=view tree=outputs/loop_runs/<name>             # every run of a loop
+    python run.py stage=view tree=multirun/<date>/<time>               # every job of a multirun
+
+It opens no tracker run (``rest_mcts.stages.UNTRACKED_STAGES``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ def view(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
     """``spec``: unused (this stage needs no Context)."""
     target = cfg.get("tree")
     if target is None:
-        raise ConfigError("stage=view needs tree=<a tree JSON or a search run's folder>")
+        raise ConfigError("stage=view needs tree=<a tree JSON, a search run's folder, a loop "
+                          "folder or a multirun folder>")
     out = (cfg.get("view") or {}).get("out")
     try:
         pages = write_views(Path(str(target)), None if out is None else Path(str(out)))

@@ -1,4 +1,10 @@
-"""One self-contained HTML page per search tree, and an index page over a run's trees.
+"""One self-contained HTML page per search tree, an index page over a run's trees, and an
+index over many runs (a loop's iterations and methods, a multirun's jobs).
+
+The page of an MCTS* tree that holds its trace (:mod:`rest_mcts.view.replay`) replays the
+search: a slider and buttons choose iteration k, whose selection path, new children and
+rollout are marked in the tree (nodes made later are faded) and described beside it; the
+page's address ``#iter=k`` opens at iteration k.
 
 Pure functions from dicts to strings: no file access, no network at view time (inline CSS and
 JS, no CDN). Model text never becomes markup: the page's own text is escaped with
@@ -16,6 +22,8 @@ import json
 import math
 from typing import Any, Iterable, Sequence
 from urllib.parse import quote
+
+from rest_mcts.view.replay import parse_trace
 
 
 def chosen_path(nodes: Sequence[dict], steps: Sequence[str] | None) -> list[int]:
@@ -98,7 +106,8 @@ def render_tree_html(
     qid = tree.get("question_id", "")
     result = result or {}
     chosen = chosen_path(nodes, result.get("steps"))
-    data = {"nodes": nodes, "question": question, "chosen": chosen}
+    trace = replay_steps(tree)
+    data = {"nodes": nodes, "question": question, "chosen": chosen, "trace": trace}
     finished = sum(1 for n in nodes if n.get("terminal") and n.get("legal", True))
     facts = [("question id", qid), ("nodes", len(nodes)), ("finished leaves", finished),
              ("correct leaves", sum(1 for n in nodes if n.get("correct") is True))]
@@ -116,13 +125,23 @@ def render_tree_html(
         back=back,
         question=_e(question),
         facts=fact_html,
+        replay=_REPLAY.format(last=len(trace)) if trace else "",
         css=_CSS,
         data=json_for_script(data),
         script=_SCRIPT,
     )
 
 
-def render_index_html(entries: Iterable[dict], title: str = "search trees") -> str:
+def replay_steps(tree: dict) -> list[dict]:
+    """The tree's trace as the replay reads it (:func:`rest_mcts.view.replay.parse_trace`);
+    [] for a tree without one. ValueError for a trace that does not parse."""
+    if "trace" not in tree:
+        return []
+    return parse_trace(tree["trace"], {n["id"] for n in tree["nodes"]})
+
+
+def render_index_html(entries: Iterable[dict], title: str = "search trees",
+                      back_href: str | None = None) -> str:
     """The index of a run's pages: one row per tree with its question (linked to its page),
     verdict, value, prediction, gold and size.
 
@@ -131,6 +150,7 @@ def render_index_html(entries: Iterable[dict], title: str = "search trees") -> s
             and, when the run's ``results.jsonl`` has the question, ``correct``, ``value``,
             ``prediction``, ``gold``; ``nodes`` (the tree's size).
         title: the page title.
+        back_href: link up to the index of the folder the run is in (a loop's, a multirun's).
     """
     rows = []
     entries = list(entries)
@@ -144,8 +164,40 @@ def render_index_html(entries: Iterable[dict], title: str = "search trees") -> s
             f"<td>{_e(entry.get('prediction'))}</td><td>{_e(entry.get('gold'))}</td>"
             f"<td>{_e(entry.get('nodes'))}</td></tr>")
     solved = sum(1 for e in entries if e.get("correct") is True)
+    back = f"<a href='{_e(back_href)}'>&larr; all runs</a>" if back_href else ""
     return _INDEX.format(title=_e(title), css=_CSS, count=len(entries), solved=solved,
-                         rows="\n".join(rows))
+                         rows="\n".join(rows), back=back)
+
+
+def render_folders_html(rows: Iterable[dict], title: str = "search runs") -> str:
+    """The index of a folder of runs (a loop's, a multirun's): one row per run, under a
+    header per group (the iteration, the job), with its method, questions, correct answers
+    and accuracy, linked to its own index when it has tree pages.
+
+    Args:
+        rows: dicts with ``group`` (the header it goes under, "" for none), ``name`` (the
+            run's path under the folder), ``href`` (its index page, if any), ``method``,
+            ``questions``, ``correct``, ``acc``, ``trees``, ``note``; missing keys show ``-``.
+        title: the page title.
+    """
+    out, group = [], None
+    rows = list(rows)
+    for row in rows:
+        if row.get("group", "") != group:
+            group = row.get("group", "")
+            out.append(f"<tr class='group'><th colspan='7'>{_e(group)}</th></tr>")
+        name = _e(row.get("name"))
+        link = f"<a href='{_e(quote(row['href']))}'>{name}</a>" if row.get("href") else name
+        acc = row.get("acc")
+        out.append(
+            f"<tr><td>{link}</td><td>{_e(row.get('method') or '-')}</td>"
+            f"<td>{_e(_fmt(row.get('questions')))}</td><td>{_e(_fmt(row.get('correct')))}</td>"
+            f"<td class='acc'>{_e('-' if acc is None else f'{acc:.3f}')}</td>"
+            f"<td>{_e(_fmt(row.get('trees')))}</td><td class='n'>{_e(row.get('note', ''))}</td>"
+            f"</tr>")
+    linked = sum(1 for r in rows if r.get("href"))
+    return _FOLDERS.format(title=_e(title), css=_CSS, count=len(rows), linked=linked,
+                           rows="\n".join(out))
 
 
 _CSS = """
@@ -176,6 +228,7 @@ li.chosen-leaf>.row,li.chosen-leaf>details>summary>.row{border-color:#c07000;fon
 .v{display:inline-block;min-width:40px;text-align:center;border-radius:3px;padding:0 3px;
   font:12px ui-monospace,monospace;color:#000}
 .n,.prm{font:12px ui-monospace,monospace;color:#555}
+.nid{font:11px ui-monospace,monospace;color:#999;min-width:24px}
 .step{font:13px ui-monospace,monospace;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .badge{font-size:11px;padding:0 4px;border-radius:8px;background:#ddd}
 .b-end{background:#cde}.b-correct{background:#8d8}.b-wrong{background:#f99}
@@ -187,6 +240,17 @@ table.index{border-collapse:collapse;margin:12px 16px}
 table.index td,table.index th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}
 tr.correct td:nth-child(3){color:#070;font-weight:bold}tr.wrong td:nth-child(3){color:#b00}
 .qid{font-size:11px;color:#888}
+#replay{margin:6px 0;padding:6px 8px;background:#eef3ff;border:1px solid #c8d6f5;border-radius:4px}
+#r-slider{width:320px;vertical-align:middle}
+#r-info div{margin:2px 0;font:13px ui-monospace,monospace}
+#r-info .r-stop{font-weight:bold;color:#a00}
+li.r-path>.row,li.r-path>details>summary>.row{border-color:#2f5fd0;background:#dde7ff}
+li.r-leaf>.row,li.r-leaf>details>summary>.row{border-color:#1038a0;font-weight:bold}
+li.r-new>.row,li.r-new>details>summary>.row{border:2px dashed #209040;background:#e3f6e6}
+li.r-rollout>.row,li.r-rollout>details>summary>.row{box-shadow:0 0 0 2px #a040c0}
+li.r-future>.row,li.r-future>details>summary>.row{opacity:.2}
+tr.group th{background:#eef3ff;padding-top:10px}
+td.acc{font-weight:bold}
 """
 
 _PAGE = """<!DOCTYPE html>
@@ -207,6 +271,7 @@ _PAGE = """<!DOCTYPE html>
 <span class="badge b-critic">critic</span>self-critic
 <span class="badge b-chosen">chosen</span>the returned answer's path
 </div>
+{replay}
 <div><button id="expand">expand all</button><button id="collapse">collapse all</button>
 <button id="show-chosen">show chosen path</button>
 <span class="n">click a node for its full step and fields; hover for the step</span></div>
@@ -217,13 +282,43 @@ _PAGE = """<!DOCTYPE html>
 </body></html>
 """
 
+# The replay controls (pages of trees with a trace); {last}: the trace's length.
+_REPLAY = """<div id="replay"><b>Replay of the search</b>
+<button id="r-first" title="the final tree">final tree</button>
+<button id="r-prev" title="previous iteration">&#x25C0; prev</button>
+<input type="range" id="r-slider" min="0" max="{last}" value="0" step="1">
+<button id="r-next" title="next iteration">next &#x25B6;</button>
+<button id="r-last" title="the last iteration">last</button>
+<button id="r-play">play</button>
+<span id="r-label"></span>
+<div class="legend"><span class="badge" style="background:#dde7ff">selection path</span>
+<span class="badge" style="background:#e3f6e6">new children</span>
+<span class="badge" style="box-shadow:0 0 0 2px #a040c0">rolled out from</span>
+<span class="n">nodes made later are faded; the nodes' own fields are their final ones;
+the address #iter=k opens iteration k</span></div>
+<div id="r-info"></div></div>"""
+
 _INDEX = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>{css}</style></head>
 <body>
-<header><h1>{title}</h1><div class="fact">{count} questions, {solved} correct</div></header>
+<header>{back}<h1>{title}</h1><div class="fact">{count} questions, {solved} correct</div></header>
 <table class="index"><thead><tr><th>#</th><th>question</th><th>verdict</th><th>value</th>
 <th>prediction</th><th>gold</th><th>nodes</th></tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+</body></html>
+"""
+
+_FOLDERS = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>{css}</style></head>
+<body>
+<header><h1>{title}</h1><div class="fact">{count} runs, {linked} with tree pages;
+accuracy = correct / questions of each run's results.jsonl</div></header>
+<table class="index"><thead><tr><th>run</th><th>method</th><th>questions</th><th>correct</th>
+<th>accuracy</th><th>trees</th><th></th></tr></thead>
 <tbody>
 {rows}
 </tbody></table>
@@ -296,6 +391,7 @@ _SCRIPT = r"""
 
   function row(n) {
     var r = el("span", "row");
+    r.appendChild(el("span", "nid", "#" + n.id));  // the id the replay's lines name
     var v = el("span", "v", num(n.value));
     v.style.background = colour(n.value);
     r.appendChild(v);
@@ -372,5 +468,101 @@ _SCRIPT = r"""
     if (target) target.scrollIntoView({block: "center"});
   });
   if (leaf !== null) show(nodes[leaf]); else if (nodes[0]) show(nodes[0]);
+
+  // ---- the replay of MCTS* (trees with a trace): iteration k marks its selection path,
+  // new children and rollout, fades the nodes made after it, and says what it did
+  var trace = data.trace || [];
+  if (!trace.length) return;
+  var slider = document.getElementById("r-slider");
+  var label = document.getElementById("r-label");
+  var info = document.getElementById("r-info");
+  var marks = ["r-path", "r-leaf", "r-new", "r-rollout", "r-future"];
+  var born = {};  // node id -> the trace line that made it
+  trace.forEach(function (s, i) { s["new"].forEach(function (id) { born[id] = i + 1; }); });
+  var counted = trace.filter(function (s) { return s.iteration !== null; }).length;
+
+  function item(id) { return holder.querySelector('li[data-id="' + id + '"]'); }
+  function mark(id, cls) { var e = item(id); if (e) e.classList.add(cls); return e; }
+  function openTo(e) {  // open every <details> above the node, and its own
+    var own = e && e.querySelector(":scope>details");
+    if (own) own.open = true;
+    while (e && e !== holder) { if (e.tagName === "DETAILS") e.open = true; e = e.parentNode; }
+  }
+  function line(text, cls) { info.appendChild(el("div", cls, text)); }
+  function ids(list) { return list.map(function (id) { return "#" + id; }).join(" \u2192 "); }
+
+  function describe(s) {
+    var at = "#" + s.path[s.path.length - 1];
+    line("1. selection (UCT, Eq. 33): " + ids(s.path));
+    if (s.phase === "expand") {
+      line("2. expansion of " + at + ": " + s["new"].length + " new children, PRM values " +
+           (s["new"].map(function (id) {
+             var n = nodes[id];
+             return "#" + id + " " + (n.legal === false ? "illegal" : num(n.prm_score));
+           }).join(", ") || "(nothing new and legal)"));
+    } else if (s.phase === "finished") {
+      line("2. self-critic: " + at + " is a finished path: visited, not expanded");
+    } else if (s.phase === "end_gate") {
+      line("2. " + at + " has v \u2265 l (end gate): " +
+           (s.stop ? "the answer" : "visited, not expanded (early_stop=false)"));
+    } else {
+      line("2. " + at + " is at the depth cap: a dead end, no iteration");
+    }
+    if (s.rollout) {
+      line("3. rollout from #" + s.rollout.node + ": " + (s.rollout.v_max === null ?
+           "no step could follow, v stays " + num(s.rollout.value) :
+           "v_max " + num(s.rollout.v_max) + " \u2192 v = " + num(s.rollout.value) + " (Eq. 34)"));
+    }
+    line("4. values along the path after it (backpropagation, Eq. 35-36): " +
+         s.path.map(function (id, i) { return "#" + id + " " + num(s.values[i]); }).join(", "));
+    if (s.stop) line("stop: the search ends here", "r-stop");
+  }
+
+  function choose(k) {
+    k = Math.max(0, Math.min(trace.length, k | 0));
+    slider.value = String(k);
+    marks.forEach(function (m) {
+      holder.querySelectorAll("li." + m).forEach(function (e) { e.classList.remove(m); });
+    });
+    info.textContent = "";
+    try { history.replaceState(null, "", k ? "#iter=" + k : "#"); } catch (err) { /* file: */ }
+    if (k === 0) {
+      label.textContent = "the final tree (" + counted + " iterations, " + trace.length +
+        " trace lines): choose an iteration";
+      return;
+    }
+    var s = trace[k - 1];
+    label.textContent = "line " + k + " of " + trace.length + ": " + (s.iteration === null ?
+      "no iteration" : "iteration " + s.iteration + " of " + counted);
+    data.nodes.forEach(function (n) { if ((born[n.id] || 0) > k) mark(n.id, "r-future"); });
+    s.path.forEach(function (id) { openTo(mark(id, "r-path")); });
+    var at = mark(s.path[s.path.length - 1], "r-leaf");
+    s["new"].forEach(function (id) { mark(id, "r-new"); });
+    if (s.rollout) mark(s.rollout.node, "r-rollout");
+    describe(s);
+    if (at) { show(nodes[s.path[s.path.length - 1]]); at.scrollIntoView({block: "nearest"}); }
+  }
+
+  var timer = null;
+  var play = document.getElementById("r-play");
+  function stop() { if (timer) { clearInterval(timer); timer = null; play.textContent = "play"; } }
+  play.addEventListener("click", function () {
+    if (timer) { stop(); return; }
+    if (+slider.value >= trace.length) choose(0);
+    play.textContent = "pause";
+    timer = setInterval(function () {
+      if (+slider.value >= trace.length) stop(); else choose(+slider.value + 1);
+    }, 800);
+  });
+  slider.addEventListener("input", function () { stop(); choose(+slider.value); });
+  [["r-first", function () { return 0; }], ["r-prev", function () { return +slider.value - 1; }],
+   ["r-next", function () { return +slider.value + 1; }],
+   ["r-last", function () { return trace.length; }]].forEach(function (b) {
+    document.getElementById(b[0]).addEventListener("click", function () {
+      stop(); choose(b[1]());
+    });
+  });
+  var asked = /iter=(\d+)/.exec(location.hash);
+  choose(asked ? +asked[1] : 0);
 })();
 """

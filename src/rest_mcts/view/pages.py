@@ -1,9 +1,10 @@
 """Find a search run's trees and results, write their pages (``stage=view``).
 
-A target is one tree JSON (``<run>/trees/<id>.json`` or anywhere) or a search run's folder
-(``<run>`` holding ``trees/`` and ``results.jsonl``, or its ``trees/`` folder itself).
-Pages go to ``<run>/view/`` (a lone tree outside a run: a ``view/`` folder beside it) unless
-``out`` names a folder (or, for one tree, an ``.html`` file).
+One tree JSON (``<run>/trees/<id>.json`` or anywhere: :func:`write_tree`) or a search run's
+folder (``<run>`` holding ``trees/`` and ``results.jsonl``: :func:`write_run`); a folder of
+runs, and the choice among them, is :mod:`rest_mcts.view.folders`'s. Pages go to
+``<run>/view/`` (a lone tree: a ``view/`` folder beside it) unless ``out`` names a folder
+(or, for one tree, an ``.html`` file).
 
 A tree the page could not draw is refused with one line naming the file and the node
 (:func:`load_tree`): node ids that are not distinct integers, a step text that is not a string
@@ -11,7 +12,8 @@ A tree the page could not draw is refused with one line naming the file and the 
 node twice (a cycle, or a node under two parents). NaN and infinite numbers (a value, a PRM
 score) are drawn, shown as ``nan``, ``inf`` or ``-inf``
 (:func:`rest_mcts.view.html.json_for_script`): such a value is what the search saw, and the
-page is where one looks for it.
+page is where one looks for it. An MCTS* trace that does not parse, or names a node the tree
+does not hold, is refused with one line naming the file and the trace line.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections import deque
 from pathlib import Path
 
 from rest_mcts.utils.io import FileFormatError, json_kind, read_json
-from rest_mcts.view.html import render_index_html, render_tree_html
+from rest_mcts.view.html import render_index_html, render_tree_html, replay_steps
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,10 @@ def load_tree(path: Path) -> dict:
     if nodes[0]["id"] != 0 or nodes[0]["parent"] is not None:
         raise TreeFileError(f"{path}: not a tree JSON (node 0 is not the root)")
     _check_nodes(path, nodes)
+    try:
+        replay_steps(record)
+    except ValueError as err:
+        raise TreeFileError(f"{path}: {err}") from None
     return record
 
 
@@ -141,37 +147,34 @@ def _page(tree_file: Path, results: dict[str, dict], index_href: str | None) -> 
     return page, entry
 
 
-def write_views(target: Path, out: Path | None = None) -> list[Path]:
-    """Write the page(s) for ``target`` (a tree JSON or a search run's folder).
+def write_tree(tree_file: Path, out: Path | None = None) -> Path:
+    """The page of one tree JSON: into ``out`` (a folder, or an ``.html`` file), by default
+    ``<run>/view/`` of its run folder (a ``view/`` folder beside a lone tree)."""
+    run_dir = _run_dir_of(tree_file)
+    results = read_results(run_dir) if run_dir else {}
+    page, _ = _page(tree_file, results, None)
+    if out is not None and out.suffix == ".html":
+        dest = out
+    else:
+        dest = (out or (run_dir or tree_file.parent) / "view") / f"{tree_file.stem}.html"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(page)
+    log.info("wrote %s", dest)
+    return dest
 
-    Returns:
-        The pages written; for a run folder its ``index.html`` comes first.
 
-    Raises:
-        TreeFileError: the target is missing, holds no trees, or a tree is not a tree JSON.
-    """
-    target = Path(target)
-    if target.is_file() or target.suffix == ".json":
-        run_dir = _run_dir_of(target)
-        results = read_results(run_dir) if run_dir else {}
-        page, _ = _page(target, results, None)
-        if out is not None and out.suffix == ".html":
-            dest = out
-        else:
-            dest = (out or (run_dir or target.parent) / "view") / f"{target.stem}.html"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(page)
-        log.info("wrote %s", dest)
-        return [dest]
+def is_run_folder(folder: Path) -> bool:
+    """Does ``folder`` hold a search run's trees (``trees/*.json``)?"""
+    return any((folder / TREES).glob("*.json"))
 
-    if not target.is_dir():
-        raise TreeFileError(f"{target}: no such tree file or search run folder")
-    run_dir = target.parent if target.name == TREES else target
+
+def write_run(run_dir: Path, out: Path, back_href: str | None = None) -> list[Path]:
+    """The pages of a search run's trees and its ``index.html`` (first in the list) into
+    ``out``; ``back_href``: a link from that index up to a folder's index."""
     trees = sorted((run_dir / TREES).glob("*.json"))
     if not trees:
-        raise TreeFileError(f"{target}: no trees/*.json in this folder (a search run's folder "
+        raise TreeFileError(f"{run_dir}: no trees/*.json in this folder (a search run's folder "
                             f"with stage.save_trees=true, or one tree JSON)")
-    out = out or run_dir / "view"
     out.mkdir(parents=True, exist_ok=True)
     results = read_results(run_dir)
     entries, written = [], []
@@ -182,6 +185,7 @@ def write_views(target: Path, out: Path | None = None) -> list[Path]:
         entries.append(entry)
         written.append(dest)
     index = out / "index.html"
-    index.write_text(render_index_html(entries, title=f"search trees of {run_dir.name}"))
+    index.write_text(render_index_html(entries, title=f"search trees of {run_dir.name}",
+                                       back_href=back_href))
     log.info("wrote %d tree pages and %s", len(written), index)
     return [index, *written]
