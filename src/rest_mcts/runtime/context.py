@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Mapping
 
 from rest_mcts.config import ConfigError, Knobs, check_value, instantiate, knob
 from rest_mcts.runtime.executors import executor_from
-from rest_mcts.runtime.keys import policy0_key, unsharded
+from rest_mcts.runtime.keys import policy0_key, prm0_key, unsharded
 from rest_mcts.training.settings import TrainerSpec, TrainSettings
 from rest_mcts.worlds.base import Problem
 
@@ -96,6 +96,11 @@ class Context:
         tiny_model: architecture of the bootstrapped tiny policy (None for pretrained models).
         bootstrap: policy_0's training traces (None for worlds without a solver).
         policy0_key: fingerprint of everything that shapes policy_0.
+        prm_init: ``prm.init`` (``prm=trained``): how the cached PRM_0 is made (D_V0 and its
+            rows, resolved; typed by :func:`rest_mcts.loop.prm0.prm0_recipe`); None: the
+            ``prm`` option builds no PRM_0.
+        prm0_key: fingerprint of everything that shapes that PRM_0
+            (:func:`rest_mcts.runtime.keys.prm0_key`); None without ``prm.init``.
         executor: where searches run (``executor=local|ray``,
             :mod:`rest_mcts.runtime.executors`; None: in this process). Never part of a key:
             every executor gives the same answers.
@@ -123,6 +128,8 @@ class Context:
     prm_require_trained: bool = False
     model_name: str = ""
     executor: Any = None
+    prm_init: Mapping[str, Any] | None = None
+    prm0_key: str | None = None
 
     def __post_init__(self) -> None:
         check_value("data.max_solution_tokens", self.max_solution_tokens, 1, integer=True)
@@ -171,6 +178,8 @@ class Context:
             prm_require_trained=require_trained,
             model_name=str(model.get("name", "")),
             executor=executor_from(cfg.get("executor"), resources),
+            prm_init=prm.get("init"),
+            prm0_key=prm0_key(cfg),
         )
 
     @functools.cached_property
@@ -228,6 +237,16 @@ class Context:
     def policy0_dir(self) -> Path:
         """Cache folder of the bootstrapped policy_0, keyed by everything that shapes it."""
         return self.cache_dir / "policy0" / f"{self.data_name}-s{self.seed}-{self.policy0_key}"
+
+    def prm0_dir(self) -> Path:
+        """Cache folder of ``prm=trained``'s PRM_0, keyed by everything that shapes it.
+
+        Raises:
+            ConfigError: the ``prm`` option builds no PRM_0 (no ``prm.init``).
+        """
+        if self.prm0_key is None:
+            raise ConfigError(f"prm={self.prm_name} builds no PRM_0 (use prm=trained)")
+        return self.cache_dir / "prm0" / f"{self.data_name}-s{self.seed}-{self.prm0_key}"
 
     # ------------------------------------------------------------------ models
     def build_policy(self, model_path: str | Path) -> Any:

@@ -11,7 +11,9 @@ tables alone:
 - :func:`loop_key_config`: a loop folder's key, ``outputs/loop_runs/<data>-s<seed>-<key>``
   (:data:`NOT_LOOP_KEYS`);
 - :func:`policy0_key`: the cache key of the iteration-0 policy (:data:`POLICY0_PARTS`, less
-  :data:`NOT_POLICY0_KEYS`).
+  :data:`NOT_POLICY0_KEYS`);
+- :func:`prm0_key`: the cache key of ``prm=trained``'s PRM_0 (policy_0's key and
+  :data:`PRM0_PARTS`, less :data:`NOT_PRM0_KEYS`).
 
 A knob added after a key existed is declared with ``unless`` (left out only while it holds
 the value that behaves as before the knob existed), so existing folders and caches keep their
@@ -150,6 +152,29 @@ NOT_POLICY0_KEYS: dict[str, Neutral] = {
 }
 
 
+# PRM_0 of prm=trained (D_V0 by prm.init from policy_0, then PRM training by prm.*) is shaped by
+# policy_0 (its key, which holds data, model, policy, seed and threads) and these parts (resolved)
+PRM0_PARTS = ("model.path", "backend", "verify", "prm", "trainer", "seed", "threads")
+NOT_PRM0_KEYS: dict[str, Neutral] = {
+    **{f"backend.{name}": Neutral(f"speed only: {why}") for name, why in _THROUGHPUT.items()},
+    "prm.name": Neutral("a label"),
+    "prm.path": Neutral("a given PRM is used as it is: no PRM_0 is built"),
+    "prm.scorer": Neutral("how the trained PRM is served, not how it is trained"),
+    "prm.prefix_cache_tokens": Neutral("speed only: the scorer's KV cache"),
+    "prm.context_length": Neutral("the scorer's input cap; training reads prm.max_length"),
+    "prm.require_trained": Neutral("a check before a search"),
+    "prm.gradient_checkpointing": Neutral("recomputes activations, same gradients"),
+    "prm.init.concurrency": Neutral("questions searched side by side: batching changes no "
+                                    "answer (per-request seeds)"),
+    "prm.init.cache_values": Neutral("the D_V0 trees ask for no value"),
+    "trainer.default_root_dir": Neutral("where checkpoints go"),
+    "trainer.enable_progress_bar": Neutral("a progress bar"),
+    "trainer.enable_model_summary": Neutral("a printed summary"),
+    "trainer.log_every_n_steps": Neutral("how often metrics are logged"),
+    "threads": Neutral("null: one thread per core (policy_0's key holds it too)", unless=None),
+}
+
+
 # --------------------------------------------------------------------------- computing
 def _world_kind(plain: Mapping[str, Any]) -> str:
     data = plain.get("data")
@@ -210,18 +235,34 @@ def policy0_key(cfg: DictConfig) -> str:
     """The iteration-0 policy's cache key: :data:`POLICY0_PARTS` of the resolved config, less
     :data:`NOT_POLICY0_KEYS` (a part left out whole, ``threads: null``, is no part; an unset
     one is None)."""
-    plain = strip({part.split(".")[0]: _resolved(cfg.get(part.split(".")[0]))
-                   for part in POLICY0_PARTS}, NOT_POLICY0_KEYS)
+    return fingerprint(*_key_parts(cfg, POLICY0_PARTS, NOT_POLICY0_KEYS))
+
+
+def prm0_key(cfg: DictConfig) -> str | None:
+    """The cache key of ``prm=trained``'s PRM_0: policy_0's key (:func:`policy0_key`) and
+    :data:`PRM0_PARTS` of the resolved config, less :data:`NOT_PRM0_KEYS`; None when the
+    ``prm`` option builds no PRM_0 (it has no ``prm.init``)."""
+    if OmegaConf.select(cfg, "prm.init") is None:
+        return None
+    return fingerprint(policy0_key(cfg), *_key_parts(cfg, PRM0_PARTS, NOT_PRM0_KEYS))
+
+
+def _key_parts(cfg: DictConfig, paths: tuple[str, ...],
+               rules: Mapping[str, Neutral]) -> list[Any]:
+    """The values of ``paths`` in the resolved config less ``rules``, in order (a path left
+    out whole by its rule, ``threads: null``, is no part; an unset one is None)."""
+    plain = strip({path.split(".")[0]: _resolved(cfg.get(path.split(".")[0]))
+                   for path in paths}, rules)
     parts = []
-    for path in POLICY0_PARTS:
+    for path in paths:
         node: Any = plain
         for part in path.split("."):
             node = node.get(part, _ANY) if isinstance(node, Mapping) else _ANY
-        if node is _ANY and path in NOT_POLICY0_KEYS:  # threads: null
+        if node is _ANY and path in rules:  # threads: null
             continue
         node = None if node is _ANY else node  # an unset option (trainer.max_steps): None
         parts.append(int(node) if path in ("seed", "threads") else node)
-    return fingerprint(*parts)
+    return parts
 
 
 def _resolved(node: Any) -> Any:

@@ -73,7 +73,8 @@ def check_config(cfg: DictConfig, resources: contextlib.ExitStack | None = None)
     (``backend=vllm`` needs vLLM: asked before policy_0 is trained or a model loaded), then
     the run spec the stage runs with, built here once (:class:`rest_mcts.runtime.spec.RunSpec`:
     the search method's typed config and the typed configs shared by all stages,
-    :class:`rest_mcts.runtime.context.Context`); one-line ConfigError on the first bad one.
+    :class:`rest_mcts.runtime.context.Context`), and ``prm=trained``'s ``prm.init``
+    (:func:`rest_mcts.loop.prm0.check_prm_trained`); one-line ConfigError on the first bad one.
     ``resources``: the stage's resource stack (the executor registers its shutdown there)."""
     from rest_mcts.backends.registry import check_installed
     from rest_mcts.runtime.spec import RunSpec
@@ -82,7 +83,12 @@ def check_config(cfg: DictConfig, resources: contextlib.ExitStack | None = None)
     if cfg.stage.name not in NO_MODEL_STAGES:
         check_installed({"backend": ("policy", cfg.get("backend")),
                          "prm.scorer": ("scorer", OmegaConf.select(cfg, "prm.scorer"))})
-    return RunSpec.from_config(cfg, resources)
+    spec = RunSpec.from_config(cfg, resources)
+    if spec.ctx.prm_init is not None:  # prm=trained: its recipe, and a stage that can use it
+        from rest_mcts.loop.prm0 import check_prm_trained
+
+        check_prm_trained(cfg.stage.name, spec.ctx)
+    return spec
 
 
 def is_global_zero() -> bool:

@@ -2,7 +2,8 @@
 
 `stage.method=bfs` (tree sampling from the base policy) or `reference` (reference
 solutions and a weak model's negatives): `rest_mcts.loop.d_v0`. PRM_0 is then trained on
-D_V0 from the policy backbone with a fresh regression head into `<run>/prm`.
+D_V0 from the policy backbone with a fresh regression head into `<run>/prm`
+(`rest_mcts.loop.prm0.build_prm0`, which also builds `prm=trained`'s cached PRM_0).
 
     python run.py stage=init_prm                         # bfs on stage.num_problems questions
     python run.py stage=init_prm stage.method=reference
@@ -14,10 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from rest_mcts.config import from_node
-from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0
-from rest_mcts.loop.data import check_d_v_nodes
-from rest_mcts.loop.train import train_prm_model
+from rest_mcts.loop.prm0 import build_prm0, prm0_recipe
 from rest_mcts.runtime.policy0 import ensure_policy0
 from rest_mcts.runtime.spec import RunSpec
 from rest_mcts.tracking import stage_run
@@ -25,16 +23,11 @@ from rest_mcts.tracking import stage_run
 
 def init_prm(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
     ctx = (spec or RunSpec.from_config(cfg)).ctx
-    init = from_node(InitPRMSettings, cfg.stage, option="stage")
+    recipe = prm0_recipe(cfg.stage, option="stage", strict=False)
     out = Path(cfg.paths.output_dir)
     tracker = stage_run(spec)
     base = ensure_policy0(ctx, out)
-    nodes = cfg.stage.get("d_v_nodes", "paths")
-    check_d_v_nodes(nodes, "stage.d_v_nodes")
-    metrics = build_d_v0(ctx, init, out, base, nodes)
-    metrics.update(train_prm_model(ctx, [out / "d_v.jsonl"], out / "prm", base,
-                                   logger=tracker.lightning_logger(),
-                                   val_share=cfg.stage.val_share))
+    metrics = build_prm0(ctx, recipe, out, out / "prm", base, logger=tracker.lightning_logger())
     tracker.log_artifact(out / "d_v.jsonl", "d_v", "dataset", aliases=["d_v0"])
     tracker.log_artifact(out / "prm", "prm", "model", aliases=["prm_0"])
     return metrics

@@ -17,11 +17,13 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rest_mcts.config import check_value, from_node
+from rest_mcts.loop.prm0 import ensure_prm0
 from rest_mcts.runtime.claims import claim_config
 from rest_mcts.runtime.keys import run_key_config
 from rest_mcts.runtime.policy0 import ensure_policy0
 from rest_mcts.runtime.search_run import SearchRun, run_search
 from rest_mcts.runtime.spec import RunSpec
+from rest_mcts.search.registry import config_needs_scorer
 from rest_mcts.tracking import stage_run
 
 # The record of the config that made a search/eval folder.
@@ -65,6 +67,7 @@ def search(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
     out = Path(cfg.paths.output_dir)
     tracker = stage_run(spec)
     policy = ensure_policy0(ctx, out)
-    metrics = run_search(ctx, out, method, run, policy_path=policy, prm_path=ctx.prm_path)
+    prm = ensure_prm0(ctx, out, policy) if config_needs_scorer(method) else ctx.prm_path
+    metrics = run_search(ctx, out, method, run, policy_path=policy, prm_path=prm)
     tracker.log_samples(out, f"{run.prefix}/samples", method=method.name)
     return metrics
