@@ -27,10 +27,15 @@ def available_choices(conf_dir: Path, group: str) -> list[str]:
 
 
 def normalize_cli_args(conf_dir: Path, argv: list[str]) -> list[str]:
-    """Check group choices (see `check_cli_choices`) and turn `group=null` into Hydra's
-    `~group` (drop the group), so `logger=null` switches logging off."""
+    """Check group choices (see `check_cli_choices`), make a relative `--config-path` absolute
+    (from the current folder) with `conf_dir` kept on the search path after it
+    (rest_mcts.config_sources), and turn `group=null` into Hydra's `~group` (drop the group),
+    so `logger=null` switches logging off."""
+    from rest_mcts.config_sources import absolute_config_path, sources_from_argv, with_project_conf
+
+    argv = with_project_conf(conf_dir, absolute_config_path(argv))
     check_cli_choices(conf_dir, argv)
-    groups = {p.name for p in conf_dir.iterdir() if p.is_dir()}
+    groups = sources_from_argv(conf_dir, argv).groups()
     out = []
     for arg in argv:
         key, _, value = arg.partition("=")
@@ -42,22 +47,28 @@ def check_cli_choices(conf_dir: Path, argv: Iterable[str]) -> None:
     """Reject `group=choice` overrides naming a file that does not exist, in one line.
 
     Hydra would report these with a multi-line composition error; this names the group and
-    the options instead. Sweeps (`stage=a,b`) are checked choice by choice.
+    the options instead. Sweeps (`stage=a,b`) are checked choice by choice. The groups and
+    options are those of every folder Hydra searches: `conf_dir` and the user's own
+    (`--config-dir`, `--config-path`, `hydra.searchpath`; rest_mcts.config_sources).
     """
-    groups = {p.name for p in conf_dir.iterdir() if p.is_dir()}
-    for arg in argv:
+    from rest_mcts.config_sources import split_config_flags, sources_from_argv
+
+    argv = list(argv)
+    sources = sources_from_argv(conf_dir, argv)
+    groups = sources.groups()
+    for arg in split_config_flags(argv)[1]:
         if arg.startswith("-") or "=" not in arg:
             continue
         key, value = arg.split("=", 1)
         key = key.lstrip("+~")
         if key not in groups or value in ("", "null"):
             continue
-        options = available_choices(conf_dir, key)
+        options = sources.options(key)
         for choice in _split_sweep(value):
             if choice not in options:
                 raise ConfigError(
                     f"unknown {key} '{choice}': choose one of {', '.join(options)} "
-                    f"(files in conf/{key}/)"
+                    f"(files in {sources.where(key)})"
                 )
 
 

@@ -10,8 +10,11 @@ refuses, with a :class:`~rest_mcts.config.ConfigError` (``error: ...``, exit sta
   ``hydra.sweep.dir``), or a folder on its way that is not writable (Hydra would stop with
   a traceback while making it, before the job starts).
 
-Anything these checks cannot judge (a sweep over a config group, command-line flags other
-than ``-m``, an override Hydra cannot parse or compose for another reason) is left to Hydra.
+The config is composed from every folder Hydra searches, the user's own included
+(``--config-dir``, ``--config-path``, ``--config-name``, ``hydra.searchpath``:
+:mod:`rest_mcts.config_sources`). Anything these checks cannot judge (a sweep over a config
+group, command-line flags other than ``-m`` and those, an override Hydra cannot parse or
+compose for another reason) is left to Hydra.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, Iterator, Sequence
 from omegaconf import DictConfig, ListConfig
 
 from rest_mcts.config import ConfigError
+from rest_mcts.config_sources import ConfigSources, split_config_flags, sources_from_argv
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
@@ -36,15 +40,17 @@ def check_overrides(conf_dir: Path, argv: Sequence[str]) -> None:
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    sources = sources_from_argv(conf_dir, argv)
+    argv = split_config_flags(argv)[1]
     flags = [a for a in argv if a.startswith("-")]
     if any(flag not in MULTIRUN_FLAGS for flag in flags):
-        return  # --config-name, --cfg, --help, ...: Hydra's business
+        return  # --cfg, --help, ...: Hydra's business
     try:
         overrides = OverridesParser.create().parse_overrides(
-            [a for a in argv if not a.startswith("-")])
+            [a for a in argv if not a.startswith("-") and not _is_searchpath(a)])
     except Exception:  # noqa: BLE001 -- a syntax error: Hydra reports it
         return
-    groups = {p.name for p in conf_dir.iterdir() if p.is_dir()}
+    groups = sources.groups()
 
     def is_group(o: Any) -> bool:
         key = o.key_or_group
@@ -54,10 +60,10 @@ def check_overrides(conf_dir: Path, argv: Sequence[str]) -> None:
         return  # each job composes another config: Hydra checks them one by one
     plain = [o for o in overrides if _is_plain_value(o, is_group)]
     non_sweep = [o.input_line for o in overrides if not o.is_sweep_override()]
-    cfg = _compose(conf_dir, non_sweep)
+    cfg = _compose(sources, non_sweep)
     if cfg is None:  # find the unknown key (if that is what failed) in the config without them
         checked = {id(o) for o in plain}
-        base = _compose(conf_dir, [o.input_line for o in overrides
+        base = _compose(sources, [o.input_line for o in overrides
                                    if not o.is_sweep_override() and id(o) not in checked])
         if base is not None:
             _check_keys(base, [o.key_or_group for o in plain])
@@ -99,14 +105,20 @@ def _is_plain_value(o: Any, is_group: Any) -> bool:
             and key != "hydra" and not key.startswith("hydra."))
 
 
-def _compose(conf_dir: Path, overrides: list[str]) -> DictConfig | None:
-    """The config Hydra composes from ``overrides`` (with its ``hydra`` node), or None when
-    composition fails."""
+def _is_searchpath(arg: str) -> bool:
+    """``hydra.searchpath=[...]``: read into :class:`ConfigSources`, composed from there."""
+    return arg.startswith("hydra.searchpath=")
+
+
+def _compose(sources: ConfigSources, overrides: list[str]) -> DictConfig | None:
+    """The config Hydra composes from ``overrides`` (with its ``hydra`` node) in the folders
+    of ``sources``, or None when composition fails."""
     from hydra import compose, initialize_config_dir
 
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            return compose("config", overrides=overrides, return_hydra_config=True)
+        with initialize_config_dir(config_dir=str(sources.primary), version_base="1.3"):
+            return compose(sources.name, overrides=overrides + sources.searchpath_override(),
+                           return_hydra_config=True)
     except Exception:  # noqa: BLE001 -- left for Hydra to report in its own words
         return None
 

@@ -73,6 +73,7 @@ class HFPolicyBackend:
         model: PreTrainedModel | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
         context_length: int | None = None,
+        revision: str | None = None,
     ) -> None:
         """Load the model and tokenizer from ``model_path`` unless they are passed in.
 
@@ -89,6 +90,8 @@ class HFPolicyBackend:
             context_length: longest sequence the model takes (``model.context_length``); a
                 prompt longer than it minus ``max_new_tokens`` keeps its last tokens (a
                 warning says how many prompts were cut). None: no cap.
+            revision: hub revision (branch, tag or commit) of a hub id ``model_path``
+                (``model.revision``); None: ``main``.
         """
         from rest_mcts.models.factory import load_causal_lm, load_tokenizer
 
@@ -104,10 +107,11 @@ class HFPolicyBackend:
             if model_path is None:
                 raise ValueError("HFPolicyBackend needs model_path or both model and tokenizer")
         self.model = model if model is not None else load_causal_lm(
-            model_path, dtype=dtype, device=device, trust_remote_code=trust_remote_code
+            model_path, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+            revision=revision,
         )
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(
-            model_path, trust_remote_code=trust_remote_code
+            model_path, trust_remote_code=trust_remote_code, revision=revision
         )
         self.device = next(self.model.parameters()).device
         self.max_batch_size = max_batch_size

@@ -198,6 +198,7 @@ class HFValueScorer:
         tokenizer: PreTrainedTokenizerBase | None = None,
         prefix_cache_tokens: int = 0,
         context_length: int | None = None,
+        revision: str | None = None,
     ) -> None:
         """Load the value model and tokenizer from ``model_path`` unless they are passed in.
 
@@ -214,6 +215,8 @@ class HFValueScorer:
             context_length: longest input in tokens (``prm.context_length``); a longer one
                 keeps its last tokens, where the value is read (a warning says how many
                 were cut). None: no cap.
+            revision: hub revision (branch, tag or commit) of a hub id ``model_path``
+                (``prm.revision``); None: ``main``.
         """
         from rest_mcts.models.factory import load_tokenizer, load_value_model
 
@@ -227,10 +230,11 @@ class HFValueScorer:
         if (model is None or tokenizer is None) and model_path is None:
             raise ValueError("HFValueScorer needs model_path or both model and tokenizer")
         self.model = model if model is not None else load_value_model(
-            model_path, dtype=dtype, device=device, trust_remote_code=trust_remote_code
+            model_path, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+            revision=revision,
         )
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(
-            model_path, trust_remote_code=trust_remote_code
+            model_path, trust_remote_code=trust_remote_code, revision=revision
         )
         if self.tokenizer.pad_token_id is None:
             logger.info("tokenizer has no pad token; using its eos token for padding")

@@ -153,13 +153,18 @@ def check_installed(nodes: Mapping[str, tuple[str, Mapping[str, Any] | None]]) -
                               f"(the {entry.name} {kind} needs it){how}")
 
 
-def build_policy(backend_node: Mapping[str, Any], model_path: str | Path | None) -> PolicyBackend:
+def build_policy(
+    backend_node: Mapping[str, Any], model_path: str | Path | None,
+    revisions: Mapping[str, str] | None = None,
+) -> PolicyBackend:
     """The policy backend of a ``backend`` config node, serving the model at ``model_path``
-    (ignored, and may be None, for a backend without a model such as ``mock``)."""
+    (ignored, and may be None, for a backend without a model such as ``mock``); ``revisions``
+    (hub id -> pinned revision) gives its revision, passed only when it has one."""
     if policy_capabilities(backend_node).needs_model:
         if model_path is None:
             raise ConfigError("backend: this policy backend needs a model path")
-        return instantiate(backend_node, "backend", model_path=str(model_path))
+        return instantiate(backend_node, "backend", model_path=str(model_path),
+                           **_revision((revisions or {}).get(str(model_path))))
     return instantiate(backend_node, "backend")
 
 
@@ -170,6 +175,7 @@ def build_scorer(
     backbone: str | Path | None,
     seed: int,
     world: Any = None,
+    revisions: Mapping[str, str] | None = None,
 ) -> ValueScorer:
     """The value scorer of a ``prm.scorer`` config node.
 
@@ -187,6 +193,8 @@ def build_scorer(
         backbone: causal LM under a fresh head when ``prm_path`` is None.
         seed: seed of the fresh head.
         world: the run's world, passed to scorers that take one (``needs_world``).
+        revisions: hub id -> pinned revision (``prm.revision``, ``model.revision``): the
+            revision of ``prm_path`` or ``backbone``, passed only when that id has one.
 
     Raises:
         ConfigError: the scorer needs a model and neither ``prm_path`` nor ``backbone`` is set,
@@ -197,7 +205,8 @@ def build_scorer(
     if not capabilities.needs_model:
         return instantiate(scorer_node, "prm.scorer", **extra)
     if prm_path:
-        return instantiate(scorer_node, "prm.scorer", model_path=str(prm_path), **extra)
+        return instantiate(scorer_node, "prm.scorer", model_path=str(prm_path), **extra,
+                           **_revision((revisions or {}).get(str(prm_path))))
     if not capabilities.takes_loaded_model:
         name = lookup("scorer", scorer_node).name
         raise ConfigError(
@@ -210,15 +219,22 @@ def build_scorer(
 
     logger.warning("prm.path is unset: scoring with an UNTRAINED value head on %s", backbone)
     remote = bool(scorer_node.get("trust_remote_code", False))
+    revision = (revisions or {}).get(str(backbone))
     model = value_model_from_causal_lm(
         str(backbone),
         dtype=scorer_node.get("dtype", "float32"),
         device=scorer_node.get("device", "cpu"),
         trust_remote_code=remote,
         seed=seed,
+        revision=revision,
     )
-    tokenizer = load_tokenizer(str(backbone), trust_remote_code=remote)
+    tokenizer = load_tokenizer(str(backbone), trust_remote_code=remote, revision=revision)
     return instantiate(scorer_node, "prm.scorer", model=model, tokenizer=tokenizer, **extra)
+
+
+def _revision(revision: str | None) -> dict[str, str]:
+    """``revision=`` for a backend's constructor: only when set (an unset one adds nothing)."""
+    return {"revision": str(revision)} if revision else {}
 
 
 def close_backend(backend: Any) -> None:

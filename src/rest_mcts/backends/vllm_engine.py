@@ -57,6 +57,7 @@ def llm_kwargs(
     seed: int,
     enforce_eager: bool,
     extra: Mapping[str, Any] | None = None,
+    revision: str | None = None,
 ) -> dict[str, Any]:
     """Checked keyword arguments of ``vllm.LLM`` for one engine.
 
@@ -72,6 +73,9 @@ def llm_kwargs(
         seed: the engine's seed (requests carry their own seeds).
         enforce_eager: skip CUDA graphs (faster start, slower decoding).
         extra: further ``EngineArgs`` keywords, passed as they are (e.g. ``swap_space``).
+        revision: hub revision (branch, tag or commit) of a hub id ``model_path``, for the
+            weights and the tokenizer (``revision``, ``tokenizer_revision``); None: not
+            passed (``main``).
 
     Raises:
         ValueError: no ``model_path``, or a value out of range (the caller's config names the
@@ -98,6 +102,8 @@ def llm_kwargs(
         "seed": int(seed),
         "enforce_eager": bool(enforce_eager),
     }
+    if revision:
+        kwargs["revision"] = kwargs["tokenizer_revision"] = str(revision)
     clash = sorted(set(extra or {}) & set(kwargs))
     if clash:
         raise ValueError(f"engine_kwargs repeats {clash}: set them as their own options")

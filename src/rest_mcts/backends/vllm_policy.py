@@ -147,6 +147,7 @@ class VLLMPolicyBackend:
         engine_kwargs: Mapping[str, Any] | None = None,
         llm: Any = None,
         make_sampling_params: Callable[..., Any] | None = None,
+        revision: str | None = None,
     ) -> None:
         """Start a vLLM engine on ``model_path`` unless ``llm`` is passed in.
 
@@ -169,6 +170,8 @@ class VLLMPolicyBackend:
                 instead of starting one.
             make_sampling_params: builds one request's sampling parameters from
                 :func:`sampling_kwargs` (default ``vllm.SamplingParams``).
+            revision: hub revision of a hub id ``model_path`` (``model.revision``), for the
+                weights and the tokenizer; None: ``main``.
 
         Raises:
             ConfigError: vLLM is not installed.
@@ -179,7 +182,7 @@ class VLLMPolicyBackend:
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
             enable_prefix_caching=enable_prefix_caching, trust_remote_code=trust_remote_code,
-            seed=seed, enforce_eager=enforce_eager, extra=engine_kwargs,
+            seed=seed, enforce_eager=enforce_eager, extra=engine_kwargs, revision=revision,
         )
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()

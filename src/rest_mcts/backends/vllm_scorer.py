@@ -95,6 +95,7 @@ class VLLMValueScorer:
         engine_kwargs: Mapping[str, Any] | None = None,
         llm: Any = None,
         make_pooling_params: Callable[..., Any] | None = None,
+        revision: str | None = None,
     ) -> None:
         """Start a vLLM pooling engine on the value model at ``model_path`` unless ``llm`` is
         passed in.
@@ -116,6 +117,8 @@ class VLLMValueScorer:
             llm: an engine (or a stand-in with ``classify`` and ``get_tokenizer``).
             make_pooling_params: builds the pooling parameters (default
                 ``vllm.PoolingParams``).
+            revision: hub revision of a hub id ``model_path`` (``prm.revision``), for the
+                weights and the tokenizer; None: ``main``.
 
         Raises:
             ConfigError: vLLM is not installed.
@@ -129,7 +132,7 @@ class VLLMValueScorer:
             dtype=dtype, tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
             enable_prefix_caching=enable_prefix_caching, trust_remote_code=trust_remote_code,
-            seed=seed, enforce_eager=enforce_eager, extra=extra,
+            seed=seed, enforce_eager=enforce_eager, extra=extra, revision=revision,
         )
         self.llm = llm
         self.tokenizer = llm.get_tokenizer()

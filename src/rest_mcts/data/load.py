@@ -27,6 +27,7 @@ class DatasetSpec:
         path: a local ``.jsonl``/``.json``/``.parquet`` file; when set, the hub is not used.
         hub_id: dataset id on the Hugging Face hub (used when ``path`` is unset).
         hub_configs: hub subsets to read in turn (e.g. the C-Eval-Hard subjects).
+        revision: the hub revision (branch, tag or commit) of ``hub_id``; None: ``main``.
         split: the split to load; None means the split the stage asks for.
         fields: field names overriding the format's defaults.
         shuffle: shuffle the records (seeded by the run's seed) before sharding.
@@ -43,6 +44,7 @@ class DatasetSpec:
     path: str | None = None
     hub_id: str | None = None
     hub_configs: tuple[str | None, ...] = (None,)
+    revision: str | None = None
     split: str | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
     shuffle: bool = True
@@ -71,7 +73,8 @@ def _rows(spec: DatasetSpec, split: str) -> Iterator[Row]:
         logger.info("%s: reading %s (local file; the split %r is what the file holds)",
                     spec.name, path, spec.split or split)
         return read_rows(path)
-    return read_hub_rows(spec.hub_id, spec.split or split, spec.hub_configs)
+    return read_hub_rows(spec.hub_id, spec.split or split, spec.hub_configs,
+                         revision=spec.revision)
 
 
 def read_records(spec: DatasetSpec, split: str) -> list[ProblemRecord]:

@@ -46,16 +46,17 @@ def value_oracle(world):
     return oracle
 
 
-def _load_prm_start(init_path: str | Path, seed: int):
+def _load_prm_start(init_path: str | Path, seed: int, revision: str | None = None):
     """The value model to train: ``init_path`` itself when it is a value model (a PRM of an
-    earlier iteration), else that causal LM's backbone with a fresh regression head."""
+    earlier iteration), else that causal LM's backbone with a fresh regression head (a hub
+    id at its pinned ``revision``)."""
     from rest_mcts.models.factory import load_value_model, value_model_from_causal_lm
 
     config_file = Path(init_path) / "config.json"
     config = read_json(config_file, dict) if config_file.is_file() else {}
     if any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or []):
         return load_value_model(init_path)
-    return value_model_from_causal_lm(str(init_path), seed=seed)
+    return value_model_from_causal_lm(str(init_path), seed=seed, revision=revision)
 
 
 def _warn_dropped(datasets: list[Any], max_length: int, option: str) -> None:
@@ -117,11 +118,12 @@ def train_prm_model(
     rows: list[ValueRow] = []
     for source in rows_or_files:
         rows += [source] if isinstance(source, ValueRow) else read_value_rows(source)
-    tokenizer = load_tokenizer(init_path)
+    revision = ctx.revision_of(init_path, prm=True)
+    tokenizer = load_tokenizer(init_path, revision=revision)
     # LoRA's initialisation and dropout draw from the global generator: seeded here, a PRM does
     # not depend on what ran before it in the process (a resumed loop starts a new process)
     torch.manual_seed(ctx.seed)
-    model = prepare_model(_load_prm_start(init_path, ctx.seed), task="value",
+    model = prepare_model(_load_prm_start(init_path, ctx.seed, revision), task="value",
                           gradient_checkpointing=s.gradient_checkpointing, lora=s.lora, group="prm")
     option = "stage.max_length" if max_length else f"{s.group}.max_length"
     max_length = max_length or s.max_length
@@ -192,12 +194,13 @@ def train_policy_sft(
     start = time.time()
     out_dir = Path(out_dir)
     ckpt_dir = Path(ckpt_dir) if ckpt_dir else out_dir.parent / "checkpoints" / out_dir.name
-    tokenizer = load_tokenizer(init_path)
+    revision = ctx.revision_of(init_path)
+    tokenizer = load_tokenizer(init_path, revision=revision)
     data = build_sft_data(tokenizer, list(sources), val_share=val_share, batch_size=s.batch_size,
                           max_length=s.max_length, num_workers=s.num_workers, seed=ctx.seed,
                           fmt=prompt_format(ctx.world))
     torch.manual_seed(ctx.seed)
-    model = prepare_model(load_causal_lm(init_path), task="causal_lm",
+    model = prepare_model(load_causal_lm(init_path, revision=revision), task="causal_lm",
                           gradient_checkpointing=s.gradient_checkpointing, lora=s.lora,
                           group="policy")
     module = PolicySFTModule(model, lr=s.lr, weight_decay=s.weight_decay,

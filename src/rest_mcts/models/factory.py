@@ -108,6 +108,7 @@ def value_model_from_causal_lm(
     trust_remote_code: bool = False,
     pad_token_id: int | None = None,
     seed: int = 0,
+    revision: str | None = None,
 ) -> PreTrainedModel:
     """Build a value model whose backbone starts from a causal LM (its LM head is dropped).
 
@@ -119,6 +120,7 @@ def value_model_from_causal_lm(
         pad_token_id: overrides the config's pad id; when neither is set, the eos id is used.
         seed: seed of the freshly initialised ``score`` head (global RNG untouched); the head
             is the same whether a path or a loaded model is given.
+        revision: the hub revision (branch, tag or commit) of a hub id; None: ``main``.
 
     Returns:
         A sequence-classification model with ``num_labels=1`` and ``problem_type="regression"``.
@@ -131,11 +133,11 @@ def value_model_from_causal_lm(
                 model.to(dtype=_torch_dtype(dtype))
         else:
             path = _check_model_dir(path_or_model)
-            kwargs: dict[str, Any] = {}
+            kwargs: dict[str, Any] = hub_kwargs(path, revision)
             resolved_pad = (
                 pad_token_id
                 if pad_token_id is not None
-                else _missing_pad_id(path, trust_remote_code)
+                else _missing_pad_id(path, trust_remote_code, revision)
             )
             if resolved_pad is not None:
                 kwargs["pad_token_id"] = resolved_pad
@@ -179,15 +181,19 @@ def _without_score_head_report() -> Iterator[None]:
         hf_logger.removeFilter(drop)
 
 
-def load_tokenizer(path: PathLike, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
-    """Load a tokenizer saved with ``save_pretrained`` (a local folder) or by hub id.
+def load_tokenizer(
+    path: PathLike, trust_remote_code: bool = False, revision: str | None = None
+) -> PreTrainedTokenizerBase:
+    """Load a tokenizer saved with ``save_pretrained`` (a local folder) or by hub id (at
+    ``revision``: a branch, tag or commit; None: ``main``).
 
     Raises:
         FileNotFoundError: ``path`` is neither a folder with tokenizer files nor a hub id.
     """
     folder = model_source(path, "tokenizer")
     if isinstance(folder, str):  # hub id
-        return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(
+            folder, trust_remote_code=trust_remote_code, **hub_kwargs(folder, revision))
     if not folder.is_dir() or not any(
         (folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")
     ):
@@ -199,16 +205,19 @@ def load_tokenizer(path: PathLike, trust_remote_code: bool = False) -> PreTraine
 
 
 def load_causal_lm(
-    path: PathLike, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False
+    path: PathLike, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False,
+    revision: str | None = None,
 ) -> PreTrainedModel:
-    """Load a causal LM from a local Hugging Face folder or a hub id, in eval mode.
+    """Load a causal LM from a local Hugging Face folder or a hub id (at ``revision``: a
+    branch, tag or commit; None: ``main``), in eval mode.
 
     Raises:
         FileNotFoundError: ``path`` is a missing folder (not a hub id) or has no ``config.json``.
     """
     folder = _check_model_dir(path)
     model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=_dtype_arg(dtype), trust_remote_code=trust_remote_code
+        folder, dtype=_dtype_arg(dtype), trust_remote_code=trust_remote_code,
+        **hub_kwargs(folder, revision),
     )
     model.to(device)
     model.eval()
@@ -216,17 +225,19 @@ def load_causal_lm(
 
 
 def load_value_model(
-    path: PathLike, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False
+    path: PathLike, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False,
+    revision: str | None = None,
 ) -> PreTrainedModel:
     """Load a value model (sequence classification, one output) from a local folder or a hub
-    id, in eval mode.
+    id (at ``revision``; None: ``main``), in eval mode.
 
     Raises:
         FileNotFoundError: ``path`` is a missing folder (not a hub id) or has no ``config.json``.
     """
     folder = _check_model_dir(path)
     model = AutoModelForSequenceClassification.from_pretrained(
-        folder, dtype=_dtype_arg(dtype), trust_remote_code=trust_remote_code
+        folder, dtype=_dtype_arg(dtype), trust_remote_code=trust_remote_code,
+        **hub_kwargs(folder, revision),
     )
     if model.config.num_labels != 1:
         raise ValueError(
@@ -248,6 +259,13 @@ def save_model(
         tokenizer.save_pretrained(folder)
     logger.info("saved %s to %s", type(model).__name__, folder)
     return folder
+
+
+def hub_kwargs(source: Path | str, revision: str | None) -> dict[str, Any]:
+    """``{"revision": revision}`` for ``from_pretrained`` of a hub id (``source`` as
+    :func:`~rest_mcts.models.source.model_source` gives it: a string), else nothing: a local
+    folder has no revisions, and an unset revision leaves the call as it was (``main``)."""
+    return {"revision": str(revision)} if revision and isinstance(source, str) else {}
 
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
@@ -311,9 +329,12 @@ def _init_score_head(model: PreTrainedModel, seed: int) -> None:
             head.bias.zero_()
 
 
-def _missing_pad_id(folder: Path | str, trust_remote_code: bool) -> int | None:
+def _missing_pad_id(
+    folder: Path | str, trust_remote_code: bool, revision: str | None = None
+) -> int | None:
     """The eos id when the config has no pad id (``None`` when it has one: it is kept)."""
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    config = AutoConfig.from_pretrained(
+        folder, trust_remote_code=trust_remote_code, **hub_kwargs(folder, revision))
     if getattr(config, "pad_token_id", None) is not None:
         return None
     return _first_id(getattr(config, "eos_token_id", None))

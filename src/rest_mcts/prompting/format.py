@@ -66,6 +66,7 @@ class PromptFormat:
             critic_template, verify_template: template names or files
             (``rest_mcts/prompt_templates``).
         trust_remote_code: passed when loading the tokenizer.
+        revision: hub revision of a hub id ``tokenizer`` (``model.revision``); None: ``main``.
     """
 
     def __init__(
@@ -82,6 +83,7 @@ class PromptFormat:
         critic_template: str = "critic",
         verify_template: str = "verify",
         trust_remote_code: bool = False,
+        revision: str | None = None,
     ) -> None:
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, got {style!r}")
@@ -89,6 +91,7 @@ class PromptFormat:
         self.style = style
         self.system = system
         self.trust_remote_code = trust_remote_code
+        self.revision = revision
         self._tokenizer_source = tokenizer
         self._tokenizer = None if tokenizer is None or isinstance(tokenizer, str) else tokenizer
         self.templates = {
@@ -109,7 +112,8 @@ class PromptFormat:
             from rest_mcts.models.factory import load_tokenizer
 
             self._tokenizer = load_tokenizer(
-                self._tokenizer_source, trust_remote_code=self.trust_remote_code
+                self._tokenizer_source, trust_remote_code=self.trust_remote_code,
+                revision=self.revision,
             )
         return self._tokenizer
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
@@ -27,6 +27,19 @@ def _plain(node: Any) -> Any:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def hub_revisions(node: Mapping[str, Any], *paths: str) -> dict[str, str]:
+    """Hub id -> pinned revision of a ``model`` or ``prm`` node: its first set ``paths``
+    option (``path``; the PRM's ``path``, else ``backbone``) at its ``revision``. Empty for a
+    local path or an unset revision: those loads pass no revision."""
+    from rest_mcts.models.source import is_hub_id
+
+    path = next((node.get(p) for p in paths if node.get(p)), None)
+    revision = node.get("revision")
+    if not path or not revision or not is_hub_id(str(path)):
+        return {}
+    return {str(path): str(revision)}
 
 
 def _flag(option: str, value: Any) -> bool:
@@ -101,6 +114,11 @@ class Context:
             ``prm`` option builds no PRM_0.
         prm0_key: fingerprint of everything that shapes that PRM_0
             (:func:`rest_mcts.runtime.keys.prm0_key`); None without ``prm.init``.
+        policy_revisions: hub id -> pinned revision (branch, tag or commit) of the policy's
+            hub loads: ``model.path`` at ``model.revision`` (:func:`hub_revisions`); ids not
+            listed load ``main``.
+        prm_revisions: the same for the PRM's loads: ``prm.path`` (else ``prm.backbone``) at
+            ``prm.revision``, over ``policy_revisions`` (a PRM on the policy's backbone).
         executor: where searches run (``executor=local|ray``,
             :mod:`rest_mcts.runtime.executors`; None: in this process). Never part of a key:
             every executor gives the same answers.
@@ -127,6 +145,8 @@ class Context:
     prm_name: str = ""
     prm_require_trained: bool = False
     model_name: str = ""
+    policy_revisions: Mapping[str, str] = field(default_factory=dict)
+    prm_revisions: Mapping[str, str] = field(default_factory=dict)
     executor: Any = None
     prm_init: Mapping[str, Any] | None = None
     prm0_key: str | None = None
@@ -177,6 +197,9 @@ class Context:
             prm_name=str(prm.get("name", "")),
             prm_require_trained=require_trained,
             model_name=str(model.get("name", "")),
+            policy_revisions=hub_revisions(model, "path"),
+            prm_revisions={**hub_revisions(model, "path"),
+                           **hub_revisions(prm, "path", "backbone")},
             executor=executor_from(cfg.get("executor"), resources),
             prm_init=prm.get("init"),
             prm0_key=prm0_key(cfg),
@@ -253,7 +276,7 @@ class Context:
         """The policy backend (``backend=...``) serving the model at ``model_path``."""
         from rest_mcts.backends.registry import build_policy
 
-        return build_policy(dict(self.policy_backend), str(model_path))
+        return build_policy(dict(self.policy_backend), str(model_path), self.policy_revisions)
 
     def build_scorer(self, prm_path: str | Path | None, policy_path: str | Path | None) -> Any:
         """The value scorer (``prm=...``): the PRM at ``prm_path``; without one, a scorer that
@@ -264,8 +287,14 @@ class Context:
         return build_scorer(
             dict(self.scorer), prm_path=None if prm_path is None else str(prm_path),
             backbone=self.prm_backbone or (None if policy_path is None else str(policy_path)),
-            seed=self.seed, world=self.world,
+            seed=self.seed, world=self.world, revisions=self.prm_revisions,
         )
+
+    def revision_of(self, path: str | Path | None, prm: bool = False) -> str | None:
+        """The pinned hub revision of ``path`` as the policy (or, with ``prm``, the PRM)
+        loads it; None for anything else (local folders: the run's own models)."""
+        pins = self.prm_revisions if prm else self.policy_revisions
+        return None if path is None else pins.get(str(path))
 
     def policy_needs_model(self) -> bool:
         """Does the policy backend serve a model (not the scripted ``backend=mock``)?"""

@@ -70,6 +70,13 @@ NOT_RESULT_KEYS: dict[str, Neutral] = {
                       unless={"name": "hf"}),
     "prm.max_length": Neutral("added after the key; 256 is the length PRM training always "
                               "used", unless=256),
+    **{f"{part}.revision": Neutral("added after the key; null loads the hub's main, as "
+                                   "before", unless=None) for part in ("model", "prm", "data")},
+    # a dataset world's copies of data.revision / model.revision: they are in the key there
+    "data.world.dataset.revision": Neutral("added after the key; data.revision holds it",
+                                           unless="${data.revision}"),
+    "data.world.prompts.revision": Neutral("added after the key; model.revision holds it",
+                                           unless="${oc.select:model.revision,null}"),
 }
 
 # question sharding (data.shard/num_shards: which questions a stage=search|eval job takes) never
@@ -149,6 +156,10 @@ NOT_POLICY0_KEYS: dict[str, Neutral] = {
     "policy.val_greedy_questions": Neutral("a validation metric, trains nothing", unless=0),
     "threads": Neutral("null: one thread per core, not part of keys made before the knob",
                        unless=None),
+    # resolved here: null unless a revision is pinned
+    **{path: Neutral("added after the key; null loads the hub's main, as before", unless=None)
+       for path in ("model.revision", "data.revision", "data.world.dataset.revision",
+                    "data.world.prompts.revision")},
 }
 
 

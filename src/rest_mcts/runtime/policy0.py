@@ -174,9 +174,11 @@ def _policy0_start(ctx: Context) -> tuple[Any, Any]:
         from rest_mcts.models.factory import load_causal_lm, load_tokenizer
         from rest_mcts.training.knobs import prepare_model
 
-        tokenizer = load_tokenizer(ctx.model_path)
+        revision = ctx.revision_of(ctx.model_path)
+        tokenizer = load_tokenizer(ctx.model_path, revision=revision)
         torch.manual_seed(ctx.seed)  # the LoRA adapters' initialisation
-        model = prepare_model(load_causal_lm(ctx.model_path), task="causal_lm",
+        model = prepare_model(load_causal_lm(ctx.model_path, revision=revision),
+                              task="causal_lm",
                               gradient_checkpointing=ctx.policy.gradient_checkpointing,
                               lora=ctx.policy.lora, group="policy")
         log.info("policy_0 from %s: %d parameters", ctx.model_path, count_parameters(model))
