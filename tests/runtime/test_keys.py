@@ -121,3 +121,14 @@ def test_unsharded_pins_a_dataset_worlds_shard():
                                                             "num_shards": 1}}}
     assert keys.unsharded({"name": "c", "shard": 1, "num_shards": 2, "limit": 9,
                            "world": {"_target_": "x"}}) == {"name": "c", "world": {"_target_": "x"}}
+
+
+def test_a_bootstrapped_pretrained_policy0_is_keyed_by_its_model(compose_cfg):
+    """model.path is no part of the tiny policy_0's key (it is trained from scratch), but a
+    pretrained model fine-tuned by the bootstrap (model.bootstrap: true) shapes policy_0."""
+    from rest_mcts.runtime.keys import policy0_key
+
+    assert policy0_key(compose_cfg("+model.bootstrap=true", "model.path=/models/a")) != \
+        policy0_key(compose_cfg("+model.bootstrap=true", "model.path=/models/b"))
+    assert policy0_key(compose_cfg("model.path=/models/a")) == \
+        policy0_key(compose_cfg("model.path=/models/b"))

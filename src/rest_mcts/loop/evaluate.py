@@ -356,8 +356,9 @@ def evaluate_iteration(
     )
     row.update({f"prm/{key.replace('/', '_')}": v for key, v in prm_metrics.items()})
     row.update({key: v for key, v in extra.items() if v is not None})
+    sibling = row.get("prm/val_sibling_acc")
     log.info("iteration %d (n_max=%s): %s; PRM sibling acc %s", k, row.get("sampled/n_max"),
              ", ".join(
         f"{EVAL_METHODS[m][1]} {row[EVAL_METHODS[m][0] + '/acc']:.3f}" for m in methods
-        if EVAL_METHODS[m][0] + "/acc" in row), row.get("prm/val_sibling_acc"))
+        if EVAL_METHODS[m][0] + "/acc" in row), "-" if sibling is None else f"{sibling:.3f}")
     return row

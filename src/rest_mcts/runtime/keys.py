@@ -183,6 +183,8 @@ NOT_PRM0_KEYS: dict[str, Neutral] = {
     "trainer.enable_model_summary": Neutral("a printed summary"),
     "trainer.log_every_n_steps": Neutral("how often metrics are logged"),
     "threads": Neutral("null: one thread per core (policy_0's key holds it too)", unless=None),
+    "prm.revision": Neutral("added after the key; null loads the hub's main, as before",
+                            unless=None),
 }
 
 
@@ -245,8 +247,12 @@ def unsharded(data: Mapping[str, Any]) -> dict[str, Any]:
 def policy0_key(cfg: DictConfig) -> str:
     """The iteration-0 policy's cache key: :data:`POLICY0_PARTS` of the resolved config, less
     :data:`NOT_POLICY0_KEYS` (a part left out whole, ``threads: null``, is no part; an unset
-    one is None)."""
-    return fingerprint(*_key_parts(cfg, POLICY0_PARTS, NOT_POLICY0_KEYS))
+    one is None). A pretrained ``model.path`` that the bootstrap fine-tunes
+    (``model.bootstrap: true``) shapes policy_0, so then its path is a part too."""
+    parts = _key_parts(cfg, POLICY0_PARTS, NOT_POLICY0_KEYS)
+    if OmegaConf.select(cfg, "model.bootstrap", default=False) is True:
+        parts.append({"bootstrapped_from": OmegaConf.select(cfg, "model.path")})
+    return fingerprint(*parts)
 
 
 def prm0_key(cfg: DictConfig) -> str | None:
