@@ -74,6 +74,10 @@ class Plan:
         c1_questions: the first this many questions at concurrency 1 (one at a time is slow).
         greedy_prompts: prompts of the reload check.
         greedy_tokens: tokens of each greedy answer there.
+        repeats: tries of each search and flood; the fastest counts (other jobs share the
+            machine's cores and slow some tries down).
+        hf_threads: torch thread counts of the HF backend's runs (vLLM's CPU worker runs
+            one thread on one core, leaving the other to the search process).
     """
 
     questions: int
@@ -82,14 +86,21 @@ class Plan:
     c1_questions: int
     greedy_prompts: int = 16
     greedy_tokens: int = 64
+    repeats: int = 1
+    hf_threads: tuple[int, ...] = (1,)
+
+    def questions_at(self, concurrency: int) -> int:
+        """Questions searched at ``concurrency`` (``c1_questions`` one at a time)."""
+        return self.c1_questions if concurrency == 1 else self.questions
 
 
 PLANS = {
-    "tiny": Plan(questions=64, iterations=10, concurrency=(1, 16, 64), c1_questions=16),
+    "tiny": Plan(questions=64, iterations=10, concurrency=(1, 16, 64), c1_questions=16,
+                 repeats=3, hf_threads=(1, 2)),
     "smollm2": Plan(questions=64, iterations=10, concurrency=(1, 16, 64), c1_questions=8),
 }
 QUICK = Plan(questions=16, iterations=3, concurrency=(1, 16), c1_questions=4, greedy_prompts=8,
-             greedy_tokens=32)
+             greedy_tokens=32, hf_threads=(1, 2))
 
 
 # ---------------------------------------------------------------------------- recording
@@ -363,8 +374,6 @@ def flood(llm: Any, calls: Sequence[Call]) -> dict:
 
 def vllm_part(bench: Bench, b_path: Path) -> dict:
     """Parts 1 (vLLM), 2 (prefix caching) and 3 (restart vs reload) on vLLM engines."""
-    from rest_mcts.backends.registry import close_backend
-
     plan, out = bench.plan, {}
     ctx, policy, out["first_build_s"] = bench.build(*VLLM)
     llm = policy.llm = RecordingLLM(policy.llm)
@@ -373,35 +382,54 @@ def vllm_part(bench: Bench, b_path: Path) -> dict:
     llm.take()
     runs, records = [], {}
     for c in plan.concurrency:
-        llm.reset_prefix_cache()
-        cached_before = policy.stats["cached_prompt_tokens"]
-        run = bench.search_run(ctx, policy, c, plan.c1_questions if c == 1 else plan.questions)
-        records[c] = llm.take()
-        run["profile"] = call_profile(records[c], run["wall_s"])
-        run["cached_prompt_tokens"] = policy.stats["cached_prompt_tokens"] - cached_before
+        run, records[c] = vllm_search(bench, ctx, policy, c)
         runs.append(run)
     top = plan.concurrency[-1]
     out["search"] = runs
     out["same_requests"] = {str(c): same_requests(records[c], records[top])
                             for c in plan.concurrency if c != top and c != 1}
     write_requests(bench.out / f"{bench.name}_requests.jsonl", records[top])
-    out["flood"] = flood(llm.llm, records[top])
+    out["flood"] = fastest([flood(llm.llm, records[top]) for _ in range(plan.repeats)])
     log.info("%s flood: %.0f tokens/s", bench.name, out["flood"]["tokens_per_s"])
     out["reload"] = reload_part(bench, policy, b_path)
     out["prefix"] = [prefix_run(bench, ctx, *extra) for extra in PREFIX_VARIANTS]
     return out
 
 
+def fastest(tries: Sequence[dict]) -> dict:
+    """The try with the least wall time (the one other jobs disturbed least), with every
+    try's wall time."""
+    best = min(tries, key=lambda run: run["wall_s"])
+    return {**best, "tries_wall_s": [run["wall_s"] for run in tries]}
+
+
+def vllm_search(bench: Bench, ctx: Any, policy: Any, concurrency: int,
+                tries: int | None = None) -> tuple[dict, list[Call]]:
+    """The fastest of ``tries`` (default ``plan.repeats``) searches at ``concurrency``, each
+    from an empty prefix cache, with its profile, and its recorded calls."""
+    runs = []
+    for _ in range(tries or bench.plan.repeats):
+        policy.llm.reset_prefix_cache()
+        cached = policy.stats["cached_prompt_tokens"]
+        run = bench.search_run(ctx, policy, concurrency, bench.plan.questions_at(concurrency))
+        run["cached_prompt_tokens"] = policy.stats["cached_prompt_tokens"] - cached
+        run["calls"] = policy.llm.take() if isinstance(policy.llm, RecordingLLM) else []
+        runs.append(run)
+    run = fastest(runs)
+    calls = run.pop("calls")
+    if calls:
+        run["profile"] = call_profile(calls, run["wall_s"])
+    return run, calls
+
+
 def prefix_run(bench: Bench, ctx: Any, *extra: str) -> dict:
     """The top concurrency's search on a new engine started with ``extra`` overrides."""
     from rest_mcts.backends.registry import close_backend
 
-    plan = bench.plan
     _, policy, build_s = bench.build(*VLLM, *extra)
     try:
         config = policy.llm.llm_engine.vllm_config.cache_config
-        run = bench.search_run(ctx, policy, plan.concurrency[-1], plan.questions)
-        run["cached_prompt_tokens"] = policy.stats["cached_prompt_tokens"]
+        run, _ = vllm_search(bench, ctx, policy, bench.plan.concurrency[-1])
     finally:
         close_backend(policy)
     return {**run, "build_s": build_s, "overrides": list(extra),
@@ -458,14 +486,26 @@ def reload_part(bench: Bench, policy: Any, b_path: Path) -> dict:
 
 
 def hf_part(bench: Bench) -> list[dict]:
-    """Part 1 on ``backend=hf``: the lowest and the top concurrency, same questions."""
+    """Part 1 on ``backend=hf``, same questions: with each of ``plan.hf_threads`` torch
+    threads, the top concurrency (the fastest of ``plan.repeats`` tries; one try with more
+    than one thread), and with the first also the lowest."""
+    import torch
+
     ctx, policy, build_s = bench.build("backend=hf")
-    plan = bench.plan
+    plan, before = bench.plan, torch.get_num_threads()
     runs = []
-    for c in (plan.concurrency[0], plan.concurrency[-1]):
-        run = bench.search_run(ctx, policy, c, plan.c1_questions if c == 1 else plan.questions)
-        run["build_s"] = build_s
-        runs.append(run)
+    try:
+        for threads in plan.hf_threads:
+            torch.set_num_threads(threads)
+            tries = plan.repeats if threads == 1 else 1
+            first = threads == plan.hf_threads[0]
+            levels = (plan.concurrency[0], plan.concurrency[-1]) if first else plan.concurrency[-1:]
+            for c in levels:
+                run = fastest([bench.search_run(ctx, policy, c, plan.questions_at(c))
+                               for _ in range(tries)])
+                runs.append({**run, "threads": threads, "build_s": build_s})
+    finally:
+        torch.set_num_threads(before)
     return runs
 
 
@@ -502,7 +542,8 @@ def search_rows(name: str, result: dict) -> list[list]:
                        "one call)", top["questions"], 1, f"{fl['policy_tokens']:,}",
                  f"{fl['wall_s']:.1f}", f"{fl['tokens_per_s']:,.0f}", "100%"])
     for run in result.get("hf", []):
-        rows.append([name, f"HF c={run['concurrency']}", run["questions"], run["policy_calls"],
+        rows.append([name, f"HF c={run['concurrency']}, {run['threads']} thread(s)",
+                     run["questions"], run["policy_calls"],
                      f"{run['policy_tokens']:,}", f"{run['wall_s']:.1f}",
                      f"{run['tokens_per_s']:,.0f}", f"{run['tokens_per_s'] / flooded:.0%}"])
     return rows
@@ -517,11 +558,17 @@ def profile_rows(name: str, result: dict) -> list[list]:
         rows.append([name, run["concurrency"], f"{p['in_calls_share']:.0%}",
                      f"{1 - p['in_calls_share']:.0%}", f"{run['scorer_s'] / run['wall_s']:.1%}",
                      f"{p['call_tokens_per_s']:,.0f}", f"{p['sequences_per_call']:.1f}",
-                     f"{p['tokens_per_step']:.1f}"])
+                     f"{p['tokens_per_step']:.1f}", f"{step_ms(p):.1f}"])
     fl = part["flood"]
     rows.append([name, "flood", "100%", "0%", "", f"{fl['tokens_per_s']:,.0f}",
-                 f"{fl['sequences']}", ""])
+                 f"{fl['sequences']}", "", ""])
     return rows
+
+
+def step_ms(profile: dict) -> float:
+    """Milliseconds inside ``LLM.generate`` per decode step (0 without steps)."""
+    steps = profile["decode_steps"]
+    return 1000 * profile["in_calls_s"] / steps if steps else 0.0
 
 
 def prefix_rows(name: str, result: dict) -> list[list]:
@@ -567,9 +614,10 @@ def run_lines(results: dict[str, dict]) -> list[str]:
         e = r["vllm"]["engine"]
         lines.append(
             f"- {name}: `{r['command']}` on {r['date']}, {r['seconds'] / 60:.1f} min; "
-            f"`/proc/loadavg` at start `{r['load_start']}`, at end `{r['load_end']}`; torch "
-            f"threads {r['machine']['torch_threads']} in the search process (HF backend), "
-            f"vLLM worker: {worker_line(e['worker_threads'])} "
+            f"`/proc/loadavg` at start `{r['load_start']}`, at end `{r['load_end']}`; the "
+            f"search process has torch's {r['machine']['torch_threads']} threads (the HF "
+            f"backend runs with {' and '.join(map(str, r['plan']['hf_threads']))}); vLLM "
+            f"worker: {worker_line(e['worker_threads'])} "
             f"(`VLLM_CPU_OMP_THREADS_BIND={e['VLLM_CPU_OMP_THREADS_BIND']}`), KV cache "
             f"`VLLM_CPU_KVCACHE_SPACE={e['VLLM_CPU_KVCACHE_SPACE']}` GiB, block size "
             f"{e['block_size']}, max_num_seqs {e['max_num_seqs']}, max_model_len "
@@ -585,7 +633,8 @@ def settings_lines(results: dict[str, dict]) -> list[str]:
         lines.append(
             f"- {name}: `{r['policy']}`; checkpoint B `{r['checkpoint_b']}`; "
             f"{p['questions']} questions (concurrency 1: the first {p['c1_questions']}), "
-            f"T={p['iterations']}, concurrency {', '.join(map(str, p['concurrency']))}.")
+            f"T={p['iterations']}, concurrency {', '.join(map(str, p['concurrency']))}; "
+            f"each search and flood the fastest of {p['repeats']} tries.")
     return lines
 
 
@@ -602,7 +651,7 @@ def report(results: dict[str, dict], notes: str | None = None) -> str:
         "profile": markdown_table(
             ["model", "concurrency", "in LLM.generate", "outside (search, oracle, tokenising)",
              "in the oracle", "tokens/s inside the calls", "sequences per call",
-             "tokens per decode step"],
+             "tokens per decode step", "ms per decode step"],
             [row for n, r in results.items() for row in profile_rows(n, r)]),
         "prefix": markdown_table(
             ["model", "prefix caching", "block size", "concurrency", "policy tokens/s",
@@ -637,14 +686,16 @@ def report(results: dict[str, dict], notes: str | None = None) -> str:
         "(prompt token ids and `SamplingParams` with their seeds, recorded; written to "
         "`outputs/bench_vllm/<model>_requests.jsonl`), all in one `LLM.generate` call after "
         "`reset_prefix_cache()`. HF: `backend=hf` on the same questions (its sampled trees "
-        "differ: torch's generator, not vLLM's).",
+        "differ: torch's generator, not vLLM's) with 1 torch thread, as vLLM's CPU worker "
+        "runs, and with 2 (one try).",
         tables["search"],
         "\n".join(verdicts),
         "### Profile",
         "From the recorded calls: the share of the search's wall time inside "
         "`LLM.generate`; tokens/s inside the calls alone; completions asked per call; tokens "
         "per decode step = tokens / the sum over calls of each call's longest completion "
-        "(a call lasts until its longest sequence ends: the mean running batch).",
+        "(a call lasts until its longest sequence ends: the mean running batch); ms per "
+        "decode step = the time inside the calls over that sum (prefills included).",
         tables["profile"],
         "## Prefix caching",
         "The top concurrency's search on the engine above (prefix caching on, the CPU "

@@ -89,6 +89,13 @@ def test_matching_texts_is_the_share_of_prompts_answered_the_same():
     assert bv.matching_texts(llm.calls, [["s1.0", "s1.1"], ["x", "s2.1"]]) == 0.5
 
 
+def test_fastest_keeps_the_quickest_try_and_every_tries_time():
+    best = bv.fastest([{"wall_s": 3.0, "x": 1}, {"wall_s": 2.0, "x": 2}, {"wall_s": 4.0, "x": 3}])
+    assert best == {"wall_s": 2.0, "x": 2, "tries_wall_s": [3.0, 2.0, 4.0]}
+    plan = bv.Plan(questions=64, iterations=10, concurrency=(1, 64), c1_questions=8)
+    assert (plan.questions_at(1), plan.questions_at(64)) == (8, 64)
+
+
 def test_share_verdict_says_whether_the_target_is_met():
     assert bv.share_verdict(0.6) == "60% of the flood: target >= 60% met"
     assert bv.share_verdict(0.594) == "59% of the flood: target >= 60% NOT met"
@@ -97,14 +104,15 @@ def test_share_verdict_says_whether_the_target_is_met():
 def result(flood_tps: float, top_tps: float) -> dict:
     """A made-up result of one model, as measure() returns it."""
     profile = {"calls": 4, "in_calls_share": 0.8, "call_tokens_per_s": 1000.0,
-               "sequences_per_call": 12.0, "tokens_per_step": 6.0}
+               "sequences_per_call": 12.0, "tokens_per_step": 6.0, "in_calls_s": 3.0,
+               "decode_steps": 600}
     search = [{"concurrency": c, "questions": q, "policy_tokens": 4000, "wall_s": 4000 / tps,
                "tokens_per_s": tps, "scorer_s": 0.1, "prompt_tokens": 900,
                "cached_prompt_tokens": 300, "profile": profile}
               for c, q, tps in ((1, 4, 100.0), (16, 16, top_tps))]
-    engine = {"worker_threads": [{"torch_threads": 1, "cores": [0]}], "VLLM_CPU_OMP_THREADS_BIND": "auto", "block_size": 16,
-              "VLLM_CPU_KVCACHE_SPACE": "2", "max_num_seqs": 256, "max_model_len": 512,
-              "dtype": "torch.float32"}
+    engine = {"worker_threads": [{"torch_threads": 1, "cores": [0]}], "block_size": 16,
+              "VLLM_CPU_OMP_THREADS_BIND": "auto", "VLLM_CPU_KVCACHE_SPACE": "2",
+              "max_num_seqs": 256, "max_model_len": 512, "dtype": "torch.float32"}
     reload = {"prompts": 8, "reload_s": 0.5, "reset_prefix_cache_s": 0.01, "repack_s": 0.09,
               "first_call_after_reload_s": 0.4, "close_s": 5.0, "build_s": 40.0,
               "first_call_after_build_s": 1.0, "reloaded_equal_fresh": 3,
@@ -115,14 +123,15 @@ def result(flood_tps: float, top_tps: float) -> dict:
         "checkpoint_b": "/b", "machine": {"nproc": 2, "cpu": "Xeon", "python": "Python 3.11",
                                           "torch": "2.13.0", "vllm": "0.32.0",
                                           "torch_threads": 2},
-        "plan": {"questions": 16, "c1_questions": 4, "iterations": 3, "concurrency": [1, 16]},
+        "plan": {"questions": 16, "c1_questions": 4, "iterations": 3, "concurrency": [1, 16],
+                 "repeats": 3, "hf_threads": [1, 2]},
         "vllm": {"engine": engine, "search": search, "reload": reload,
                  "flood": {"requests": 40, "sequences": 90, "policy_tokens": 4000,
                            "wall_s": 4000 / flood_tps, "tokens_per_s": flood_tps},
                  "prefix": [{**search[-1], "tokens_per_s": top_tps / 2, "prefix_caching": False,
                              "block_size": 16, "cached_prompt_tokens": 0}]},
         "hf": [{"concurrency": 16, "questions": 16, "policy_calls": 7, "policy_tokens": 4100,
-                "wall_s": 2.0, "tokens_per_s": 2050.0}],
+                "wall_s": 2.0, "tokens_per_s": 2050.0, "threads": 1}],
     }
 
 
@@ -131,13 +140,16 @@ def test_report_gives_each_concurrency_its_share_of_the_flood_and_the_verdict():
                       "smollm2": result(flood_tps=200.0, top_tps=150.0)}, notes="A note.")
     assert "| tiny | vLLM c=16 | 16 | 4 | 4,000 | 7.3 | 550 | 55% |" in text
     assert "| tiny | vLLM c=1 | 4 | 4 | 4,000 | 40.0 | 100 | 10% |" in text
-    assert "| tiny | HF c=16 | 16 | 7 | 4,100 | 2.0 | 2,050 | 205% |" in text
+    assert "| tiny | HF c=16, 1 thread(s) | 16 | 7 | 4,100 | 2.0 | 2,050 | 205% |" in text
+    assert "the HF backend runs with 1 and 2" in text and "fastest of 3 tries" in text
     assert "- tiny: concurrency 16 at 55% of the flood: target >= 60% NOT met." in text
     assert "- smollm2: concurrency 16 at 75% of the flood: target >= 60% met." in text
     assert "| tiny | on | 16 | 16 | 550 | 900 | 300 | 1.00x |" in text
+    assert "| tiny | 16 | 80% | 20% | 1.4% | 1,000 | 12.0 | 6.0 | 5.0 |" in text
     assert "| tiny | off | 16 | 16 | 275 | 900 | 0 | 0.50x |" in text
     # restart 5 + 40 + 1 = 46 s against reload 0.5 + 0.09 + 0.01 + 0.4 = 1 s
-    assert "| tiny | 5.0 | 40.0 | 46.0 | 0.50 | 0.090 | 0.010 | 1.00 | 46x | 3/8 | 8/8 | 0/8 |" in text
+    row = "| tiny | 5.0 | 40.0 | 46.0 | 0.50 | 0.090 | 0.010 | 1.00 | 46x | 3/8 | 8/8 | 0/8 |"
+    assert row in text
     assert "vLLM worker: 1 torch thread(s) on core(s) [0]" in text
     assert text.rstrip().endswith("## Notes\n\nA note.")
     assert "`python experiments/bench_vllm.py --quick`" in text
