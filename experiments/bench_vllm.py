@@ -218,6 +218,24 @@ def load_now() -> str:
     return Path("/proc/loadavg").read_text().strip()
 
 
+def other_vllm_workers() -> list[dict]:
+    """vLLM CPU worker processes of other jobs on this machine (pid, nice, cores): they pin
+    themselves to cores (``VLLM_CPU_OMP_THREADS_BIND=auto`` picks core 0 of 2 for every
+    engine) and compete with this run's engines."""
+    import psutil
+
+    mine = {child.pid for child in psutil.Process().children(recursive=True)}
+    found = []
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if (proc.info["name"] or "").startswith("VLLM::Worker") and proc.pid not in mine:
+                found.append({"pid": proc.pid, "nice": proc.nice(),
+                              "cores": proc.cpu_affinity()})
+        except psutil.Error:
+            continue
+    return found
+
+
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo."""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -621,8 +639,20 @@ def run_lines(results: dict[str, dict]) -> list[str]:
             f"(`VLLM_CPU_OMP_THREADS_BIND={e['VLLM_CPU_OMP_THREADS_BIND']}`), KV cache "
             f"`VLLM_CPU_KVCACHE_SPACE={e['VLLM_CPU_KVCACHE_SPACE']}` GiB, block size "
             f"{e['block_size']}, max_num_seqs {e['max_num_seqs']}, max_model_len "
-            f"{e['max_model_len']}, {e['dtype']}.")
+            f"{e['max_model_len']}, {e['dtype']}; {others_line(r.get('other_vllm_workers'))}.")
     return lines
+
+
+def others_line(samples: list[list[dict]] | None) -> str:
+    """What other jobs' vLLM workers the run saw (sampled at its start, after the vLLM
+    parts and at its end)."""
+    if samples is None:
+        return "other jobs' vLLM workers not recorded"
+    seen = {w["pid"]: w for sample in samples for w in sample}
+    if not seen:
+        return "no other job's vLLM worker seen"
+    return "other jobs' vLLM workers seen: " + ", ".join(
+        f"pid {w['pid']} (nice {w['nice']}, cores {w['cores']})" for w in seen.values())
 
 
 def settings_lines(results: dict[str, dict]) -> list[str]:
@@ -750,8 +780,12 @@ def measure(name: str, plan: Plan, out: Path, quick: bool) -> dict:
     result = {"model": name, "policy": str(policy), "checkpoint_b": str(b_path),
               "plan": asdict(plan), "quick": quick, "machine": machine_facts(),
               "date": time.strftime("%Y-%m-%d %H:%M"), "load_start": load_start}
+    others = [other_vllm_workers()]
     result["vllm"] = vllm_part(bench, b_path)
+    others.append(other_vllm_workers())
     result["hf"] = hf_part(bench)
+    others.append(other_vllm_workers())
+    result["other_vllm_workers"] = others  # at the start, after the vLLM parts, at the end
     result["load_end"] = load_now()
     result["seconds"] = time.perf_counter() - start
     return result
@@ -767,9 +801,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="rebuild the report from the JSON results already there")
     parser.add_argument("--notes", type=Path, default=None,
                         help="a Markdown file appended to the report as its Notes")
+    parser.add_argument("--bind", default="nobind",
+                        help="VLLM_CPU_OMP_THREADS_BIND of the engines: nobind (default: the "
+                             "OS places the worker's one thread, as it places the HF "
+                             "backend's), auto (vLLM's: core 0 of 2 for every engine) or "
+                             "core ids")
     args = parser.parse_args(argv)
     # KV cache of each CPU engine, in GiB (vLLM's default is 4)
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = args.bind
     # the engines accept the functions of _vllm_worker (pickled by reference) ...
     os.environ["VLLM_ALLOW_INSECURE_SERIALIZATION"] = "1"
     # ... which their worker processes import from experiments/

@@ -153,3 +153,11 @@ def test_report_gives_each_concurrency_its_share_of_the_flood_and_the_verdict():
     assert "vLLM worker: 1 torch thread(s) on core(s) [0]" in text
     assert text.rstrip().endswith("## Notes\n\nA note.")
     assert "`python experiments/bench_vllm.py --quick`" in text
+
+
+def test_others_line_names_each_other_vllm_worker_once():
+    worker = {"pid": 7, "nice": 0, "cores": [0]}
+    assert bv.others_line([[worker], [], [worker]]) == (
+        "other jobs' vLLM workers seen: pid 7 (nice 0, cores [0])")
+    assert bv.others_line([[], []]) == "no other job's vLLM worker seen"
+    assert bv.others_line(None) == "other jobs' vLLM workers not recorded"
