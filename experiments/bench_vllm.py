@@ -801,11 +801,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="rebuild the report from the JSON results already there")
     parser.add_argument("--notes", type=Path, default=None,
                         help="a Markdown file appended to the report as its Notes")
-    parser.add_argument("--bind", default="nobind",
-                        help="VLLM_CPU_OMP_THREADS_BIND of the engines: nobind (default: the "
-                             "OS places the worker's one thread, as it places the HF "
-                             "backend's), auto (vLLM's: core 0 of 2 for every engine) or "
-                             "core ids")
+    parser.add_argument("--bind", default="auto",
+                        help="VLLM_CPU_OMP_THREADS_BIND of the engines: auto (vLLM's default: "
+                             "on 2 cores every engine's worker gets core 0, the other is left "
+                             "to the rest), core ids such as 1 (away from another job's "
+                             "engine on core 0), or nobind")
     args = parser.parse_args(argv)
     # KV cache of each CPU engine, in GiB (vLLM's default is 4)
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
