@@ -326,8 +326,15 @@ def test_policy_backend_cuts_long_prompts_to_the_context(tokenizer, caplog):
     assert sent[0] == tokenizer(long)["input_ids"][-12:] and outs[0].prompt_tokens == 12
     assert sent[1] == tokenizer("Q\n")["input_ids"]
     assert backend.stats["truncated_prompts"] == 1 and "keep their last 12 tokens" in caplog.text
-    with pytest.raises(ValueError, match="no room"):
-        backend.generate(["Q\n"], SamplingParams(max_new_tokens=20))
+    # a budget that alone fills the context (MCTS* finishing an answer on a 256-position
+    # model): each request keeps its prompt and generates what the context leaves after it
+    q = len(tokenizer("Q\n")["input_ids"])
+    backend.generate(["Q\n", long], SamplingParams(max_new_tokens=20))
+    sent, sps = llm.calls[-1]
+    assert [p["prompt_token_ids"] for p in sent] == [tokenizer("Q\n")["input_ids"],
+                                                     tokenizer(long)["input_ids"][-19:]]
+    assert [sp.kwargs["max_tokens"] for sp in sps] == [20 - q, 1]
+    assert "does not fit max_model_len=20" in caplog.text
 
 
 def test_policy_backend_close_shuts_the_engine_down(tokenizer):

@@ -211,19 +211,21 @@ class VLLMPolicyBackend:
 
         Raises:
             RuntimeError: the backend was closed, or vLLM aborted a request.
-            ValueError: ``max_new_tokens`` leaves no room for a prompt.
         """
         if self.llm is None:
             raise RuntimeError("this vLLM policy backend was closed")
         if not prompts:
             return []
         start = time.perf_counter()
-        prompt_ids = self._fit_context(self.tokenizer(list(prompts))["input_ids"], params)
+        prompt_ids, budgets = self._fit_context(self.tokenizer(list(prompts))["input_ids"],
+                                                params)
         row = row_seeds(len(prompts), params, seeds)
         if row is None and not decodes_greedily(params):
             row = [self._rng.randrange(2**31) for _ in prompts]
         requests = [
-            self._make_sampling_params(**sampling_kwargs(params, None if row is None else row[i]))
+            self._make_sampling_params(**{**sampling_kwargs(params, None if row is None
+                                                            else row[i]),
+                                          "max_tokens": budgets[i]})
             for i in range(len(prompts))
         ]
         results = self.llm.generate(
@@ -244,26 +246,35 @@ class VLLMPolicyBackend:
             shutdown(self.llm)
             self.llm = None
 
-    def _fit_context(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[list[int]]:
-        """Prompts cut to ``context_length - max_new_tokens`` tokens (their last ones), with
-        one warning per call that cuts any."""
+    def _fit_context(
+        self, prompt_ids: list[list[int]], params: SamplingParams
+    ) -> tuple[list[list[int]], list[int]]:
+        """Prompts fitted to ``max_model_len`` and each one's budget of new tokens: prompts
+        cut to ``context_length - max_new_tokens`` tokens (their last ones), with one warning
+        per call that cuts any. A budget that alone fills the context (a solution's whole
+        remaining budget on a short-context model) cannot keep any prompt: then each request
+        keeps its prompt (its last ``context_length - 1`` tokens at most) and generates at
+        most what the context leaves after it, as a model stops at its context."""
+        budget = params.max_new_tokens
         if self.context_length is None:
-            return [list(ids) for ids in prompt_ids]
-        room = self.context_length - params.max_new_tokens
+            return [list(ids) for ids in prompt_ids], [budget] * len(prompt_ids)
+        room = self.context_length - budget
         if room < 1:
-            raise ValueError(
-                f"max_new_tokens={params.max_new_tokens} leaves no room for a prompt in "
-                f"max_model_len={self.context_length}"
-            )
+            fitted, cut = keep_last(prompt_ids, self.context_length - 1)
+            logger.warning(
+                "max_new_tokens=%d does not fit max_model_len=%d with a prompt: each request "
+                "generates at most max_model_len minus its prompt", budget, self.context_length)
+            self.stats["truncated_prompts"] += cut
+            return fitted, [self.context_length - len(ids) for ids in fitted]
         fitted, cut = keep_last(prompt_ids, room)
         if cut:
             logger.warning(
                 "%d of %d prompts exceed max_model_len=%d minus max_new_tokens=%d: they keep "
                 "their last %d tokens", cut, len(prompt_ids), self.context_length,
-                params.max_new_tokens, room,
+                budget, room,
             )
             self.stats["truncated_prompts"] += cut
-        return fitted
+        return fitted, [budget] * len(fitted)
 
     def _count(self, outputs: list[GenerationOutput], seconds: float) -> None:
         self.stats["calls"] += 1
