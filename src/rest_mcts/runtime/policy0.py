@@ -4,8 +4,8 @@
   the world's generated traces (:func:`train_policy0`) and cached under a key of everything
   that shapes it. With ``model.bootstrap: true`` the pretrained ``model.path`` is
   fine-tuned on those traces instead (through the world's prompt format, e.g. its chat
-  template, and ``policy.lora``), cached the same way. Only this function (and ``stage=bootstrap``) ever trains policy_0;
-  resolving a path elsewhere never trains anything (:func:`policy0_path`).
+  template, and ``policy.lora``), cached the same way. Only this function (and
+  ``stage=bootstrap``) ever trains policy_0; resolving a path elsewhere never trains anything (:func:`policy0_path`).
 * :func:`make_traces` -- the bootstrap's SFT traces: correct solutions mixed with random
   legal paths (``data.bootstrap``).
 
@@ -34,13 +34,18 @@ if TYPE_CHECKING:  # Lightning-backed modules, imported where they are used
 log = logging.getLogger(__name__)
 
 
+def is_given(ctx: Context) -> bool:
+    """Is policy_0 ``model.path`` as it is (no bootstrap trains it)?"""
+    return bool(ctx.model_path) and not ctx.model_bootstrap
+
+
 def policy0_path(ctx: Context) -> Path | str:
     """``model.path`` when given, else the cached policy_0 folder; never trains.
 
     Raises:
         ConfigError: there is no ``model.path`` and policy_0 has not been built yet.
     """
-    if ctx.model_path and not ctx.model_bootstrap:
+    if is_given(ctx):
         return ctx.model_path
     path = ctx.policy0_dir()
     if not (path / "manifest.json").exists():
@@ -55,7 +60,7 @@ def ensure_policy0(ctx: Context, run_dir: str | Path, logger: Any = False) -> Pa
     """The base policy: ``model.path``, else the cached policy_0, bootstrapped first when it
     is missing (the one place where a path can cost a training run; its Lightning
     checkpoints go to ``run_dir/checkpoints/policy0``)."""
-    if (ctx.model_path and not ctx.model_bootstrap) or not ctx.policy_needs_model():
+    if is_given(ctx) or not ctx.policy_needs_model():
         return ctx.model_path or ""
     path = ctx.policy0_dir()
     if not (path / "manifest.json").exists():

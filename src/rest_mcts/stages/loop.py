@@ -21,7 +21,7 @@ from rest_mcts.loop.evaluate import PolicyEval
 from rest_mcts.loop.report import print_summary, write_report
 from rest_mcts.runtime.claims import claim_config
 from rest_mcts.runtime.keys import loop_key_config
-from rest_mcts.runtime.policy0 import ensure_policy0, policy0_metrics
+from rest_mcts.runtime.policy0 import ensure_policy0, is_given, policy0_metrics
 from rest_mcts.runtime.spec import RunSpec
 from rest_mcts.tracking import stage_run
 from rest_mcts.utils.hashing import fingerprint
@@ -54,7 +54,7 @@ def loop(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
     # the loop's searches share one pool of Ray actors (executor=ray), ended with the stage
     rows = run_loop(ctx, settings, mcts, root, base, tracker)
     title = f"ReST-MCTS* self-training on {ctx.data_name}, seed {ctx.seed}"
-    boot = policy0_metrics(Path(base)).get("train/seconds") if not ctx.model_path else None
+    boot = None if is_given(ctx) else policy0_metrics(Path(base)).get("train/seconds")
     print_summary(rows, root, title, write_report(rows, root, title, boot),
                   settings.eval_problems)
     last = {f"loop/{key}": float(v) for key, v in rows[-1].items() if v is not None}
