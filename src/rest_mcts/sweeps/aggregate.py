@@ -12,12 +12,20 @@ counted per group, listed in ``summary.md`` and on the console, and never stop t
 Written into the multirun folder (or ``--out``):
 
 * ``summary.csv``: swept keys (``seed`` excluded), ``jobs``, ``ok``, ``failed``, ``missing``,
-  ``seeds``, then ``<metric>.mean``, ``<metric>.std``, ``<metric>.count`` per metric;
-* ``summary.md``: the main metrics as ``mean ± std (n)`` and the jobs that are not ok;
+  ``seeds``, then ``<metric>.mean``, ``<metric>.std``, ``<metric>.count`` per metric and, for
+  an accuracy whose questions are counted (``<split>/num_questions``), ``<metric>.correct``
+  and ``<metric>.trials`` (pooled over seeds) with ``<metric>.wilson_low`` / ``.wilson_high``
+  (the 95% Wilson interval, :func:`rest_mcts.sweeps.groups.pooled_accuracy`);
+* ``summary.md``: the main metrics as ``mean ± std (n)``, the accuracy's Wilson interval,
+  and the jobs that are not ok (paths relative to the multirun folder);
 * ``<key>.png`` per swept key: the main accuracy (and policy tokens per question) against
-  that key's values, error bars over seeds, one line per value of the other swept keys;
+  that key's values, whiskers over seeds and Wilson bars beside them, one series per value
+  of the other swept keys (:mod:`rest_mcts.sweeps.plots`);
 * ``t_curve.csv`` / ``t_curve.png`` when the jobs report MCTS*'s in-run T curve
   (``<stage>/acc@T=t``, ``<stage>/policy_tokens_per_question@T=t``).
+
+``--from-summary`` redraws all of it from a summary's own ``summary.csv`` (and
+``t_curve.csv``) when the job folders are gone (:mod:`rest_mcts.sweeps.from_summary`).
 """
 
 from __future__ import annotations
@@ -32,7 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from rest_mcts.sweeps.groups import SEED_KEY, Group, Stat, group_jobs, sort_key  # noqa: F401
+from rest_mcts.figures.intervals import Interval
+from rest_mcts.figures.labels import label
+from rest_mcts.sweeps.groups import (SEED_KEY, Group, Stat, group_jobs, pooled_accuracy,  # noqa: F401
+                                     questions_metric, sort_key)
 from rest_mcts.sweeps.jobs import Sweep, read_sweep
 from rest_mcts.tracking.names import UNTRAINED_PRM, names_of
 
@@ -75,86 +86,150 @@ def _fmt(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.6g}"
 
 
+def _ci_cells(ci: Interval | None) -> list[object]:
+    if ci is None:
+        return ["", "", "", ""]
+    return [ci.correct, ci.trials, _fmt(ci.low), _fmt(ci.high)]
+
+
+CI_COLUMNS = ("correct", "trials", "wilson_low", "wilson_high")
+
+
+def pooled_metrics(metrics: Sequence[str]) -> set[str]:
+    """The accuracies of ``metrics`` whose questions are counted too (they get CI columns)."""
+    return {m for m in metrics if questions_metric(m) in metrics}
+
+
 def write_csv(path: Path, keys: Sequence[str], groups: list[Group], metrics: Sequence[str]) -> Path:
     """summary.csv: one row per group (see the module docstring)."""
+    pooled = pooled_metrics(metrics)
     header = [*keys, "jobs", "ok", "failed", "missing", "seeds"]
     for m in metrics:
         header += [f"{m}.mean", f"{m}.std", f"{m}.count"]
+        header += [f"{m}.{c}" for c in CI_COLUMNS] if m in pooled else []
     with open(path, "w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(header)
         for g in groups:
-            row = [*(g.values[k] for k in keys), len(g.jobs), g.count("ok"), g.count("failed"),
+            row = [*(g.values[k] for k in keys), g.size(), g.count("ok"), g.count("failed"),
                    g.count("missing"), g.seeds()]
             for m in metrics:
                 s = g.stats[m]
                 row += [_fmt(s.mean), _fmt(s.std), s.count]
+                row += _ci_cells(pooled_accuracy(g, m)) if m in pooled else []
             out.writerow(row)
     return path
 
 
 def t_curve_table(groups: list[Group]) -> list[dict[str, object]]:
-    """One row per (group, stage prefix, T): acc and policy tokens per question at T."""
+    """One row per (group, stage prefix, T): acc and policy tokens per question at T, the
+    questions per seed (``questions``) and the pooled Wilson interval (``acc_ci``)."""
     rows = []
     for g in groups:
-        points: dict[tuple[str, int], dict[str, Stat]] = {}
+        points: dict[tuple[str, int], dict[str, object]] = {}
         for metric, stat in g.stats.items():
             match = T_CURVE.match(metric)
             if match and stat.count:
                 point = points.setdefault((match["prefix"], int(match["t"])), {})
                 point[match["what"]] = stat
+                if match["what"] == "acc":
+                    point["acc_ci"] = pooled_accuracy(g, metric)
+                    point["questions"] = g.stats.get(questions_metric(metric) or "")
         for (prefix, t), point in sorted(points.items()):
             rows.append({"values": g.values, "prefix": prefix, "T": t, **point})
     return rows
 
 
 def write_t_curve_csv(path: Path, keys: Sequence[str], rows: list[dict]) -> Path:
-    """t_curve.csv: group keys, stage prefix, T, then acc and tokens mean/std/count."""
+    """t_curve.csv: group keys, stage prefix, T, then acc and tokens mean/std/count and the
+    accuracy's pooled count and Wilson interval (``acc.correct`` ... ``acc.wilson_high``)."""
     what = ("acc", "policy_tokens_per_question")
     with open(path, "w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow([*keys, "prefix", "T",
-                      *(f"{w}.{s}" for w in what for s in ("mean", "std", "count"))])
+                      *(f"{w}.{s}" for w in what for s in ("mean", "std", "count")),
+                      *(f"acc.{c}" for c in CI_COLUMNS)])
         for r in rows:
             cells: list[object] = [*(r["values"][k] for k in keys), r["prefix"], r["T"]]
             for w in what:
                 s = r.get(w) or Stat.of([])
                 cells += [_fmt(s.mean), _fmt(s.std), s.count]
-            out.writerow(cells)
+            out.writerow(cells + _ci_cells(r.get("acc_ci")))
     return path
 
 
-def write_markdown(path: Path, summary_sweep: Sweep, keys: Sequence[str], groups: list[Group],
+@dataclass(frozen=True)
+class Heading:
+    """What summary.md says above its table: the sweep's name (its folder's, never a path),
+    job counts, swept keys, and one line per job not ok (paths relative to the folder)."""
+
+    name: str
+    asked: int | None
+    ok: int
+    failed: int
+    missing: int
+    swept: tuple[str, ...]
+    not_ok: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, sweep: Sweep) -> "Heading":
+        def where(job) -> str:
+            if job.folder is None:
+                return "no folder"
+            try:
+                return Path(job.folder).relative_to(sweep.folder).as_posix()
+            except ValueError:
+                return Path(job.folder).name
+        bad = tuple(f"{job.status}: {job.label()} ({where(job)}): {job.reason}"
+                    for job in sweep.jobs if job.status != "ok")
+        ok, failed, missing = (len(sweep.by_status(s)) for s in ("ok", "failed", "missing"))
+        return cls(Path(sweep.folder).resolve().name, sweep.expected, ok, failed, missing,
+                   sweep.swept, bad)
+
+
+def _stat_cell(s: Stat) -> str:
+    if not s.count:
+        return "-"
+    if math.isnan(s.std):
+        return f"{s.mean:.4g} (1)"
+    return f"{s.mean:.4g} ± {s.std:.2g} ({s.count})"
+
+
+def _ci_cell(ci: Interval | None) -> str:
+    return "-" if ci is None else f"[{ci.low:.3f}, {ci.high:.3f}] ({ci.correct} / {ci.trials})"
+
+
+def write_markdown(path: Path, heading: Heading, keys: Sequence[str], groups: list[Group],
                    shown: Sequence[str], plots: Sequence[Path], note: str = "") -> Path:
-    """summary.md: ``note`` (bold, when given), the main metrics per group as mean ± std (n),
-    then the jobs not ok."""
-    sweep = summary_sweep
-    # the folder's own name: the file stays true when the folder is moved or shared
-    lines = [f"# Sweep summary: {Path(sweep.folder).name}", ""]
-    ok, failed, missing = (len(sweep.by_status(s)) for s in ("ok", "failed", "missing"))
-    asked = "unknown" if sweep.expected is None else str(sweep.expected)
-    lines += [f"Jobs asked for: {asked}; ok: {ok}; failed: {failed}; missing: {missing}. "
-              f"Swept: {', '.join(sweep.swept) or 'nothing'}; mean ± sample std (n seeds).", ""]
+    """summary.md: ``note`` (bold, when given), the main metrics per group as mean ± std (n)
+    and each accuracy's pooled 95% Wilson interval, then the jobs not ok. Every path in it
+    is relative: the file stays true when the folder is moved or shared."""
+    h = heading
+    lines = [f"# Sweep summary: {h.name}", ""]
+    asked = "unknown" if h.asked is None else str(h.asked)
+    lines += [f"Jobs asked for: {asked}; ok: {h.ok}; failed: {h.failed}; missing: {h.missing}. "
+              f"Swept: {', '.join(h.swept) or 'nothing'}; mean ± sample std (n seeds).", ""]
     if note:
         lines += [f"**{note}**", ""]
-    header = [*keys, "ok / jobs", *shown]
+    pooled = [m for m in shown if questions_metric(m) in groups[0].stats] if groups else []
+    if pooled:
+        lines += ["95% CI: the Wilson score interval on the correct answers pooled over a "
+                  "setting's seeds (correct / questions × seeds). The seeds answer the same "
+                  "questions, so it shows question-sampling error; the ± std shows the spread "
+                  "between seeds.", ""]
+    header = [*keys, "ok / jobs"]
+    for m in shown:
+        header.append(f"{label(m)} ({m})" if label(m) != m else m)
+        header += [f"{m} 95% CI"] if m in pooled else []
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for g in groups:
-        cells = [g.values[k] for k in keys] + [f"{g.count('ok')} / {len(g.jobs)}"]
+        cells = [g.values[k] for k in keys] + [f"{g.count('ok')} / {g.size()}"]
         for m in shown:
-            s = g.stats[m]
-            if not s.count:
-                cells.append("-")
-            elif math.isnan(s.std):
-                cells.append(f"{s.mean:.4g} (1)")
-            else:
-                cells.append(f"{s.mean:.4g} ± {s.std:.2g} ({s.count})")
+            cells.append(_stat_cell(g.stats[m]))
+            cells += [_ci_cell(pooled_accuracy(g, m))] if m in pooled else []
         lines.append("| " + " | ".join(cells) + " |")
-    bad = [job for job in sweep.jobs if job.status != "ok"]
-    if bad:
-        lines += ["", "## Jobs not ok", ""]
-        lines += [f"- {job.status}: {job.label()} ({job.folder or 'no folder'}): {job.reason}"
-                  for job in bad]
+    if h.not_ok:
+        lines += ["", "## Jobs not ok", ""] + [f"- {line}" for line in h.not_ok]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     path.write_text("\n".join(lines) + "\n")
@@ -164,9 +239,14 @@ def write_markdown(path: Path, summary_sweep: Sweep, keys: Sequence[str], groups
 def untrained_note(sweep: Sweep) -> str:
     """One line when jobs scored with an untrained value head (``prm.path`` unset), else ""."""
     jobs = [j for j in sweep.by_status("ok") if j.metrics.get(UNTRAINED_PRM) == 1.0]
-    if not jobs:
+    return untrained_line(len(jobs), len(sweep.by_status("ok")))
+
+
+def untrained_line(untrained: int, ok: int) -> str:
+    """The untrained-PRM note for ``untrained`` of ``ok`` jobs ("" when none)."""
+    if not untrained:
         return ""
-    return (f"UNTRAINED PRM: {len(jobs)} of {len(sweep.by_status('ok'))} jobs scored with an "
+    return (f"UNTRAINED PRM: {untrained} of {ok} jobs scored with an "
             "untrained value head (prm.path unset), so their PRM values are noise and the "
             "sweep measures nothing about them; pass prm.path=<a trained PRM>")
 
@@ -196,13 +276,22 @@ def aggregate(folder: str | Path, out: str | Path | None = None, plots: bool = T
     """
     sweep = read_sweep(folder)
     target = Path(out) if out is not None else sweep.folder
-    target.mkdir(parents=True, exist_ok=True)
     note = untrained_note(sweep)
     report(sweep, note)
     keys, groups, metrics = group_jobs(sweep)
+    files = write_all(target, Heading.of(sweep), keys, groups, metrics, note, plots)
+    return Summary(sweep, keys, groups, metrics, files)
+
+
+def write_all(target: Path, heading: Heading, keys: Sequence[str], groups: list[Group],
+              metrics: Sequence[str], note: str, plots: bool = True,
+              curve: list[dict] | None = None) -> tuple[Path, ...]:
+    """summary.csv, t_curve.csv (from ``curve``, else the groups' T metrics), the plots and
+    summary.md into ``target``; returns the files written."""
+    target.mkdir(parents=True, exist_ok=True)
     shown = main_metrics(metrics)
     files = [write_csv(target / "summary.csv", keys, groups, metrics)]
-    curve = t_curve_table(groups)
+    curve = t_curve_table(groups) if curve is None else curve
     if curve:
         files.append(write_t_curve_csv(target / "t_curve.csv", keys, curve))
     pngs: list[Path] = []
@@ -212,17 +301,17 @@ def aggregate(folder: str | Path, out: str | Path | None = None, plots: bool = T
         try:
             for key in keys:
                 pngs.append(plotting.plot_against_key(target / f"{_safe(key)}.png", key, keys,
-                                                      groups, shown,
-                                                      untrained=bool(note)))
+                                                      groups, shown, untrained=bool(note)))
             if curve:
-                pngs.append(plotting.plot_t_curve(target / "t_curve.png", keys, curve))
+                pngs.append(plotting.plot_t_curve(target / "t_curve.png", keys, curve,
+                                                  untrained=bool(note)))
         except Exception as err:  # noqa: BLE001 - the tables matter more than a figure
             log.warning("plot failed: %s: %s", type(err).__name__, err)
-    files.append(write_markdown(target / "summary.md", sweep, keys, groups, shown, pngs, note))
+    files.append(write_markdown(target / "summary.md", heading, keys, groups, shown, pngs, note))
     files += pngs
     for path in files:
         log.info("wrote %s", path)
-    return Summary(sweep, keys, groups, metrics, tuple(files))
+    return tuple(files)
 
 
 def _safe(key: str) -> str:
@@ -231,8 +320,9 @@ def _safe(key: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m rest_mcts.sweeps.aggregate <multirun folder>... [--out DIR] [--no-plots]``;
-    exit status 0 when every folder was summarised (failed jobs included), 1 otherwise."""
+    """``python -m rest_mcts.sweeps.aggregate <multirun folder>... [--out DIR] [--no-plots]``
+    or ``... --from-summary <summary folder>...``; exit status 0 when every folder was
+    summarised (failed jobs included), 1 otherwise."""
     parser = argparse.ArgumentParser(
         prog="python -m rest_mcts.sweeps.aggregate",
         description="Summarise Hydra multirun folders over seeds: summary.csv, summary.md, "
@@ -241,6 +331,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="write here instead of into the folder (one folder only)")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.add_argument("--from-summary", action="store_true",
+                        help="the folders hold a summary (summary.csv, t_curve.csv), not jobs: "
+                             "redraw its tables and plots from it")
     args = parser.parse_args(argv)
     if args.out is not None and len(args.folders) > 1:
         parser.error("--out takes one folder")
@@ -248,8 +341,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = 0
     for folder in args.folders:
         try:
-            aggregate(folder, args.out, plots=not args.no_plots)
-        except FileNotFoundError as err:
+            if args.from_summary:
+                from rest_mcts.sweeps.from_summary import redraw
+
+                redraw(folder, args.out, plots=not args.no_plots)
+            else:
+                aggregate(folder, args.out, plots=not args.no_plots)
+        except (FileNotFoundError, ValueError) as err:
             log.error("%s", err)
             status = 1
     return status
