@@ -17,6 +17,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from rest_mcts.figures.intervals import wilson
 from rest_mcts.sweeps.aggregate import Stat, aggregate, main
 from rest_mcts.sweeps.jobs import read_sweep
 
@@ -45,7 +46,8 @@ def write_job(folder: Path, num: int, overrides: list[str], metrics: dict | None
 
 
 def metrics(acc: float, tokens: float) -> dict:
-    return {"eval/acc": acc, "eval/policy_tokens_per_question": tokens,
+    """A job's metrics.json: 4 questions (acc 0.25 is 1 right), the T curve at T = 5 and 8."""
+    return {"eval/acc": acc, "eval/num_questions": 4.0, "eval/policy_tokens_per_question": tokens,
             "eval/acc@T=5": acc / 2, "eval/policy_tokens_per_question@T=5": tokens / 2,
             "eval/acc@T=8": acc, "eval/policy_tokens_per_question@T=8": tokens,
             "time/stage_seconds": 1.0}
@@ -117,7 +119,89 @@ def test_summary_groups_over_seeds_and_reports_bad_jobs(sweep_dir, caplog):
     assert (sweep_dir / "t_curve.png").stat().st_size > 5000
 
 
-def test_a_sweep_scored_by_an_untrained_value_head_says_so_once(sweep_dir, tmp_path, caplog):
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plots make, kept open (their close is a no-op) to be read back."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    monkeypatch.setattr(plt, "close", lambda *args, **kwargs: None)
+    yield lambda: [plt.figure(n) for n in plt.get_fignums()]
+    monkeypatch.undo()
+    plt.close("all")
+
+
+def test_summary_has_wilson_intervals_on_pooled_counts(sweep_dir):
+    """alpha 0.1: seeds right on 1, 2, 3 of 4 questions -> 6 of 12: centre 0.5, half
+    1.959964 / 1.320131 * sqrt(0.25 / 12 + 3.841459 / 576) = 0.246217, so [0.253783, 0.746217];
+    alpha 0.5: one seed, 2 of 4. In summary.csv, t_curve.csv and summary.md."""
+    aggregate(sweep_dir)
+    first, second = read_csv(sweep_dir / "summary.csv")
+    ci = wilson(6, 12)
+    assert (first["eval/acc.correct"], first["eval/acc.trials"]) == ("6", "12")
+    assert float(first["eval/acc.wilson_low"]) == pytest.approx(0.253783, abs=2e-6)
+    assert float(first["eval/acc.wilson_high"]) == pytest.approx(0.746217, abs=2e-6)
+    assert float(first["eval/acc.wilson_low"]) == pytest.approx(ci.low, rel=1e-5)
+    assert (second["eval/acc.correct"], second["eval/acc.trials"]) == ("2", "4")
+    assert "eval/policy_tokens_per_question.wilson_low" not in first  # no accuracy
+    curve = read_csv(sweep_dir / "t_curve.csv")
+    assert (curve[0]["T"], curve[0]["acc.correct"], curve[0]["acc.trials"]) == ("5", "3", "12")
+    text = (sweep_dir / "summary.md").read_text()
+    assert "held-out accuracy (eval/acc)" in text and "eval/acc 95% CI" in text
+    assert "[0.254, 0.746] (6 / 12)" in text and "Wilson score interval" in text
+
+
+def test_summary_md_holds_no_absolute_path(sweep_dir, tmp_path):
+    aggregate(sweep_dir, tmp_path / "shared")
+    text = (tmp_path / "shared" / "summary.md").read_text()
+    assert str(tmp_path) not in text and "/tmp" not in text
+    assert "(4_search.alpha=0.5,seed=1,stage=eval,search.iterations=8)" in text  # relative
+    assert text.startswith("# Sweep summary: multirun\n")
+
+
+def test_plots_use_the_label_table_and_say_what_each_point_stands_on(sweep_dir, figures):
+    aggregate(sweep_dir)
+    by_title = {f._suptitle.get_text(): f for f in figures()}
+    (against,) = [f for t, f in by_title.items() if "against rollout weight α" in t]
+    acc, tokens = against.axes
+    assert acc.get_ylabel() == "held-out accuracy"
+    assert tokens.get_ylabel() == "policy tokens per question"
+    assert acc.get_xlabel() == "rollout weight α (search.alpha)"
+    assert "each point: 4 questions × 3 seeds or 4 questions × 1 seed" in against._suptitle.get_text()
+    # whiskers (mean ± std) and, beside them, one Wilson bar per point: 6 of 12 at alpha 0.1
+    bars = [line.get_ydata() for line in acc.get_lines() if line.get_linewidth() == 6]
+    assert [tuple(round(y, 4) for y in b) for b in bars] == [(0.2538, 0.7462), (0.1500, 0.8500)]
+    caption = " ".join(t.get_text() for t in against.texts)
+    assert "mean ± sample std over seeds" in caption and "95% Wilson interval" in caption
+    (curve,) = [f for t, f in by_title.items() if t.startswith("MCTS* in-run T curve")]
+    assert curve.axes[0].get_xlabel().startswith("MCTS* iterations T")
+    assert curve.axes[0].get_ylabel() == "held-out accuracy at T"
+
+
+def test_summary_redrawn_from_summary_csv_alone(sweep_dir, tmp_path, figures):
+    """--from-summary: the job folders gone, summary.csv gives back the same tables (the
+    pooled counts included: every seed had 4 questions) and the plots."""
+    aggregate(sweep_dir, tmp_path / "kept", plots=False)
+    before = read_csv(tmp_path / "kept" / "summary.csv")
+    for name in ("t_curve.csv", "summary.md"):
+        (tmp_path / "kept" / name).unlink()
+    assert main(["--from-summary", str(tmp_path / "kept"), "--out", str(tmp_path / "again")]) == 0
+    assert read_csv(tmp_path / "again" / "summary.csv") == before
+    assert [r["acc.correct"] for r in read_csv(tmp_path / "again" / "t_curve.csv")] == [
+        "3", "6", "1", "2"]
+    text = (tmp_path / "again" / "summary.md").read_text()
+    assert "Jobs asked for: 6; ok: 4; failed: 1; missing: 1" in text  # counts, no job names
+    assert "[0.254, 0.746] (6 / 12)" in text and str(tmp_path) not in text
+    assert (tmp_path / "again" / "search.alpha.png").stat().st_size > 5000
+    assert (tmp_path / "again" / "t_curve.png").stat().st_size > 5000
+    assert main(["--from-summary", str(tmp_path / "nowhere")]) == 1
+
+
+def test_a_sweep_scored_by_an_untrained_value_head_says_so_once(sweep_dir, tmp_path, caplog,
+                                                                 figures):
     """Jobs whose search scored with an untrained head (``prm/untrained_head`` 1 in their
     metrics): summary.md leads with it, the console says it once, the plot's title too."""
     for job in sorted(sweep_dir.glob("*/metrics.json")):
@@ -127,6 +211,12 @@ def test_a_sweep_scored_by_an_untrained_value_head_says_so_once(sweep_dir, tmp_p
     text = (tmp_path / "out" / "summary.md").read_text().splitlines()
     assert text[4].startswith("**UNTRAINED PRM: 4 of 4 jobs scored with an untrained value head")
     assert sum("UNTRAINED PRM" in r.getMessage() for r in caplog.records) == 1
+    titles = [f._suptitle.get_text() for f in figures()]
+    assert len(titles) == 2 and all("UNTRAINED PRM" in t for t in titles)  # both plots
+    # and a summary redrawn from summary.csv keeps the mark
+    main(["--from-summary", str(tmp_path / "out"), "--out", str(tmp_path / "redrawn")])
+    redrawn = (tmp_path / "redrawn" / "summary.md").read_text().splitlines()
+    assert redrawn[4].startswith("**UNTRAINED PRM: 4 of 4 jobs scored with an untrained value")
 
 
 def test_a_folder_without_multirun_yaml_and_bad_metrics(tmp_path):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-# Colour-blind safe (Okabe and Ito 2008), then markers and dashes that differ in print.
+# Colour-blind safe (Okabe and Ito 2008, less its pale yellow; then Tol's muted scheme), then
+# markers and dashes that differ in print: eleven series before a colour comes back.
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
-          "#F0E442")
+          "#882255", "#44AA99", "#999933", "#AA4499")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1)))
 LINE_ALPHA = 0.85

@@ -275,8 +275,9 @@ def evaluate_iteration(
         The iteration's row of the results table: ``<prefix>/acc``, ``<prefix>/tokens``
         (policy tokens per question) and ``<prefix>/prompt_tokens`` per method,
         ``<prefix>/prm_calls`` for the PRM-guided ones, the ``sampled/*`` keys of
-        :func:`rules_at_tokens`, ``bfs/beam_width``, ``policy/greedy_acc``,
-        ``policy/pass@N`` and ``policy/legal_step_rate``, ``prm/*`` and ``extra``.
+        :func:`rules_at_tokens`, ``eval/num_questions`` (the held-out questions),
+        ``bfs/beam_width``, ``policy/greedy_acc``, ``policy/pass@N`` and
+        ``policy/legal_step_rate``, ``prm/*`` and ``extra``.
     """
     from rest_mcts.search.configs import search_config
     from rest_mcts.search.registry import config_needs_scorer
@@ -300,6 +301,8 @@ def evaluate_iteration(
         if name not in EVAL_METHODS:  # the sampling pass: its rules go in by rules_at_tokens
             return
         prefix = EVAL_METHODS[name][0]
+        if metrics.get("eval/num_questions"):  # what each accuracy's interval stands on
+            row.setdefault("eval/num_questions", metrics["eval/num_questions"])
         row[f"{prefix}/acc"] = metrics["eval/acc"]
         row[f"{prefix}/tokens"] = metrics["eval/policy_tokens_per_question"]
         if "eval/prompt_tokens_per_question" in metrics:  # absent from older folders

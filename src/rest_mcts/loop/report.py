@@ -150,32 +150,64 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
                              for k, _, _ in COLUMNS])
 
 
-def plot(rows: Sequence[dict], path: Path, title: str) -> None:
-    """Accuracy of every evaluated method and the PRM's sibling ranking accuracy against the
-    exact values by iteration."""
-    import matplotlib
+def questions_of(row: dict, default: int | None = None) -> int | None:
+    """The held-out questions behind a row's accuracies (``eval/num_questions``, recorded
+    from the evaluation's metrics; ``default`` for a row of an older folder)."""
+    value = lookup(row, "eval/num_questions")
+    return int(value) if value else default
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def plot(rows: Sequence[dict], path: Path, title: str, questions: int | None = None) -> None:
+    """Accuracy of every evaluated method by iteration, each with its 95% Wilson interval over
+    the held-out questions (:func:`rest_mcts.figures.intervals.wilson_of_rate`), and the PRM's
+    sibling ranking accuracy against the exact values. Series sit side by side (a small
+    sideways shift), each with its own colour and marker; MCTS* is drawn thicker, pass@N (the
+    ceiling) dotted, the PRM dashed. ``questions``: the held-out questions when a row does not say."""
+    from rest_mcts.figures.intervals import wilson_of_rate
+    from rest_mcts.figures.labels import label
+    from rest_mcts.figures.style import LINE_ALPHA, dodge, pyplot, series_style
+
+    plt = pyplot()
     iterations = [lookup(row, "iteration") for row in rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8.4, 4.8))
     curves = [(f"{prefix}/acc", header) for prefix, header in METHODS]
-    for key, label in (*curves, ("prm/val_sibling_acc", "PRM sibling ranking acc")):
-        points = [(i, lookup(row, key)) for i, row in zip(iterations, rows)
-                  if lookup(row, key) is not None]
-        if points:  # dashed: no method (the PRM, and pass@N, the ceiling)
-            ax.plot(*zip(*points), marker="o", label=label,
-                    linestyle="--" if key.startswith(("prm", "pass@n")) else "-")
-    ax.set_xlabel("self-training iteration k")
-    ax.set_ylabel("accuracy (held-out)")
+    curves.append(("prm/val_sibling_acc", "PRM sibling ranking acc (validation set)"))
+    present = [(key, name) for key, name in curves
+               if any(lookup(row, key) is not None for row in rows)]
+    top = 0.0
+    for i, (key, name) in enumerate(present):
+        points = [(it, lookup(row, key), questions_of(row, questions))
+                  for it, row in zip(iterations, rows) if lookup(row, key) is not None]
+        xs = dodge([p[0] for p in points], i, len(present), iterations)
+        ys = [p[1] for p in points]
+        style = series_style(i)
+        if key.startswith("prm"):
+            style.update(color="0.35", linestyle="--")
+        else:
+            style["linestyle"] = ":" if key.startswith("pass@n") else "-"
+        width = 2.4 if key == "mcts/acc" else 1.4  # the paper's method stands out
+        cis = [wilson_of_rate(y, n) if n and not key.startswith("prm") else None
+               for y, (_, _, n) in zip(ys, points)]
+        low = [y - ci.low if ci else 0.0 for y, ci in zip(ys, cis)]
+        high = [ci.high - y if ci else 0.0 for y, ci in zip(ys, cis)]
+        ax.errorbar(xs, ys, yerr=[low, high], capsize=2.5, elinewidth=1, markersize=5,
+                    linewidth=width, alpha=LINE_ALPHA, label=name, **style)
+        top = max(top, *(y + h for y, h in zip(ys, high)))
+    ax.set_xlabel(label("iteration"))
+    ax.set_ylabel(label("eval/acc"))
     ax.set_xticks(iterations)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, min(1.0, top * 1.1 + 0.02))
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
+    counts = sorted({n for row in rows if (n := questions_of(row, questions))})
+    basis = (f"{' or '.join(str(n) for n in counts)} held-out questions per point; "
+             "bars: 95% Wilson interval" if counts else "held-out questions: not recorded")
+    ax.set_title(f"{title}\n{basis}", fontsize=9)
+    fig.text(0.01, 0.01, "Methods read from one sampling pass at MCTS*'s tokens (SC, BoN, "
+             "vote, pass@N) are interpolated: their interval is approximate. PRM: no interval.",
+             fontsize=7, color="0.3")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=150)
     plt.close(fig)
 
 
@@ -222,11 +254,13 @@ def time_table(root: str | Path, bootstrap_seconds: float | None = None) -> str:
 
 
 def write_report(
-    rows: Sequence[dict], folder: str | Path, title: str, bootstrap_seconds: float | None = None
+    rows: Sequence[dict], folder: str | Path, title: str, bootstrap_seconds: float | None = None,
+    questions: int | None = None,
 ) -> dict[str, Path]:
     """``results.md`` (the tables, the iteration-0 gates of :mod:`rest_mcts.loop.gates`, then
     the wall time by part), ``results.csv`` and
-    ``accuracy.png`` in ``folder``; returns the paths."""
+    ``accuracy.png`` in ``folder`` (``questions``: the held-out questions, for rows that do
+    not record them); returns the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": folder / "results.md", "csv": folder / "results.csv",
@@ -236,7 +270,7 @@ def write_report(
         f"# {title}\n\n" + markdown(rows) + "\n\n## Iteration-0 gates\n\n" + gate_lines
         + "\n\n## Wall time\n\n" + time_table(folder, bootstrap_seconds) + "\n")
     write_csv(rows, paths["csv"])
-    plot(rows, paths["plot"], title)
+    plot(rows, paths["plot"], title, questions)
     return paths
 
 

@@ -55,7 +55,8 @@ def loop(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
     rows = run_loop(ctx, settings, mcts, root, base, tracker)
     title = f"ReST-MCTS* self-training on {ctx.data_name}, seed {ctx.seed}"
     boot = None if is_given(ctx) else policy0_metrics(Path(base)).get("train/seconds")
-    print_summary(rows, root, title, write_report(rows, root, title, boot),
+    print_summary(rows, root, title,
+                  write_report(rows, root, title, boot, questions=settings.eval_problems),
                   settings.eval_problems)
     last = {f"loop/{key}": float(v) for key, v in rows[-1].items() if v is not None}
     for key in ("cot/acc", "mcts/acc", "prm/val_sibling_acc"):
