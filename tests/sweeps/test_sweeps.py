@@ -294,6 +294,34 @@ def test_experiments_compose_and_name_their_command(name, compose_cfg):
     assert cfg.stage.name == "eval" and cfg.search.name == "mcts_star"
 
 
+def test_a_mock_multirun_of_sweep_alpha_gets_intervals_and_plots(tmp_path):
+    """sweep=alpha on the scripted policy and the oracle, narrowed to 2 values x 2 seeds of
+    16 questions: the callback's summary has the pooled Wilson columns (32 questions a value),
+    human labels in summary.md, relative paths only, and both plots."""
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, str(ROOT / "run.py"), "-m", "sweep=alpha", "search.alpha=0.0,0.5",
+           "seed=0,1", "backend=mock", "prm=oracle", "stage.num_problems=16",
+           "search.iterations=8", "logger=null", f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "REST_MCTS_ROOT": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_csv(sweep / "summary.csv")
+    assert [(r["search.alpha"], r["eval/acc.trials"]) for r in rows] == [("0.0", "32"),
+                                                                        ("0.5", "32")]
+    for r in rows:
+        ci = wilson(int(r["eval/acc.correct"]), 32)
+        assert int(r["eval/acc.correct"]) == round(float(r["eval/acc.mean"]) * 32)
+        assert float(r["eval/acc.wilson_low"]) == pytest.approx(ci.low, abs=1e-6)
+        assert float(r["eval/acc.wilson_high"]) == pytest.approx(ci.high, abs=1e-6)
+    curve = read_csv(sweep / "t_curve.csv")
+    assert {r["acc.trials"] for r in curve} == {"32"} and all(r["acc.wilson_high"] for r in curve)
+    text = (sweep / "summary.md").read_text()
+    assert "held-out accuracy (eval/acc)" in text and "eval/acc 95% CI" in text
+    assert str(tmp_path) not in text
+    for png in ("search.alpha.png", "t_curve.png"):
+        assert (sweep / png).stat().st_size > 5000
+
+
 @pytest.mark.slow
 def test_a_real_multirun_through_run_py_is_summarised(tmp_path):
     """sweep=alpha narrowed to 2 jobs (alpha 0 and 0.5, one seed) with the scripted policy and

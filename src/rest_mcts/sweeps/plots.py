@@ -1,7 +1,7 @@
 """Sweep plots (matplotlib, Agg): a metric against one swept key, and the in-run T curve.
 
 Every point is a setting's mean over seeds, its whiskers the sample standard deviation over
-seeds (none for a single seed). Beside each accuracy, a shaded bar gives the 95% Wilson
+seeds (none for a single seed; an accuracy's kept within [0, 1]). Beside each accuracy, a shaded bar gives the 95% Wilson
 interval on the correct answers pooled over the seeds
 (:func:`rest_mcts.sweeps.groups.pooled_accuracy`). One series per value of the other swept
 keys, each with its own colour, marker and dashes, shifted a little sideways so that none
@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from rest_mcts.figures.intervals import Interval
     from rest_mcts.sweeps.groups import Group
 
-CAPTION = ("Markers and whiskers: mean ± sample std over seeds. Shaded bars: 95% Wilson "
-           "interval on the correct answers pooled over seeds (seeds share the questions, so "
-           "it shows question-sampling error, not seed-to-seed spread).")
+CAPTION = ("Markers and whiskers: mean ± sample std over seeds (within [0, 1]). Shaded bars: "
+           "95% Wilson interval on the correct answers pooled over seeds (seeds share the "
+           "questions, so it shows question-sampling error, not seed-to-seed spread).")
 UNTRAINED = "UNTRAINED PRM (prm.path unset): its values are noise"
 
 
@@ -59,9 +59,13 @@ def basis(stats: Sequence[tuple[Stat, Stat | None]]) -> str:
 
 
 def _draw(ax: Any, xs: list[float], stats: list[Stat], cis: list["Interval | None"],
-          style: dict[str, Any], name: str | None, ci_x: list[float]) -> None:
-    """One series: mean ± std (marker, line, whiskers) and, at ``ci_x``, the Wilson bars."""
-    ax.errorbar(xs, [s.mean for s in stats], yerr=[_err(s.std) for s in stats], capsize=3,
+          style: dict[str, Any], name: str | None, ci_x: list[float],
+          rate: bool = False) -> None:
+    """One series: mean ± std (marker, line, whiskers; clipped to [0, 1] for a ``rate``)
+    and, at ``ci_x``, the Wilson bars."""
+    low = [_err(s.std) if not rate else min(_err(s.std), s.mean) for s in stats]
+    high = [_err(s.std) if not rate else min(_err(s.std), 1 - s.mean) for s in stats]
+    ax.errorbar(xs, [s.mean for s in stats], yerr=[low, high], capsize=3,
                 markersize=5, linewidth=1.4, alpha=LINE_ALPHA, label=name, zorder=3, **style)
     for x, ci in zip(ci_x, cis):
         if ci is not None:
@@ -110,7 +114,7 @@ def plot_against_key(path: Path, key: str, keys: Sequence[str], groups: list["Gr
             any_ci = any_ci or any(ci is not None for ci in cis)
             name = ", ".join(setting(k, v) for k, v in zip(others, other)) or None
             _draw(ax, shifted, [g.stats[metric] for g in members], cis, series_style(i), name,
-                  dodge(xs, 2 * i + 1, 2 * len(lines), xs_all))
+                  dodge(xs, 2 * i + 1, 2 * len(lines), xs_all), rate=questions is not None)
         ax.set_xlabel(label(key))
         ax.set_ylabel(label(metric))
         ax.set_xticks(xs_all, ticks if ticks is not None else order)
@@ -151,7 +155,7 @@ def plot_t_curve(path: Path, keys: Sequence[str], rows: list[dict],
             any_ci = any_ci or any(ci is not None for ci in cis)
             _draw(ax, dodge(xs, 2 * i, 2 * len(curves), ts, log=True),
                   [p[what] for p in points], cis, series_style(i), name,
-                  dodge(xs, 2 * i + 1, 2 * len(curves), ts, log=True))
+                  dodge(xs, 2 * i + 1, 2 * len(curves), ts, log=True), rate=what == "acc")
         ax.set_xscale("log")
         ax.set_xticks(ts, [str(t) for t in ts])
         ax.minorticks_off()
