@@ -187,6 +187,18 @@ class Heading:
                    sweep.swept, bad)
 
 
+    @classmethod
+    def of_groups(cls, folder: Path, keys: Sequence[str], groups: list[Group]) -> "Heading":
+        """From groups read back from summary.csv: the jobs not ok are a count, no names."""
+        ok, failed, missing = (sum(g.count(s) for g in groups) for s in ("ok", "failed",
+                                                                        "missing"))
+        seeded = any(len(g.seeds().split()) > 1 for g in groups)
+        not_ok = ((f"{failed} failed and {missing} missing jobs (redrawn from summary.csv: "
+                   "see the original summary for which)",) if failed or missing else ())
+        return cls(folder.resolve().name, sum(g.size() for g in groups), ok, failed, missing,
+                   tuple(keys) + ((SEED_KEY,) if seeded else ()), not_ok)
+
+
 def _stat_cell(s: Stat) -> str:
     if not s.count:
         return "-"
@@ -251,6 +263,14 @@ def untrained_line(untrained: int, ok: int) -> str:
             "sweep measures nothing about them; pass prm.path=<a trained PRM>")
 
 
+def untrained_of_groups(groups: list[Group]) -> str:
+    """The untrained-PRM note from the mean of ``prm/untrained_head`` per setting (a summary
+    read back from summary.csv)."""
+    untrained = sum(round(g.stats[UNTRAINED_PRM].mean * g.stats[UNTRAINED_PRM].count)
+                    for g in groups if UNTRAINED_PRM in g.stats and g.stats[UNTRAINED_PRM].count)
+    return untrained_line(untrained, sum(g.count("ok") for g in groups))
+
+
 def report(sweep: Sweep, note: str = "") -> None:
     """The console report: counts, one line per job that failed or is missing, ``note``."""
     ok, failed, missing = (len(sweep.by_status(s)) for s in ("ok", "failed", "missing"))
@@ -281,6 +301,31 @@ def aggregate(folder: str | Path, out: str | Path | None = None, plots: bool = T
     keys, groups, metrics = group_jobs(sweep)
     files = write_all(target, Heading.of(sweep), keys, groups, metrics, note, plots)
     return Summary(sweep, keys, groups, metrics, files)
+
+
+def redraw(folder: str | Path, out: str | Path | None = None, plots: bool = True
+           ) -> tuple[Path, ...]:
+    """Rewrite summary.csv (with the Wilson columns), t_curve.csv, summary.md and the plots
+    of the summary in ``folder`` from its summary.csv alone, into ``out`` (default:
+    ``folder``): ``--from-summary`` (:mod:`rest_mcts.sweeps.from_summary`).
+
+    Raises:
+        FileNotFoundError: ``folder`` has no summary.csv.
+        ValueError: its summary.csv is no sweep summary.
+    """
+    from rest_mcts.sweeps.from_summary import read_summary
+
+    folder = Path(folder)
+    path = folder / "summary.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (--from-summary wants a summary's folder)")
+    keys, groups, metrics = read_summary(path)
+    target = Path(out) if out is not None else folder
+    note = untrained_of_groups(groups)
+    if note:
+        log.warning("%s", note)
+    return write_all(target, Heading.of_groups(folder, keys, groups), keys, groups, metrics,
+                     note, plots)
 
 
 def write_all(target: Path, heading: Heading, keys: Sequence[str], groups: list[Group],
@@ -342,8 +387,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for folder in args.folders:
         try:
             if args.from_summary:
-                from rest_mcts.sweeps.from_summary import redraw
-
                 redraw(folder, args.out, plots=not args.no_plots)
             else:
                 aggregate(folder, args.out, plots=not args.no_plots)

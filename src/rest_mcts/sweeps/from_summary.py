@@ -1,4 +1,5 @@
-"""Redraw a sweep's summary from its own ``summary.csv`` when the job folders are gone.
+"""Read a sweep's summary back from its own ``summary.csv``, to redraw it when the job folders
+are gone (:func:`rest_mcts.sweeps.aggregate.redraw`):
 
     python -m rest_mcts.sweeps.aggregate --from-summary <folder with summary.csv> [--out DIR]
 
@@ -17,9 +18,7 @@ import csv
 import math
 from pathlib import Path
 
-from rest_mcts.sweeps.aggregate import Heading, untrained_line, write_all
-from rest_mcts.sweeps.groups import SEED_KEY, Group, Stat
-from rest_mcts.tracking.names import UNTRAINED_PRM
+from rest_mcts.sweeps.groups import Group, Stat
 
 TALLY = ("jobs", "ok", "failed", "missing", "seeds")
 
@@ -52,38 +51,3 @@ def read_summary(path: Path) -> tuple[tuple[str, ...], list[Group], tuple[str, .
         groups.append(Group({k: row[k] for k in keys}, stats=stats,
                             tally={t: row.get(t, "") for t in TALLY}))
     return keys, groups, metrics
-
-
-def heading(folder: Path, keys: tuple[str, ...], groups: list[Group]) -> Heading:
-    """summary.md's heading from the tallies (the jobs not ok: a count, no names)."""
-    ok, failed, missing = (sum(g.count(s) for g in groups) for s in ("ok", "failed", "missing"))
-    seeded = any(len(g.seeds().split()) > 1 for g in groups)
-    not_ok = ((f"{failed} failed and {missing} missing jobs (redrawn from summary.csv: "
-               "see the original summary for which)",) if failed or missing else ())
-    return Heading(folder.resolve().name, sum(g.size() for g in groups), ok, failed, missing,
-                   keys + ((SEED_KEY,) if seeded else ()), not_ok)
-
-
-def untrained_from(groups: list[Group]) -> str:
-    """The untrained-PRM note from the mean of ``prm/untrained_head`` per setting."""
-    untrained = sum(round(g.stats[UNTRAINED_PRM].mean * g.stats[UNTRAINED_PRM].count)
-                    for g in groups if UNTRAINED_PRM in g.stats and g.stats[UNTRAINED_PRM].count)
-    return untrained_line(untrained, sum(g.count("ok") for g in groups))
-
-
-def redraw(folder: str | Path, out: str | Path | None = None, plots: bool = True
-           ) -> tuple[Path, ...]:
-    """Rewrite summary.csv (with the Wilson columns), t_curve.csv, summary.md and the plots
-    of the summary in ``folder`` into ``out`` (default: ``folder``).
-
-    Raises:
-        FileNotFoundError: ``folder`` has no summary.csv.
-    """
-    folder = Path(folder)
-    path = folder / "summary.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found (--from-summary wants a summary's folder)")
-    keys, groups, metrics = read_summary(path)
-    target = Path(out) if out is not None else folder
-    return write_all(target, heading(folder, keys, groups), keys, groups, metrics,
-                     untrained_from(groups), plots)
