@@ -199,12 +199,18 @@ class Heading:
                    tuple(keys) + ((SEED_KEY,) if seeded else ()), not_ok)
 
 
+def _sig(value: float, digits: int) -> str:
+    """``value`` to ``digits`` significant digits, written out (250, not 2.5e+02)."""
+    text = format(float(f"{value:.{digits}g}"), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _stat_cell(s: Stat) -> str:
     if not s.count:
         return "-"
     if math.isnan(s.std):
-        return f"{s.mean:.4g} (1)"
-    return f"{s.mean:.4g} ± {s.std:.2g} ({s.count})"
+        return f"{_sig(s.mean, 4)} (1)"
+    return f"{_sig(s.mean, 4)} ± {_sig(s.std, 2)} ({s.count})"
 
 
 def _ci_cell(ci: Interval | None) -> str:

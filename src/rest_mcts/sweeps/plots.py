@@ -13,6 +13,7 @@ stands on.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -77,9 +78,9 @@ def _finish(fig: Any, path: Path, title: str, untrained: bool, caption: str | No
     if untrained:
         title += "\n" + UNTRAINED
     fig.suptitle(title, fontsize=10, color="firebrick" if untrained else None)
-    if caption:
-        fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=7.5, wrap=True,
-                 color="0.25")
+    if caption:  # wrapped to the figure's width (about 15 characters an inch at 7.5 pt)
+        text = textwrap.fill(caption, int(fig.get_figwidth() * 15))
+        fig.text(0.5, 0.01, text, ha="center", va="bottom", fontsize=7.5, color="0.25")
     fig.tight_layout(rect=(0, 0.07 if caption else 0, 1, 1))
     fig.savefig(path, dpi=150)
     pyplot().close(fig)
