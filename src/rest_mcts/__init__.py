@@ -20,7 +20,8 @@ checked as Hydra will compose them, misspelt keys named), `config_sources` (the 
 folders Hydra searches: `conf/` and the user's own), `resolvers` (config resolvers, registered
 on import), `engines` (transformers or vLLM: the `engine` group, `engine=auto`'s choice), `prompts` (Countdown's text formats), `prompting` and `prompt_templates` (the
 paper's prompts for text worlds), `tracking` (the stage's wandb run), `sweeps` (multirun
-summaries), `figures` (axis labels, Wilson intervals and series styles every plot shares), `view` (search-tree pages), `utils` (I/O, hashing, seeding, secrets, console).
+summaries), `figures` (axis labels, Wilson intervals and series styles every plot shares),
+`view` (search-tree pages), `utils` (I/O, hashing, seeding, secrets, console).
 """
 
 __version__ = "0.1.0"

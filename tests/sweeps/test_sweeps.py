@@ -170,7 +170,8 @@ def test_plots_use_the_label_table_and_say_what_each_point_stands_on(sweep_dir, 
     assert acc.get_ylabel() == "held-out accuracy"
     assert tokens.get_ylabel() == "policy tokens per question"
     assert acc.get_xlabel() == "rollout weight α (search.alpha)"
-    assert "each point: 4 questions × 3 seeds or 4 questions × 1 seed" in against._suptitle.get_text()
+    title = against._suptitle.get_text()
+    assert "each point: 4 questions × 3 seeds or 4 questions × 1 seed" in title
     # whiskers (mean ± std) and, beside them, one Wilson bar per point: 6 of 12 at alpha 0.1
     bars = [line.get_ydata() for line in acc.get_lines() if line.get_linewidth() == 6]
     assert [tuple(round(y, 4) for y in b) for b in bars] == [(0.2538, 0.7462), (0.1500, 0.8500)]

@@ -162,7 +162,8 @@ def plot(rows: Sequence[dict], path: Path, title: str, questions: int | None = N
     the held-out questions (:func:`rest_mcts.figures.intervals.wilson_of_rate`), and the PRM's
     sibling ranking accuracy against the exact values. Series sit side by side (a small
     sideways shift), each with its own colour and marker; MCTS* is drawn thicker, pass@N (the
-    ceiling) dotted, the PRM dashed. ``questions``: the held-out questions when a row does not say."""
+    ceiling) dotted, the PRM dashed. ``questions``: the held-out questions when a row does
+    not say."""
     from rest_mcts.figures.intervals import wilson_of_rate
     from rest_mcts.figures.labels import label
     from rest_mcts.figures.style import LINE_ALPHA, dodge, pyplot, series_style

@@ -42,8 +42,8 @@ from typing import Sequence
 
 from rest_mcts.figures.intervals import Interval
 from rest_mcts.figures.labels import label
-from rest_mcts.sweeps.groups import (SEED_KEY, Group, Stat, group_jobs, pooled_accuracy,  # noqa: F401
-                                     questions_metric, sort_key)
+from rest_mcts.sweeps.groups import (  # noqa: F401 - Stat and sort_key are imported from here
+    SEED_KEY, Group, Stat, group_jobs, pooled_accuracy, questions_metric, sort_key)
 from rest_mcts.sweeps.jobs import Sweep, read_sweep
 from rest_mcts.tracking.names import UNTRAINED_PRM, names_of
 

@@ -1,8 +1,8 @@
 """Sweep plots (matplotlib, Agg): a metric against one swept key, and the in-run T curve.
 
 Every point is a setting's mean over seeds, its whiskers the sample standard deviation over
-seeds (none for a single seed; an accuracy's kept within [0, 1]). Beside each accuracy, a shaded bar gives the 95% Wilson
-interval on the correct answers pooled over the seeds
+seeds (none for a single seed; an accuracy's kept within [0, 1]). Beside each accuracy, a
+shaded bar gives the 95% Wilson interval on the correct answers pooled over the seeds
 (:func:`rest_mcts.sweeps.groups.pooled_accuracy`). One series per value of the other swept
 keys, each with its own colour, marker and dashes, shifted a little sideways so that none
 hides another (:mod:`rest_mcts.figures.style`). Axis labels come from the one table,
