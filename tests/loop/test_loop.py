@@ -229,7 +229,8 @@ def fake_evaluation(monkeypatch, tmp_path, mcts, policy_eval=None, methods=ALL_E
         calls.append((Path(out_dir).name, search, prm_path))
         tokens = {"cot": 40.0, "mcts_star": 230.0}.get(search.name, 200.0)
         metrics = {"eval/acc": 0.5, "eval/policy_tokens_per_question": tokens,
-                   "eval/prompt_tokens_per_question": 20.0, "eval/prm_calls_per_question": 9.0}
+                   "eval/prompt_tokens_per_question": 20.0, "eval/prm_calls_per_question": 9.0,
+                   "eval/num_questions": float(run.num_problems)}
         if search.name == "sampled":
             metrics.update(fake_curve(search.n))
         return metrics
@@ -331,6 +332,7 @@ def test_a_trimmed_evaluation_and_reused_mcts_variants(monkeypatch, tmp_path):
                                     methods=("cot", "mcts_star"))
     assert [step for step, _, _ in calls] == ["eval_cot", "eval_mcts_star"]
     assert "sampled/n_max" not in row and "sc/acc" not in row and "best_of_n/acc" not in row
+    assert row["eval/num_questions"] == 4.0  # what accuracy.png's intervals stand on
     # the configured search already widens: mcts_star_widen is the same search, run once
     widen = search_config("mcts_star_widen")
     row, calls, _ = fake_evaluation(monkeypatch, tmp_path / "b", widen,

@@ -9,20 +9,13 @@ import pytest
 from rest_mcts.figures.intervals import wilson
 from rest_mcts.loop.report import plot, write_report
 
+from tests.helpers.figures import open_figures  # noqa: F401 - a fixture
+
 
 @pytest.fixture
-def figure(monkeypatch):
-    """The figure the plot makes, kept open (its close is a no-op) to be read back."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
-    monkeypatch.setattr(plt, "close", lambda *args, **kwargs: None)
-    yield lambda: plt.figure(plt.get_fignums()[-1])
-    monkeypatch.undo()
-    plt.close("all")
+def figure(open_figures):
+    """The last figure made."""
+    return lambda: open_figures()[-1]
 
 
 def rows(questions: bool = True) -> list[dict]:

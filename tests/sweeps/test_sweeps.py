@@ -21,6 +21,7 @@ from rest_mcts.figures.intervals import wilson
 from rest_mcts.sweeps.aggregate import Stat, aggregate, main
 from rest_mcts.sweeps.jobs import read_sweep
 
+from tests.helpers.figures import open_figures  # noqa: F401 - a fixture
 from tests.helpers.paths import CONF, ROOT
 
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -120,18 +121,8 @@ def test_summary_groups_over_seeds_and_reports_bad_jobs(sweep_dir, caplog):
 
 
 @pytest.fixture
-def figures(monkeypatch):
-    """The figures the plots make, kept open (their close is a no-op) to be read back."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
-    monkeypatch.setattr(plt, "close", lambda *args, **kwargs: None)
-    yield lambda: [plt.figure(n) for n in plt.get_fignums()]
-    monkeypatch.undo()
-    plt.close("all")
+def figures(open_figures):
+    return open_figures
 
 
 def test_summary_has_wilson_intervals_on_pooled_counts(sweep_dir):
