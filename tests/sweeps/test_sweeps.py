@@ -223,7 +223,10 @@ def test_a_folder_without_multirun_yaml_and_bad_metrics(tmp_path):
     assert [j.status for j in sweep.jobs] == ["ok", "failed"]
     assert "unreadable metrics.json" in sweep.jobs[1].reason
     aggregate(folder, plots=False)
-    assert "Jobs asked for: unknown" in (folder / "summary.md").read_text()
+    text = (folder / "summary.md").read_text()
+    assert "Jobs asked for: unknown" in text
+    assert str(tmp_path) not in text  # the reason names the file relative to the folder
+    assert "unreadable metrics.json: 1_search.branch=3,stage=eval/metrics.json" in text
 
 
 def test_all_jobs_failed_still_writes_a_summary(tmp_path):

@@ -24,8 +24,8 @@ Written into the multirun folder (or ``--out``):
 * ``t_curve.csv`` / ``t_curve.png`` when the jobs report MCTS*'s in-run T curve
   (``<stage>/acc@T=t``, ``<stage>/policy_tokens_per_question@T=t``).
 
-``--from-summary`` redraws all of it from a summary's own ``summary.csv`` (and
-``t_curve.csv``) when the job folders are gone (:mod:`rest_mcts.sweeps.from_summary`).
+``--from-summary`` redraws all of it from a summary's own ``summary.csv`` (which holds the T
+curve's columns too) when the job folders are gone (:func:`redraw`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import argparse
 import csv
 import logging
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -180,7 +181,13 @@ class Heading:
                 return Path(job.folder).relative_to(sweep.folder).as_posix()
             except ValueError:
                 return Path(job.folder).name
-        bad = tuple(f"{job.status}: {job.label()} ({where(job)}): {job.reason}"
+        def why(job) -> str:  # a reason may name a file by its full path
+            for root in {str(sweep.folder), str(Path(sweep.folder).resolve())}:
+                job_reason = job.reason.replace(root + os.sep, "")
+                if job_reason != job.reason:
+                    return job_reason
+            return job.reason
+        bad = tuple(f"{job.status}: {job.label()} ({where(job)}): {why(job)}"
                     for job in sweep.jobs if job.status != "ok")
         ok, failed, missing = (len(sweep.by_status(s)) for s in ("ok", "failed", "missing"))
         return cls(Path(sweep.folder).resolve().name, sweep.expected, ok, failed, missing,
