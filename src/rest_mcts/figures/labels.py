@@ -36,7 +36,7 @@ METRICS: dict[str, str] = {
 # Config keys (the paper's knobs: symbol, then the key to type) -> label.
 KNOBS: dict[str, str] = {
     "search.alpha": "rollout weight α (search.alpha)",
-    "search.end_gate": "end threshold l (search.end_gate)",
+    "search.end_gate": "end threshold ℓ (search.end_gate)",
     "search.branch": "branch b (search.branch)",
     "search.iterations": "MCTS* iterations T (search.iterations)",
     "search.rollout_steps": "rollout steps (search.rollout_steps)",
@@ -50,7 +50,7 @@ KNOBS: dict[str, str] = {
 # The short name a knob has in a legend ("α = 0.5").
 SYMBOLS: dict[str, str] = {
     "search.alpha": "α",
-    "search.end_gate": "l",
+    "search.end_gate": "ℓ",  # a script l: a sans-serif l reads as I
     "search.branch": "b",
     "search.iterations": "T",
     "search.exploration_constant": "c",
