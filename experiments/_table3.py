@@ -52,14 +52,15 @@ from _common import ROOT, markdown_table
 
 log = logging.getLogger("table3")
 
-# method -> label, in the paper's row order (Table 3)
+# method -> label, in the paper's order (Table 3's columns SC / ORM / SC+ORM / PRM / SC+PRM
+# value, then MCTS*)
 METHODS: dict[str, str] = {
-    "sc": "Self-Consistency",
-    "orm_best_of_n": "ORM + Best-of-N",
-    "orm_weighted_vote": "ORM-weighted vote (SC + ORM)",
-    "prm_best_of_n": "PRM + Best-of-N (product of step values)",
-    "prm_best_of_n_last": "PRM + Best-of-N (last step value)",
-    "prm_weighted_vote": "PRM-weighted vote (SC + value)",
+    "sc": "SC (self-consistency)",
+    "orm_best_of_n": "ORM (best-of-N)",
+    "orm_weighted_vote": "SC + ORM (ORM-weighted vote)",
+    "prm_best_of_n": "PRM best-of-N (product of step values)",
+    "prm_best_of_n_last": "PRM best-of-N (last step value)",
+    "prm_weighted_vote": "SC + PRM value (PRM-weighted vote)",
     "mcts_star": "MCTS*",
 }
 # the rows read from the sampling pass: method -> (verifier, column prefix of rules_at_tokens)
@@ -433,6 +434,10 @@ the same samples (one sampling pass per seed) at MCTS*'s policy tokens per quest
 some seed, the end's accuracy at the end's tokens).
 
 {table}
+
+For scale, the paper's Table 3 (Mistral-7B: MetaMATH policy; SC / ORM / SC+ORM / Math-Shepherd /
+SC+Math-Shepherd / SC+ReST-MCTS* value): GSM8K 83.9 / 86.2 / 86.6 / 87.1 / 86.3 / 87.5,
+MATH500 35.1 / 36.4 / 38.0 / 37.3 / 38.3 / 39.0.
 """
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(report)

@@ -50,7 +50,7 @@ def test_table_rows_in_the_paper_order_with_range_over_seeds_and_tokens():
     table = t3.table3_markdown(cells)
     lines = [line for line in table.splitlines() if line.startswith("| ") and "method" not in line]
     assert [line.split(" | ")[0] for line in lines] == [
-        "| Self-Consistency", "| ORM + Best-of-N", "| MCTS*"]
+        "| SC (self-consistency)", "| ORM (best-of-N)", "| MCTS*"]
     assert "| MCTS* | 0.450 (0.400..0.500) · 300 tok | 0.400 0.500 | 2 |" in table
     assert "0.350 (0.300..0.400) · 290 tok * |" in table  # seed 1 read outside its curve
     with pytest.raises(ValueError, match="unknown method"):
