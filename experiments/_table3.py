@@ -74,6 +74,10 @@ SAMPLED: dict[str, tuple[str, str]] = {
 }
 
 
+# the prm.* training settings the ORM shares with the loop's PRM (a difference is warned about)
+PRM_TRAINING = ("lr", "weight_decay", "warmup_ratio", "batch_size", "max_length")
+
+
 # ---------------------------------------------------------------------------- inputs
 @dataclass(frozen=True)
 class SeedInputs:
@@ -322,6 +326,11 @@ def compose_for(inputs: SeedInputs, out: Path, overrides: Sequence[str]) -> Any:
         if int(saved.get("seed", inputs.seed)) != inputs.seed:
             raise SystemExit(f"error: {inputs.folder} is the loop of seed {saved['seed']}, "
                              f"not {inputs.seed}")
+        prm = OmegaConf.to_container(cfg.prm, resolve=True)
+        differ = [f"prm.{k}" for k in PRM_TRAINING if saved.get("prm", {}).get(k) != prm.get(k)]
+        if differ:
+            log.warning("seed %d: the ORM trains with %s unlike the loop's PRM (pass the loop's "
+                        "values as overrides to match)", inputs.seed, ", ".join(differ))
     return cfg
 
 
