@@ -407,6 +407,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "table3")
     parser.add_argument("--results", type=Path, default=ROOT / "experiments" / "results" /
                         "table3.md")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for the report (e.g. how the loop folders were made)")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. threads=1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
@@ -427,6 +429,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"- seed {i.seed}: `{_rel(i.folder)}` iteration {i.iteration}: policy `{_rel(i.policy)}`,"
         f" PRM `{_rel(i.prm)}`; ORM from policy_0 `{_rel(i.orm_init)}` on "
         + ", ".join(f"`{_rel(t)}`" for t in i.trees) for i in inputs)
+    models += "".join(f"\n- Note: {n}" for n in args.note)
     questions = sorted({c.questions for c in cells})
     report = f"""# Table 3: verifiers at equal policy tokens
 
