@@ -236,10 +236,10 @@ def seed_cells(ctx: Any, mcts: Any, inputs: SeedInputs, run: Any, out: Path, *,
     ``out/orm``, the cells in ``out/cells.json``)."""
     from rest_mcts.backends.registry import close_backend
     from rest_mcts.loop.evaluate import rules_at_tokens, sampled_n_max
-    from rest_mcts.runtime.search_run import run_search
+    from rest_mcts.runtime.search_run import run_search, unique_rows
     from rest_mcts.search.configs import search_config
     from rest_mcts.search.selection import sample_metrics
-    from rest_mcts.utils.io import read_jsonl, write_json, write_jsonl
+    from rest_mcts.utils.io import write_json, write_jsonl
 
     cached = out / "cells.json"
     if cached.is_file():
@@ -261,7 +261,7 @@ def seed_cells(ctx: Any, mcts: Any, inputs: SeedInputs, run: Any, out: Path, *,
     orm = train_orm(ctx, inputs, out / "orm", orm_epochs)
     scorer = ctx.build_scorer(orm["model"], None)
     try:
-        rescored = orm_rescored(read_jsonl(folder / "results.jsonl"), scorer)
+        rescored = orm_rescored(unique_rows(folder / "results.jsonl"), scorer)
     finally:
         close_backend(scorer)
     write_jsonl(out / "orm_scored_results.jsonl", rescored)
