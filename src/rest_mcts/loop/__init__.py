@@ -7,6 +7,7 @@ lives one floor down, in :mod:`rest_mcts.runtime`.
 - `d_v0`      -- the initial PRM data by BFS tree sampling or reference solutions.
 - `prm0`      -- PRM_0 on D_V0 as stage=init_prm builds it, and prm=trained's cached PRM_0.
 - `data`      -- the one writer of D_V and D_G from verified trees.
+- `orm_data`  -- the outcome reward model's rows (finished leaves, 0/1 correct) of the same trees.
 - `train`     -- the loop's training steps: PRM regression and policy SFT.
 - `evaluate`  -- held-out evaluation of an iteration's models.
 - `gates`     -- the iteration-0 gates (the policy's step skill, PRM_0's ranking).

@@ -80,6 +80,11 @@ class BootstrapData(Knobs):
                                    "non-correct trace keeps the target reachable")
 
 
+# the searches that ask the value model only for whole sampled solutions: what an outcome reward
+# model (prm.outcome, prm=orm) can score (rest_mcts.search.baselines)
+OUTCOME_SEARCHES = ("best_of_n", "weighted_vote")
+
+
 @dataclass(frozen=True)
 class Context:
     """The run's world, models, training settings and seed.
@@ -100,6 +105,8 @@ class Context:
         prm_name: ``prm=...`` (the value model's config name), for messages.
         prm_require_trained: ``prm.require_trained``: stage=search/eval refuse an untrained
             value head (the pretrained model configs set it).
+        prm_outcome: ``prm.outcome``: the value model is an outcome reward model (``prm=orm``),
+            which scores whole solutions only (:meth:`check_outcome_model`).
         model_name: ``model.name``, for messages.
         policy: policy training settings (``policy.*``; they also key the policy_0 cache).
         prm: PRM training settings (``prm.*``).
@@ -144,6 +151,7 @@ class Context:
     bootstrap: BootstrapData | None = None
     prm_name: str = ""
     prm_require_trained: bool = False
+    prm_outcome: bool = False
     model_name: str = ""
     policy_revisions: Mapping[str, str] = field(default_factory=dict)
     prm_revisions: Mapping[str, str] = field(default_factory=dict)
@@ -196,6 +204,7 @@ class Context:
             bootstrap=boot,
             prm_name=str(prm.get("name", "")),
             prm_require_trained=require_trained,
+            prm_outcome=_flag("prm.outcome", prm.get("outcome", False)),
             model_name=str(model.get("name", "")),
             policy_revisions=hub_revisions(model, "path"),
             prm_revisions={**hub_revisions(model, "path"),
@@ -339,6 +348,11 @@ class Context:
         """
         if not self.prm_require_trained or not self.scores_with_untrained_head(search):
             return
+        if self.prm_outcome:
+            raise ConfigError(
+                f"prm={self.prm_name}: prm.path is unset and an untrained head is no outcome "
+                "reward model: train one with `python run.py stage=train_prm stage.target=orm "
+                "stage.trees_dir=<verified trees>` and pass prm.path=<that run folder>/orm")
         model = f"model={self.model_name}" if self.model_name else "this model"
         raise ConfigError(
             f"prm.path is unset and {model} is paired with a value-head PRM that must be "
@@ -346,6 +360,29 @@ class Context:
             f"and pass prm.path=<that run folder>/prm (or prm.path=<a trained PRM>); "
             f"search={search.name} will not score with an untrained head"
         )
+
+    def check_outcome_model(self, stage: str, search: Any) -> None:
+        """An outcome reward model (``prm.outcome``) scores whole solutions: ``stage=loop``
+        (which trains and searches with a PRM) refuses it, and under ``stage=search|eval`` a
+        search that asks it for values must be one that scores finished solutions only
+        (:data:`OUTCOME_SEARCHES`).
+
+        Raises:
+            ConfigError: one line naming the stage or the search method.
+        """
+        from rest_mcts.search.registry import config_needs_scorer
+
+        if not self.prm_outcome:
+            return
+        if stage == "loop":
+            raise ConfigError(f"prm={self.prm_name} is an outcome reward model: stage=loop trains "
+                              "and searches with a PRM (use prm=tiny; evaluate the ORM with "
+                              "stage=eval search=best_of_n|weighted_vote)")
+        searching = stage in ("search", "eval") and search is not None
+        if searching and config_needs_scorer(search) and search.name not in OUTCOME_SEARCHES:
+            raise ConfigError(f"prm={self.prm_name} scores whole solutions only: search="
+                              f"{search.name} asks for values of partial ones (use search="
+                              f"{'|'.join(OUTCOME_SEARCHES)})")
 
     def require_trainable_scorer(self, what: str) -> None:
         """One-line error when ``prm=...`` is not a trainable value model."""

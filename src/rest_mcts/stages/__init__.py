@@ -73,7 +73,8 @@ def check_config(cfg: DictConfig, resources: contextlib.ExitStack | None = None)
     (``backend=vllm`` needs vLLM: asked before policy_0 is trained or a model loaded), then
     the run spec the stage runs with, built here once (:class:`rest_mcts.runtime.spec.RunSpec`:
     the search method's typed config and the typed configs shared by all stages,
-    :class:`rest_mcts.runtime.context.Context`), and ``prm=trained``'s ``prm.init``
+    :class:`rest_mcts.runtime.context.Context`), an outcome model's stage and search
+    (``prm=orm``), and ``prm=trained``'s ``prm.init``
     (:func:`rest_mcts.loop.prm0.check_prm_trained`); one-line ConfigError on the first bad one.
     ``resources``: the stage's resource stack (the executor registers its shutdown there)."""
     from rest_mcts.backends.registry import check_installed
@@ -84,6 +85,7 @@ def check_config(cfg: DictConfig, resources: contextlib.ExitStack | None = None)
         check_installed({"backend": ("policy", cfg.get("backend")),
                          "prm.scorer": ("scorer", OmegaConf.select(cfg, "prm.scorer"))})
     spec = RunSpec.from_config(cfg, resources)
+    spec.ctx.check_outcome_model(cfg.stage.name, spec.search)
     if spec.ctx.prm_init is not None:  # prm=trained: its recipe, and a stage that can use it
         from rest_mcts.loop.prm0 import check_prm_trained
 
