@@ -58,7 +58,7 @@ def run_one(command: str, clone: Path, python: str) -> dict:
     argv[0] = python
     if "<run>" in command:
         runs = sorted((clone / "outputs" / "search").iterdir())
-        argv = [a.replace("<run>", str(runs[-1].relative_to(clone))) for a in argv]
+        argv = [a.replace("<run>", runs[-1].name) for a in argv]
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.pop("REST_MCTS_ROOT", None)
     load_before = os.getloadavg()[0]
