@@ -11,8 +11,9 @@ wandb run when ``logger`` is wandb:
   names a reader of an old folder still accepts);
 - a table of sample results (`tables`), model folders and data files as artifacts
   (``logger.log_artifacts``);
-- Lightning training inside the stage logs into the same run (`lightning`: the Lightning
-  logger of the ``logger`` config group, and the closing of wandb runs);
+- Lightning training inside the stage logs into the same run (`wandb_logger`: one training
+  step across the stage's trainings, the run's config left alone; `lightning`: the
+  Lightning logger of the ``logger`` config group, and the closing of wandb runs);
 - online when credentials exist and the wandb server answers a short probe, offline
   otherwise (`credentials`; a key without a reachable server: one warning line naming
   the folder to ``wandb sync`` later);
