@@ -5,8 +5,9 @@ wandb run when ``logger`` is wandb:
 
 - the whole composed config, resolved, with secrets left out (`redaction`: what the run
   folder's ``config.yaml`` holds too);
-- grouped by sweep or experiment, ``job_type`` the stage, named by the swept values in a
-  multirun, tagged with the chosen config groups (`identity`);
+- grouped by sweep or experiment, ``job_type`` the stage, named by the swept keys and
+  their values only in a multirun (``search.alpha=0.25 seed=1``), tagged with the chosen
+  config groups (`identity`);
 - metrics under their canonical ``split/name`` (`names`: the one vocabulary, and the older
   names a reader of an old folder still accepts);
 - a table of sample results (`tables`), model folders and data files as artifacts

@@ -11,8 +11,9 @@
   the Lightning loggers, a warnings filter); every other warning still shows.
 - Floats in log lines print rounded (:func:`round_floats`: 4 significant digits, e.g.
   ``0.8588`` for ``0.8588235294117647``): a value passed to ``%s`` or ``%r``, alone or inside
-  a dict, list or tuple (a metrics dict), is rounded by a filter on the root logger's
-  handlers; ``%.3f`` and other numeric formats are left as the caller wrote them.
+  a dict, list or tuple (a metrics dict), is rounded by a filter on the job's console and
+  log-file handlers (Hydra's, on the root logger); ``%.3f`` and other numeric formats are
+  left as the caller wrote them.
 - transformers' progress bars of every model load and save (``Loading weights``,
   ``Writing model shards``: dozens per loop on the tiny models, one per model a step
   loads) stay hidden; the step's own bar (search, evaluation, Lightning's training) is the
@@ -143,8 +144,9 @@ def setup_console() -> None:
     Lightning is loaded."""
     for message, category in WARNING_NOISE:
         warnings.filterwarnings("ignore", message=message, category=category)
-    for handler in logging.getLogger().handlers:  # Hydra's console and log file
-        if _ROUND_FILTER not in handler.filters:
+    for handler in logging.getLogger().handlers:  # the job's console and log file (Hydra's)
+        if type(handler) in (logging.StreamHandler, logging.FileHandler) and \
+                _ROUND_FILTER not in handler.filters:
             handler.addFilter(_ROUND_FILTER)
     _quiet_model_bars()
     if "lightning" not in sys.modules and "pytorch_lightning" not in sys.modules:
