@@ -29,7 +29,6 @@ from typing import Any, Callable, Mapping
 
 from lightning.pytorch.loggers import WandbLogger
 
-STEP = "trainer/global_step"
 EPOCH = "trainer/epoch"
 
 
