@@ -32,27 +32,6 @@ from tests.helpers.wandb_records import offline_runs
 SENTINEL = "sk-SENTINEL0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-@pytest.fixture
-def wandb_env(tmp_path, monkeypatch):
-    """wandb offline with every folder it writes under tmp_path, no credentials."""
-    for key in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL"):
-        monkeypatch.delenv(key, raising=False)
-    env = {"WANDB_DIR": tmp_path / "wandb_dir", "WANDB_DATA_DIR": tmp_path / "wandb_data",
-           "WANDB_CACHE_DIR": tmp_path / "wandb_cache", "WANDB_CONFIG_DIR": tmp_path / "wandb_cfg",
-           "NETRC": tmp_path / "no_netrc", "WANDB_SILENT": "true"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, str(value))
-    _reset_wandb()  # wandb reads the environment once per process setup
-    yield {k: str(v) for k, v in env.items()}
-    _reset_wandb()  # ... so later tests get their own environment, not this one
-
-
-def _reset_wandb() -> None:
-    wandb = sys.modules.get("wandb")
-    if wandb is not None:
-        wandb.teardown()
-
-
 # ---------------------------------------------------------------------------- names
 def test_metric_names_map_to_split_slash_name_at_the_boundary():
     assert wandb_name("eval/acc") == "eval/acc"
@@ -357,6 +336,8 @@ def test_the_loop_logs_one_run_and_a_restart_appends_to_it(tmp_path, tiny_policy
     first_again, second = offline_runs(loop_dir)
     assert second.id == first.id and second.exit_code == 0
     assert [h["loop/iter"] for h in second.history if "eval/cot_acc" in h] == [2]
+    # the restart's trainings go on along the run's training step, never back
+    assert min(second.metric("trainer/global_step")) > max(first.metric("trainer/global_step"))
     aliases = [set(a["aliases"]) - {"latest"} for a in second.artifacts
                if a["type"] != "run_table"]
     assert aliases and all(a == {"iter_2"} for a in aliases)

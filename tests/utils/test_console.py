@@ -131,3 +131,54 @@ def test_a_value_model_from_a_causal_lm_reports_only_unexpected_keys(tiny_policy
     assert not drop.filter(report("score.weight"))
     assert drop.filter(report("score.weight", "model.layers.0.mlp.up_proj.weight"))
     assert drop.filter(logging.LogRecord("t", logging.WARNING, "", 0, "other", None, None))
+
+
+def test_log_lines_round_floats_shown_by_s_and_leave_numeric_formats_alone():
+    import io
+
+    from rest_mcts.utils.console import round_float, setup_console
+
+    assert round_float(0.8588235294117647) == 0.8588
+    assert round_float(1234.5678) == 1235.0 and round_float(-0.000123456) == -0.0001235
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        setup_console()
+        metrics = {"val/acc": 0.8588235294117647, "rows": [1 / 3, 2], "n": 3}
+        log = logging.getLogger("rest_mcts.test_console")
+        log.setLevel(logging.INFO)
+        log.info("saved: %s; greedy %.3f; %d steps; %r; 100%%", metrics, 0.8588235294117647, 3,
+                 (2 / 3,))
+        log.info("no arguments: 0.8588235294117647")
+    finally:
+        root.removeHandler(handler)
+    assert stream.getvalue().splitlines() == [
+        "saved: {'val/acc': 0.8588, 'rows': [0.3333, 2], 'n': 3}; greedy 0.859; 3 steps; "
+        "(0.6667,); 100%",
+        "no arguments: 0.8588235294117647",
+    ]
+    assert metrics["val/acc"] == 0.8588235294117647  # the caller's dict is left alone
+
+
+def test_model_loads_and_saves_print_no_progress_bar(tiny_policy, tmp_path, capfd):
+    """transformers' `Loading weights` / `Writing model shards` bars print on every load and
+    save (dozens per loop) unless the job's console hides them; the hub's download bars stay."""
+    from transformers.utils import logging as hf_logging
+
+    from rest_mcts.models.factory import load_causal_lm, load_tokenizer, save_model
+    from rest_mcts.utils.console import setup_console
+
+    previous = hf_logging.set_tqdm_hook(None)
+    try:
+        load_causal_lm(tiny_policy)
+        assert "Loading weights" in capfd.readouterr().err  # what a job printed before
+        setup_console()
+        model = load_causal_lm(tiny_policy)
+        save_model(model, load_tokenizer(tiny_policy), tmp_path / "saved")
+        err = capfd.readouterr().err
+        assert "Loading weights" not in err and "Writing model shards" not in err
+        assert hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.set_tqdm_hook(previous)

@@ -59,6 +59,7 @@ def loop(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
                   write_report(rows, root, title, boot, questions=settings.eval_problems),
                   settings.eval_problems)
     last = {f"loop/{key}": float(v) for key, v in rows[-1].items() if v is not None}
+    tracker.skip_at_end(last)  # the last row is in the run already, with its iteration
     for key in ("cot/acc", "mcts/acc", "prm/val_sibling_acc"):
         if rows[0].get(key) is not None and rows[-1].get(key) is not None:
             last[f"loop/gain_{key}"] = float(rows[-1][key] - rows[0][key])

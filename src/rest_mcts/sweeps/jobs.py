@@ -26,6 +26,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from rest_mcts.utils.io import read_json
+from rest_mcts.utils.swept import job_values, sweep_overrides, swept_keys
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,10 @@ def _parse(overrides: list[str]) -> list[Any]:
 
 
 def expected_jobs(folder: Path) -> tuple[tuple[str, ...], list[dict[str, str]] | None]:
-    """The swept keys and, in job order, each job's swept values, from ``multirun.yaml``
-    (the basic sweeper's own expansion); ``((), None)`` when the file is absent and
-    ``(keys, None)`` when the sweeper is not the basic one (its jobs cannot be listed)."""
+    """The swept keys (:func:`rest_mcts.utils.swept.swept_keys`) and, in job order, each
+    job's swept values, from ``multirun.yaml`` (the basic sweeper's own expansion);
+    ``((), None)`` when the file is absent and ``(keys, None)`` when the sweeper is not the
+    basic one (its jobs cannot be listed)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     path = folder / "multirun.yaml"
@@ -101,26 +103,13 @@ def expected_jobs(folder: Path) -> tuple[tuple[str, ...], list[dict[str, str]] |
     cfg = OmegaConf.load(path)
     hydra = cfg.get("hydra") or {}
     sweeper = hydra.get("sweeper") or {}
-    params = sweeper.get("params") or {}
-    task = list((hydra.get("overrides") or {}).get("task") or [])
-    overrides = _parse([f"{k}={v}" for k, v in params.items()] + task)
-    keys: dict[str, None] = {}
-    for override in overrides:  # later wins, as in the sweeper
-        keys.pop(override.get_key_element(), None)
-        if override.is_sweep_override():
-            keys[override.get_key_element()] = None
-    swept = tuple(keys)
+    overrides = sweep_overrides(sweeper.get("params"),
+                                list((hydra.get("overrides") or {}).get("task") or []))
+    swept = swept_keys(overrides)
     if "BasicSweeper" not in str(sweeper.get("_target_", "")):
         return swept, None
-    batches = BasicSweeper.split_arguments(overrides, None)
+    batches = BasicSweeper.split_arguments(_parse(overrides), None)
     return swept, [job_values(job, swept) for job in batches[0]]
-
-
-def job_values(overrides: list[str], swept: tuple[str, ...]) -> dict[str, str]:
-    """A job's values of the swept keys, read from its overrides (``key=value`` strings)."""
-    found = {o.get_key_element(): o.get_value_element_as_str() for o in _parse(overrides)
-             if not o.is_sweep_override()}
-    return {key: found[key] for key in swept if key in found}
 
 
 def read_metrics(path: Path) -> dict[str, float]:

@@ -5,14 +5,16 @@ wandb run when ``logger`` is wandb:
 
 - the whole composed config, resolved, with secrets left out (`redaction`: what the run
   folder's ``config.yaml`` holds too);
-- grouped by sweep or experiment, ``job_type`` the stage, named by the swept values in a
-  multirun, tagged with the chosen config groups (`identity`);
+- grouped by sweep or experiment, ``job_type`` the stage, named by the swept keys and
+  their values only in a multirun (``search.alpha=0.25 seed=1``), tagged with the chosen
+  config groups (`identity`);
 - metrics under their canonical ``split/name`` (`names`: the one vocabulary, and the older
   names a reader of an old folder still accepts);
 - a table of sample results (`tables`), model folders and data files as artifacts
   (``logger.log_artifacts``);
-- Lightning training inside the stage logs into the same run (`lightning`: the Lightning
-  logger of the ``logger`` config group, and the closing of wandb runs);
+- Lightning training inside the stage logs into the same run (`wandb_logger`: one training
+  step across the stage's trainings, the run's config left alone; `lightning`: the
+  Lightning logger of the ``logger`` config group, and the closing of wandb runs);
 - online when credentials exist and the wandb server answers a short probe, offline
   otherwise (`credentials`; a key without a reachable server: one warning line naming
   the folder to ``wandb sync`` later);

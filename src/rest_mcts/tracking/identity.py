@@ -28,32 +28,47 @@ def _hydra_choices() -> dict[str, str]:
             if v is not None and not str(k).startswith("hydra")}
 
 
-def _swept_values(task: list[str]) -> str:
-    """``key=value,...`` of this job's overrides that the command line sweeps (``seed=0,1``,
-    ``search.alpha=range(...)``), read from ``sys.argv`` of the multirun's process; empty when
-    that is not the launching process (a Slurm job) or nothing is swept."""
+def _sweep_command(hc: Any) -> list[str]:
+    """The multirun's overrides (:func:`rest_mcts.utils.swept.sweep_overrides`): read from
+    ``multirun.yaml`` in the sweep folder (written by the sweeper before any job starts, so
+    it holds the command line wherever the job runs: this process or a Slurm node), else
+    this job's ``hydra.sweeper.params`` and the sweeping process's ``sys.argv``."""
     import sys
 
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from rest_mcts.utils.swept import sweep_overrides
+
+    path = Path(str(hc.sweep.dir)) / "multirun.yaml"
+    try:
+        hydra = OmegaConf.load(path).hydra
+        return sweep_overrides(hydra.sweeper.get("params"), list(hydra.overrides.task))
+    except Exception:  # no readable multirun.yaml: this job's own record
+        argv = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
+        return sweep_overrides(hc.sweeper.get("params"), argv)
+
+
+def swept_name(hc: Any) -> str | None:
+    """``key=value`` of each key the multirun sweeps (:func:`rest_mcts.utils.swept.swept_keys`),
+    this job's values, space-separated in the sweep's order (``search.alpha=0.25 seed=1``);
+    empty when nothing is swept, None when the overrides cannot be read."""
+    from rest_mcts.utils.swept import job_values, swept_keys
 
     try:
-        parser = OverridesParser.create()
-        argv = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
-        swept = {o.get_key_element() for o in parser.parse_overrides(argv)
-                 if o.is_sweep_override()}
-        job = [o for o in parser.parse_overrides(task) if o.get_key_element() in swept]
+        swept = swept_keys(_sweep_command(hc))
+        values = job_values(list(hc.overrides.task), swept)
     except Exception:  # not Hydra's command line
-        return ""
-    return ",".join(sorted(f"{o.get_key_element()}={o.get_value_element_as_str()}"
-                           for o in job))
+        return None
+    return " ".join(f"{key}={value}" for key, value in values.items())
 
 
 def run_identity(cfg: DictConfig, default_group: str | None = None) -> dict[str, Any]:
     """``name``, ``group``, ``job_type`` and ``tags`` of the stage's wandb run.
 
-    name: the swept values in a multirun (e.g. ``search.alpha=0.5,seed=1``, unique in its
-    sweep; all of ``hydra.job.override_dirname`` where the command line is not at hand),
-    else ``logger.name``. group:
+    name: in a multirun, the swept keys and this job's values only (:func:`swept_name`, e.g.
+    ``search.alpha=0.5 seed=1``: unique in its sweep, the settings shared by every job left
+    out; ``hydra.job.override_dirname`` where the sweep's overrides cannot be read), else
+    ``logger.name``. group:
     ``logger.group``, else the multirun's folder (``<stage>-<time>``), else the chosen
     ``experiment``, else ``default_group`` (the loop: its folder). job_type: the stage.
     tags: ``<group>:<choice>`` of the config groups in :data:`TAG_GROUPS`, and ``logger.tags``.
@@ -64,8 +79,9 @@ def run_identity(cfg: DictConfig, default_group: str | None = None) -> dict[str,
     hc = _hydra()
     multirun = hc is not None and hc.mode == RunMode.MULTIRUN
     name = node.get("name") or cfg.get("run_name")
-    if multirun and hc.job.override_dirname:
-        name = _swept_values(list(hc.overrides.task)) or str(hc.job.override_dirname)
+    if multirun:  # the swept values; a multirun that sweeps nothing keeps the name above
+        swept = swept_name(hc)
+        name = (swept if swept is not None else str(hc.job.override_dirname or "")) or name
     choices = _hydra_choices()
     group = node.get("group")
     if not group and multirun:

@@ -49,6 +49,7 @@ class StageRun:
         self.opened = False
         self.resume_file: Path | None = None
         self.final_metrics: Mapping[str, Any] | None = None  # the stage's, logged at the end
+        self.in_run_already: set[str] = set()  # final metrics the run holds: not logged again
         self._lightning: Any = None
         self.is_wandb = is_wandb_node(self.node)
         node = self.node or {}
@@ -99,11 +100,12 @@ class StageRun:
             log.warning("wandb: %s does not answer (%s); logging offline to %s: upload it "
                         "later with `wandb sync %s`", shown_url(base_url()), unreachable,
                         folder, folder)
-        # Lightning's training metrics against its step, the loop's against its iteration
+        # Lightning's training metrics against the run's training step (one step across
+        # every training of the stage: rest_mcts.tracking.wandb_logger), the loop's rows
+        # against its iteration (step_metric)
         self.run.define_metric("trainer/global_step")
-        for split in ("train", "val"):
-            self.run.define_metric(f"{split}/*", step_metric="trainer/global_step",
-                                   step_sync=True)
+        for key in ("train/*", "val/*", "trainer/epoch"):
+            self.run.define_metric(key, step_metric="trainer/global_step", step_sync=True)
         log.info("wandb run %s (%s, group %s, %s)", self.run.id, mode, ident["group"],
                  ident["name"])
         return self
@@ -130,6 +132,12 @@ class StageRun:
             if logger:
                 logger.log_metrics(named)
                 logger.save()
+
+    def skip_at_end(self, keys: Iterable[str]) -> None:
+        """Final metrics (keys of the stage's ``metrics.json``) whose values the run already
+        holds under their own names (the loop's last row, logged with its iteration):
+        :func:`end_stage_run` leaves them out, so each value is logged once."""
+        self.in_run_already.update(keys)
 
     def log_table(self, key: str, rows: list[dict[str, Any]]) -> None:
         """A ``wandb.Table`` of ``rows`` (dicts with the same keys) under ``key``."""
@@ -164,14 +172,16 @@ class StageRun:
         self.run.log_artifact(art, aliases=list(aliases))
 
     def lightning_logger(self) -> Any:
-        """The Lightning logger of training inside this stage: a WandbLogger on this run, the
-        configured CSV logger, or False."""
+        """The Lightning logger of every training inside this stage: a
+        :class:`rest_mcts.tracking.wandb_logger.RunLogger` on this run (one step across the
+        trainings, the run's config left alone), the configured CSV logger, or False."""
         if self._lightning is None:
             if self.run is not None:
-                from lightning.pytorch.loggers import WandbLogger
+                from rest_mcts.tracking.wandb_logger import RunLogger
 
-                self._lightning = WandbLogger(experiment=self.run,
-                                              save_dir=str(self.save_dir))
+                first = _read_json(self.resume_file).get("step", 0) if self.resume_file else 0
+                self._lightning = RunLogger(self.run, str(self.save_dir), first_step=first,
+                                            on_fit_end=self._keep_step)
             elif self.node is not None and not self.is_wandb:
                 self._lightning = build_logger(self.node, self.save_dir)
                 self._lightning.log_hyperparams(loggable_config(self.cfg))
@@ -180,6 +190,15 @@ class StageRun:
         return self._lightning
 
     # ---- resume bookkeeping (the loop)
+    def _keep_step(self, next_step: int) -> None:
+        """After a training: the run's next free training step, kept beside the run id so a
+        resumed run's trainings go on from it."""
+        if self.resume_file is None or self.run is None:
+            return
+        record = _read_json(self.resume_file)
+        record["step"] = int(next_step)
+        _write_json(self.resume_file, record)
+
     def logged(self, key: str) -> bool:
         """Was ``key`` (e.g. ``iter_1``) logged by an earlier start of this resumed run?"""
         return self.resume_file is not None and key in _read_json(self.resume_file).get(
@@ -269,7 +288,8 @@ def stage_run(spec: Any, save_dir: str | Path | None = None, *,
 
 def end_stage_run(run: StageRun, metrics: Mapping[str, Any] | None, failed: bool = False) -> None:
     """Log the stage's final metrics and close its run (failed: exit code 1). A stage that
-    never used its run still logs its config and final metrics here."""
+    never used its run still logs its config and final metrics here; those the stage marked
+    as already in the run (:meth:`StageRun.skip_at_end`) are not logged again."""
     try:
         if failed:  # the dashboard shows the failed job; a failed start is not retried
             try:
@@ -279,6 +299,8 @@ def end_stage_run(run: StageRun, metrics: Mapping[str, Any] | None, failed: bool
         else:  # a logging failure never fails a finished stage (metrics.json still written)
             try:
                 run.open()
+                metrics = {k: v for k, v in (metrics or {}).items()
+                           if k not in run.in_run_already}
                 if metrics:
                     run.log(metrics)
             except Exception as err:
