@@ -80,7 +80,7 @@ def test_a_loop_builds_its_context_and_settings_once(compose_cfg, monkeypatch, t
     monkeypatch.setattr(loop_stage, "ensure_policy0", lambda ctx, out: tmp_path / "policy0")
     monkeypatch.setattr(loop_stage, "run_loop",
                         lambda ctx, settings, *rest: seen.append(settings) or [{"cot/acc": 0.5}])
-    monkeypatch.setattr(loop_stage, "write_report", lambda *args: None)
+    monkeypatch.setattr(loop_stage, "write_report", lambda *args, **kwargs: None)
     monkeypatch.setattr(loop_stage, "print_summary", lambda *args: None)
     monkeypatch.setattr(loop_stage, "policy0_metrics", lambda path: {})
 
