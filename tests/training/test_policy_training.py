@@ -278,3 +278,17 @@ def test_stage_train_policy_without_data_is_a_one_line_error(tmp_path, tiny_poli
                           env={**os.environ, "REST_MCTS_ROOT": str(tmp_path)})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: stage=train_policy has no data")
+
+
+def test_a_propose_style_prompt_gives_a_config_error_naming_the_option():
+    """``model.prompt_style=propose`` renders a question with steps as a new prompt, not the
+    question's prompt plus the steps: a D_G row has no completion, said in one line."""
+    from rest_mcts.config import ConfigError
+    from rest_mcts.prompting.format import PromptFormat
+
+    fmt = PromptFormat(None, chat_template=False, style="propose")
+    with pytest.raises(ConfigError, match=r"model\.prompt_style=propose"):
+        solution_example("Reach 10 with 2 5", ["2 * 5 = 10"], fmt)
+    continued = solution_example("Reach 10 with 2 5", ["2 * 5 = 10"],
+                                 PromptFormat(None, chat_template=False, style="continue"))
+    assert "2 * 5 = 10" in continued.completion

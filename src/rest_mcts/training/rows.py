@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
+from rest_mcts.config import ConfigError
 from rest_mcts.prompts import policy_prompt
 from rest_mcts.utils.io import FileFormatError, jsonl_objects
 
@@ -79,11 +80,20 @@ class SFTExample:
 def solution_example(question: str, steps: Sequence[str], fmt: Any = None) -> SFTExample:
     """The SFT example of a full solution: prompt = the question, completion = its steps,
     in the format the policy reads and writes at search time (`prompts.policy_prompt` with
-    the world's prompt format ``fmt``; None: the plain format)."""
+    the world's prompt format ``fmt``; None: the plain format).
+
+    Raises:
+        ConfigError: the format's prompt with steps does not extend its prompt without them
+            (``model.prompt_style=propose``), so the steps are no completion of it.
+    """
     prompt = policy_prompt(question, (), fmt)
     full = policy_prompt(question, steps, fmt)
     if not full.startswith(prompt):
-        raise ValueError("the prompt format does not extend a question's prompt by its steps")
+        style = getattr(fmt, "style", None)
+        raise ConfigError(
+            f"model.prompt_style={style} (data.prompt.style): its prompt of a question with "
+            "steps does not start with the question's own prompt, so a correct trace has no SFT "
+            "completion; policy SFT needs model.prompt_style=continue")
     return SFTExample(prompt, full[len(prompt):])
 
 
