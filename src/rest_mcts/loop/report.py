@@ -52,6 +52,9 @@ OTHER: list[tuple[str, str, str]] = [
     ("prm/val_oracle_acc@0.1", "PRM oracle acc@0.1", "{:.3f}"),
     ("data/d_v_rows", "D_V rows", "{:.0f}"),
     ("data/d_g_traces", "D_G traces", "{:.0f}"),
+    ("data/dpo_pairs", "DPO pairs", "{:.0f}"),
+    ("data/train_tokens_per_question", "train policy tok/q", "{:.0f}"),
+    ("data/budget_tokens", "budget tok/q", "{:.0f}"),
 ]
 
 
