@@ -50,7 +50,7 @@ class BudgetSettings(Knobs):
         if not config.is_file():
             raise ConfigError(f"{self.option}.match='{folder}' is not a loop folder "
                               "(no loop_config.json)")
-        stage = read_json(config, dict).get("stage", {})
+        stage = (read_json(config, dict).get("config") or {}).get("stage") or {}
         if stage.get("method", "rest_mcts") != "rest_mcts":
             raise ConfigError(f"{self.option}.match='{folder}' is a stage.method="
                               f"{stage.get('method')} loop, not a rest_mcts one")
