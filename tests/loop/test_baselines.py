@@ -157,6 +157,49 @@ def test_dpo_loss_falls_on_a_tiny_policy_and_its_reference_stays_frozen(tiny_pol
     assert ((pol[:half] - ref[:half]) > (pol[half:] - ref[half:])).float().mean() > 0.7
 
 
+def test_the_loop_s_dpo_steps_pair_the_samples_and_train_a_new_policy(compose_cfg, tiny_policy,
+                                                                    tmp_path):
+    """pairs_step (verifier) then dpo_step, as the loop runs them: a policy folder that
+    differs from its start, whose manifest names the start as the reference; the start's
+    folder is untouched."""
+    import torch
+
+    from rest_mcts.loop.algorithm import LoopSettings
+    from rest_mcts.loop.baselines import dpo_step, pairs_step
+    from rest_mcts.loop.d_v0 import InitPRMSettings
+    from rest_mcts.models.factory import load_causal_lm
+    from rest_mcts.runtime.context import Context
+    from rest_mcts.training.settings import TrainSettings
+    from rest_mcts.utils.io import write_jsonl
+
+    ctx = Context.from_config(compose_cfg("~logger", "trainer.enable_progress_bar=false",
+                                          f"model.path={tiny_policy}"))
+    policy = scripted([RIGHT, WRONG, ILLEGAL], tokens=10)
+    samples = sample_to_budget(policy, WORLD, [PROBLEM], tokens_per_question=60,
+                               temperature=1.0, max_new_tokens=64, seed=0)
+    write_jsonl(tmp_path / "samples.jsonl", sample_rows(samples))
+    s = LoopSettings(init_prm=InitPRMSettings(), method="dpo",
+                     sft=TrainSettings(group="policy", lr=3e-3, epochs=2, batch_size=4))
+    data = pairs_step(ctx, s, str(tmp_path / "samples.jsonl"), tmp_path / "pairs", "unused")
+    pairs = read_jsonl(data["pairs"])
+    assert data["pairs/pairs"] == 2 == len(pairs)  # RIGHT against WRONG and ILLEGAL
+    assert {p["chosen"] for p in pairs} == {RIGHT} and {p["rejected"] for p in pairs} == {
+        WRONG, ILLEGAL}
+    before = (tiny_policy / "model.safetensors").read_bytes()
+    out = dpo_step(ctx, s, tmp_path / "policy", data, str(tiny_policy))
+    assert out["model"] == str(tmp_path / "policy" / "model") and out["train/steps"] == 2
+    manifest = json.loads((tmp_path / "policy" / "model" / "manifest.json").read_text())
+    assert manifest["reference"] == str(tiny_policy) and manifest["beta"] == 0.1
+    ids = torch.tensor([[1, 20, 30, 40, 50]])
+    assert not torch.allclose(load_causal_lm(out["model"])(ids).logits,
+                              load_causal_lm(tiny_policy)(ids).logits)
+    assert (tiny_policy / "model.safetensors").read_bytes() == before
+    empty = tmp_path / "none.jsonl"
+    write_jsonl(empty, [])
+    assert dpo_step(ctx, s, tmp_path / "p2", {"pairs": str(empty)}, "start") == {
+        "model": "start", "train/steps": 0.0}
+
+
 # ---------------------------------------------------------------------------- equal budget
 def test_keep_sample_stops_nearest_the_target():
     assert keep_sample(0, 500, 100)  # the first sample always
@@ -266,7 +309,8 @@ def test_rest_em_and_dpo_loops_run_on_experiment_debug_at_rest_mcts_budget(tmp_p
                      f"iter_1/{data_step}", "iter_1/policy", "iter_1/eval_policy",
                      "iter_1/eval_cot"):
             assert (folder / step / "manifest.json").is_file(), step
-        assert not (folder / "iter_0" / "prm").exists() and not (folder / "iter_1" / "search").exists()
+        assert not (folder / "iter_0" / "prm").exists()  # no PRM, no search
+        assert not (folder / "iter_1" / "search").exists()
         lines = (folder / "results.csv").read_text().splitlines()
         row = dict(zip(lines[0].split(","), lines[2].split(",")))
         assert float(row["data/budget_tokens"]) == pytest.approx(target)

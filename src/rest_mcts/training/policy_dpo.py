@@ -134,7 +134,8 @@ class PairDataModule(ShuffledDataModule):
         self.val_set = PairDataset(val, tokenizer, max_length) if val else None
         self.pad_id = tokenizer.pad_token_id
         self.batch_size = batch_size
-        self.stats = {"data/pairs": float(len(pairs)), "data/too_long": float(len(pairs) - len(fits)),
+        self.stats = {"data/pairs": float(len(pairs)),
+                      "data/too_long": float(len(pairs) - len(fits)),
                       "data/train_pairs": float(len(train)), "data/val_pairs": float(len(val))}
 
     def _loader(self, data: Dataset, shuffle: bool) -> DataLoader:
