@@ -283,6 +283,27 @@ def test_baseline_options_are_checked_in_one_line(compose_cfg):
     assert em.name.startswith("countdown-rest_em-s0-") and em.name[-12:] != default.name[-12:]
 
 
+def test_an_llm_pair_judge_needs_a_text_world(compose_cfg):
+    from rest_mcts.config import ConfigError
+    from rest_mcts.loop.algorithm import LoopSettings
+    from rest_mcts.loop.baselines import check_baseline
+    from rest_mcts.loop.budget import BudgetSettings
+    from rest_mcts.loop.d_v0 import InitPRMSettings
+    from rest_mcts.runtime.context import Context
+    from rest_mcts.training.settings import TrainSettings
+
+    ctx = Context.from_config(compose_cfg("data=countdown3"))
+    s = LoopSettings(init_prm=InitPRMSettings(), sft=TrainSettings(group="policy", lr=1e-3),
+                     method="dpo", budget=BudgetSettings(tokens_per_question=100))
+    check_baseline(ctx, s)
+    with pytest.raises(ConfigError, match="stage.pair_judge=llm needs a text world"):
+        check_baseline(ctx, LoopSettings(**{**s.__dict__, "pair_judge": "llm"}))
+    with pytest.raises(ConfigError, match="stage.method=dpo needs one budget"):
+        check_baseline(ctx, LoopSettings(**{**s.__dict__, "budget": BudgetSettings()}))
+    with pytest.raises(ConfigError, match="stage.method='sft' must be one of|stage.method=sft"):
+        LoopSettings(**{**s.__dict__, "method": "sft"})
+
+
 # ---------------------------------------------------------------------------- end to end
 def _run(tmp_path: Path, *overrides: str) -> str:
     cmd = [sys.executable, str(ROOT / "run.py"), "experiment=debug", "threads=1",
