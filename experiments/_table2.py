@@ -150,7 +150,8 @@ def run_table2(
             results[method][seed] = read_results(loop_folder(root, method, seed))
     command = " ".join(shlex.quote(a) for a in [
         ".venv/bin/python", "experiments/_table2.py", "--seeds", ",".join(map(str, seeds)),
-        "--root", str(root), "--iterations", str(iterations), "--", *overrides[1:]])
+        "--root", str(root), "--out", str(out), "--iterations", str(iterations), "--",
+        *overrides[1:]])
     text = ("# Table 2: self-training methods at equal policy tokens per training question\n\n"
             f"Command: `{command}`\n\nMachine load before: `{load_before}`; after: "
             f"`{uptime()}`\n\n" + table2_markdown(results, iterations))
