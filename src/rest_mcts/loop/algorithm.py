@@ -166,6 +166,9 @@ def run_loop(
     against ``loop/iter``, a table of sample answers and (``logger.log_artifacts``) the
     iteration's models and data; the training inside logs into the same run."""
     s = settings
+    if s.method != "rest_mcts":  # the baselines have their own steps
+        raise ConfigError(f"stage.method={s.method}: run_loop runs rest_mcts; the baselines run "
+                          "through rest_mcts.loop.baselines.run_baseline_loop")
     logger = tracker.lightning_logger() if tracker is not None else False
     if tracker is not None:
         tracker.step_metric("loop/iter", LOOP_SPLITS)
