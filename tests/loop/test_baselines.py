@@ -106,6 +106,7 @@ def test_dpo_pairs_follow_the_judge_not_the_verifier():
 
 
 # ---------------------------------------------------------------------------- DPO training
+@pytest.mark.slow
 def test_dpo_loss_falls_on_a_tiny_policy_and_its_reference_stays_frozen(tiny_policy, tmp_path):
     import copy
 
@@ -157,6 +158,7 @@ def test_dpo_loss_falls_on_a_tiny_policy_and_its_reference_stays_frozen(tiny_pol
     assert ((pol[:half] - ref[:half]) > (pol[half:] - ref[half:])).float().mean() > 0.7
 
 
+@pytest.mark.slow
 def test_the_loop_s_dpo_steps_pair_the_samples_and_train_a_new_policy(compose_cfg, tiny_policy,
                                                                     tmp_path):
     """pairs_step (verifier) then dpo_step, as the loop runs them: a policy folder that
@@ -207,6 +209,7 @@ def test_keep_sample_stops_nearest_the_target():
     assert not keep_sample(60, 81, 100) and not keep_sample(100, 1, 100)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", [37, 250, 1000])
 def test_recorded_policy_tokens_per_question_match_the_target(tiny_policy, target):
     """A real (untrained) tiny policy samples to the budget: each question's recorded tokens
@@ -347,6 +350,12 @@ def test_rest_em_and_dpo_loops_run_on_experiment_debug_at_rest_mcts_budget(tmp_p
             verdict = {(r["question_id"], r["text"]): r["correct"] for r in samples}
             assert all(verdict[p["question_id"], p["chosen"]]
                        and not verdict[p["question_id"], p["rejected"]] for p in pairs)
+            trained = json.loads((folder / "iter_1" / "policy" / "manifest.json").read_text())
+            if pairs:  # DPO ran and saved a new policy
+                assert trained["outputs"]["train/steps"] > 0
+                assert trained["outputs"]["model"] == str(folder / "iter_1" / "policy" / "model")
+            else:  # the debug policy may find no correct sample: policy_1 is policy_0
+                assert trained["outputs"]["model"] == trained["inputs"]["init"]
         again = _run(tmp_path, f"hydra.run.dir={tmp_path / method}-run2", f"stage.dir={folder}",
                      f"stage.method={method}", f"stage.budget.match={tmp_path / 'mcts'}")
         assert "step iter_1/sample: finished earlier, skipped" in again
