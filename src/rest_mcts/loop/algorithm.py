@@ -28,6 +28,8 @@ from typing import Any
 
 from rest_mcts.config import ConfigError, Knobs, knob
 from rest_mcts.loop import gates
+from rest_mcts.loop.baseline_data import PAIR_JUDGES, DPOSettings
+from rest_mcts.loop.budget import BudgetSettings
 from rest_mcts.runtime.context import Context
 from rest_mcts.loop.d_v0 import InitPRMSettings, build_d_v0, prm_eval_set
 from rest_mcts.loop.data import D_V_NODES, extract_data, mix
@@ -50,6 +52,9 @@ log = logging.getLogger(__name__)
 PRM_DATA = ("cumulative", "init_and_current", "current")
 MODEL_INIT = ("base", "previous")
 POLICY_DATA = ("cumulative", "current")
+# stage.method: ReST-MCTS* (Algorithm 1) or a self-training baseline on budget-matched samples
+# (rest_mcts.loop.baselines)
+METHODS = ("rest_mcts", "rest_em", "dpo")
 _NOT_ONE_OF = "{key}={value} is not one of {allowed}"  # a bad choice of stage.*
 
 
@@ -90,6 +95,12 @@ class LoopSettings(Knobs):
         init_prm: how D_V0 is made.
         policy_eval: the policy's own greedy / pass@N evaluation each iteration (None: off).
         sft: policy fine-tuning settings (``policy.*`` with ``stage.sft.*`` over it).
+        method: rest_mcts (Algorithm 1) | rest_em | dpo (the baselines of
+            :mod:`rest_mcts.loop.baselines`: no PRM, training data sampled to ``budget``).
+        pair_judge: who judges the DPO baseline's samples: verifier (the gold answer) | llm
+            (the LLM judge of :mod:`rest_mcts.answers.judge`, text worlds).
+        budget: the baselines' policy tokens per training question per iteration.
+        dpo: the DPO baseline's beta and pairs per question.
     """
 
     init_prm: InitPRMSettings
@@ -114,6 +125,10 @@ class LoopSettings(Knobs):
     eval_methods: tuple[str, ...] = tuple(EVAL_METHODS)
     prm_init_epochs: int = knob(6, low=1, integer=True, name="prm_train.init_epochs")
     prm_epochs: int = knob(2, low=1, integer=True, name="prm_train.epochs")
+    method: str = knob("rest_mcts", choices=METHODS, message=_NOT_ONE_OF)
+    pair_judge: str = knob("verifier", choices=PAIR_JUDGES, message=_NOT_ONE_OF)
+    budget: BudgetSettings = BudgetSettings()
+    dpo: DPOSettings = DPOSettings()
     option: str = field(default="stage", repr=False)
 
     def knob_prefix_of(self) -> str:
@@ -151,6 +166,9 @@ def run_loop(
     against ``loop/iter``, a table of sample answers and (``logger.log_artifacts``) the
     iteration's models and data; the training inside logs into the same run."""
     s = settings
+    if s.method != "rest_mcts":  # the baselines have their own steps
+        raise ConfigError(f"stage.method={s.method}: run_loop runs rest_mcts; the baselines run "
+                          "through rest_mcts.loop.baselines.run_baseline_loop")
     logger = tracker.lightning_logger() if tracker is not None else False
     if tracker is not None:
         tracker.step_metric("loop/iter", LOOP_SPLITS)
@@ -239,6 +257,7 @@ def run_loop(
             "data/d_v_rows": data.get("extract/d_v_rows"),
             "data/d_g_traces": data.get("extract/d_g_traces"),
             "search/train_acc": search.get("search/acc"),
+            "data/train_tokens_per_question": search.get("search/policy_tokens_per_question"),
         }))
     return rows
 

@@ -237,9 +237,9 @@ def prm_validation(ctx: Context, prm: str, data_file: str) -> dict[str, float]:
 
 
 def eval_step_names(k: int, methods: tuple[str, ...], mcts: Any,
-                    policy_eval: bool) -> list[str]:
+                    policy_eval: bool, prm: bool = True) -> list[str]:
     """The steps :func:`evaluate_iteration` runs for iteration k, in its order (for the
-    loop's "step i of n" progress line)."""
+    loop's "step i of n" progress line); ``prm``: whether there is a PRM to evaluate."""
     it = f"iter_{k}"
     names = [f"{it}/eval_policy"] if policy_eval else []
     names += [f"{it}/eval_{m}" for m in ("cot", "mcts_star") if m in methods]
@@ -251,12 +251,12 @@ def eval_step_names(k: int, methods: tuple[str, ...], mcts: Any,
                           ("mcts_star_widen", dataclasses.replace(mcts, widen=True))):
         if name in methods and not (variant == mcts and "mcts_star" in methods):
             names.append(f"{it}/eval_{name}")
-    return names + [f"{it}/eval_prm"]
+    return names + ([f"{it}/eval_prm"] if prm else [])
 
 
 def evaluate_iteration(
-    ctx: Context, runner: StepRunner, k: int, *, policy: str, prm: str, mcts: Any,
-    eval_run: SearchRun, prm_eval_file: str, sc_max_n: int, extra: dict[str, Any],
+    ctx: Context, runner: StepRunner, k: int, *, policy: str, prm: str | None, mcts: Any,
+    eval_run: SearchRun, prm_eval_file: str | None, sc_max_n: int, extra: dict[str, Any],
     methods: tuple[str, ...] = tuple(EVAL_METHODS), policy_eval: PolicyEval | None = None,
 ) -> dict[str, Any]:
     """Held-out evaluation of iteration k, each method its own resumable step
@@ -270,6 +270,8 @@ def evaluate_iteration(
     (:func:`lean_search`) and MCTS* with ``widen=true`` (when either equals ``mcts``, its
     numbers are reused, nothing runs twice). With ``policy_eval``, the policy alone first
     (``iter_k/eval_policy``: greedy accuracy and pass@N on its own, larger question set).
+    Without a PRM (``prm`` None: the baselines of :mod:`rest_mcts.loop.baselines`) only
+    methods that need none may be listed, and there is no ``iter_k/eval_prm``.
 
     Returns:
         The iteration's row of the results table: ``<prefix>/acc``, ``<prefix>/tokens``
@@ -353,11 +355,13 @@ def evaluate_iteration(
             record(name, done["mcts_star"], True)
         else:
             run_eval(name, variant)
-    prm_metrics = runner.run(
-        f"{it}/eval_prm", lambda d: prm_validation(ctx, prm, prm_eval_file),
-        produced_by="PRM on the fixed validation set", inputs={"prm": prm, "data": prm_eval_file},
-    )
-    row.update({f"prm/{key.replace('/', '_')}": v for key, v in prm_metrics.items()})
+    if prm is not None:
+        prm_metrics = runner.run(
+            f"{it}/eval_prm", lambda d: prm_validation(ctx, prm, prm_eval_file),
+            produced_by="PRM on the fixed validation set",
+            inputs={"prm": prm, "data": prm_eval_file},
+        )
+        row.update({f"prm/{key.replace('/', '_')}": v for key, v in prm_metrics.items()})
     row.update({key: v for key, v in extra.items() if v is not None})
     sibling = row.get("prm/val_sibling_acc")
     log.info("iteration %d (n_max=%s): %s; PRM sibling acc %s", k, row.get("sampled/n_max"),

@@ -52,6 +52,9 @@ OTHER: list[tuple[str, str, str]] = [
     ("prm/val_oracle_acc@0.1", "PRM oracle acc@0.1", "{:.3f}"),
     ("data/d_v_rows", "D_V rows", "{:.0f}"),
     ("data/d_g_traces", "D_G traces", "{:.0f}"),
+    ("data/dpo_pairs", "DPO pairs", "{:.0f}"),
+    ("data/train_tokens_per_question", "train policy tok/q", "{:.0f}"),
+    ("data/budget_tokens", "budget tok/q", "{:.0f}"),
 ]
 
 
@@ -109,16 +112,22 @@ def _table(header: list[str], lines: list[list[str]]) -> list[str]:
 def markdown(rows: Sequence[dict]) -> str:
     """The results in markdown: the methods' held-out accuracy (policy tokens per question)
     by iteration; each method's accuracy and costs per question (policy tokens, prompt
-    tokens, PRM calls), one line per iteration and method; then the PRM and data columns."""
+    tokens, PRM calls), one line per iteration and method; then the PRM and data columns.
+    A method or budget column that no row holds is left out (a baseline loop evaluates CoT
+    alone)."""
     def it(row: dict) -> str:
         return _cell(row, "iteration", "{:.0f}")
 
+    def held(key: str) -> bool:
+        return any(lookup(row, key) is not None for row in rows)
+
+    shown = [(p, h) for p, h in METHODS if held(f"{p}/acc")] or METHODS
     budget = [(k, h, f) for k, h, f in BUDGET
-              if k not in ("sampled/bracketed", "sampled/target_tokens")]
+              if k not in ("sampled/bracketed", "sampled/target_tokens") and held(k)]
     methods = _table(
-        ["iter", *(h for _, h, _ in budget), *(header for _, header in METHODS)],
+        ["iter", *(h for _, h, _ in budget), *(header for _, header in shown)],
         [[it(row), *(_cell(row, k, f) for k, _, f in budget),
-          *(_method_cell(row, prefix) for prefix, _ in METHODS)] for row in rows],
+          *(_method_cell(row, prefix) for prefix, _ in shown)] for row in rows],
     )
     costs = _table(
         ["iter", "method", "acc", *(h for _, h, _ in COSTS)],
@@ -128,7 +137,9 @@ def markdown(rows: Sequence[dict]) -> str:
     )
     other = _table(["iter", *(h for _, h, _ in OTHER)],
                    [[it(row), *(_cell(row, k, f) for k, _, f in OTHER)] for row in rows])
-    note = ("Held-out accuracy (policy tokens per question). SC, BoN (PRM last step value, "
+    note = "Held-out accuracy (policy tokens per question)."
+    if any(p in SAMPLED_PREFIXES or p in ("bfs", "mcts_lean") for p, _ in shown):
+        note += (" SC, BoN (PRM last step value, "
             "PRM product of step values), vote (PRM) and pass@N (any of N correct: the "
             "ceiling) come from one sampling pass of n_max solutions per question (about "
             "2 x MCTS* tokens / CoT tokens, capped by stage.sc_max_n), each read at MCTS*'s "
@@ -218,9 +229,11 @@ PARTS: list[tuple[str, str]] = [
     ("PRM validation set (BFS trees)", "prm_eval_set"),
     ("PRM_0 training", "iter_0/prm"),
     ("MCTS* on the training questions", "iter_[1-9]*/search"),
+    ("samples on the training questions (baselines)", "iter_[1-9]*/sample"),
+    ("DPO pairs", "iter_[1-9]*/pairs"),
     ("extract D_V, D_G", "iter_[1-9]*/extract"),
     ("PRM_k training", "iter_[1-9]*/prm"),
-    ("policy_k SFT", "iter_[1-9]*/policy"),
+    ("policy_k SFT (DPO for the DPO baseline)", "iter_[1-9]*/policy"),
     ("evaluation: the policy alone", "iter_*/eval_policy"),
     ("evaluation: search methods", "iter_*/eval_[!pP]*"),
     ("evaluation: PRM", "iter_*/eval_prm"),
@@ -283,6 +296,12 @@ def print_summary(
     print(f"results: {paths['markdown']} and {paths['csv']}")
     print(f"plot:    {paths['plot']}")
     print(f"time:    {paths['markdown']} (wall time by part)")
+    if not (root / "iter_0" / "prm").is_dir():  # a baseline loop: no trees, no PRM
+        print(f"samples: {root}/iter_*/sample/samples.jsonl (training), "
+              f"{root}/iter_*/eval_*/trees (evaluation)")
+        print(f"models:  {root}/iter_*/policy/model (Lightning checkpoints in "
+              "iter_*/policy/checkpoints)")
+        return
     print(f"trees:   {root}/iter_*/search/trees (training), {root}/iter_*/eval_*/trees (evaluation)")
     print(f"models:  {root}/iter_*/prm/model, {root}/iter_*/policy/model "
           f"(Lightning checkpoints in iter_*/*/checkpoints)")

@@ -4,8 +4,9 @@ helper (policy_0, the iteration-0 policy, is built before the loop:
 
 * :func:`train_prm_model` -- PRM regression on D_V (MSE on quality values v_k).
 * :func:`train_policy_sft` -- policy SFT on D_G (loss on the solution tokens only).
+* :func:`train_policy_dpo` -- policy DPO on preference pairs (the DPO baseline loop).
 
-Both fit with Lightning and save with ``save_pretrained`` plus ``manifest.json``
+Each fits with Lightning and saves with ``save_pretrained`` plus ``manifest.json``
 (:func:`rest_mcts.training.artifacts.fit_and_save`).
 """
 
@@ -215,6 +216,68 @@ def train_policy_sft(
         ckpt_dir=ckpt_dir, logger=logger, ckpt_path=ckpt_path, callbacks=callbacks,
         manifest={"produced_by": "train_policy_sft", "init_path": str(init_path),
                   "settings": asdict(s), "data": data.stats},
+    )
+    metrics.update(data.stats)
+    metrics["train/seconds"] = time.time() - start
+    return metrics
+
+
+# ---------------------------------------------------------------------------- policy DPO
+def train_policy_dpo(
+    ctx: Context,
+    files: Sequence[str | Path],
+    out_dir: str | Path,
+    init_path: str | Path,
+    *,
+    beta: float,
+    settings: TrainSettings | None = None,
+    logger: Any = False,
+    ckpt_path: str | None = None,
+    ckpt_dir: str | Path | None = None,
+    val_share: float = 0.1,
+) -> dict[str, float]:
+    """DPO of the policy at ``init_path`` on preference pairs (JSONL ``files``), against a
+    frozen reference loaded from the same folder (the policy at the start of the iteration),
+    saved to ``out_dir`` (:mod:`rest_mcts.training.policy_dpo`).
+
+    Args:
+        beta: DPO's beta (strength of the pull towards the reference).
+        settings: lr, epochs, batch size (pairs per batch), max length (default: ``ctx.policy``).
+        Others as :func:`train_policy_sft`.
+
+    Returns:
+        Flat metrics: ``val/loss``, ``val/reward_acc``, ``val/reward_margin`` (with held-out
+        pairs), ``train/steps``, ``train/seconds`` and the ``data/*`` counts.
+    """
+    import torch
+
+    from rest_mcts.models.factory import load_causal_lm, load_tokenizer
+    from rest_mcts.training.artifacts import fit_and_save
+    from rest_mcts.training.knobs import prepare_model
+    from rest_mcts.training.policy_dpo import PairDataModule, PolicyDPOModule, read_pairs
+
+    s = settings or ctx.policy
+    ctx.trainer.check_lora(s)
+    start = time.time()
+    out_dir = Path(out_dir)
+    ckpt_dir = Path(ckpt_dir) if ckpt_dir else out_dir.parent / "checkpoints" / out_dir.name
+    revision = ctx.revision_of(init_path)
+    tokenizer = load_tokenizer(init_path, revision=revision)
+    data = PairDataModule(read_pairs(files), tokenizer, val_share=val_share,
+                          batch_size=s.batch_size, max_length=s.max_length, seed=ctx.seed)
+    torch.manual_seed(ctx.seed)
+    model = prepare_model(load_causal_lm(init_path, revision=revision), task="causal_lm",
+                          gradient_checkpointing=s.gradient_checkpointing, lora=s.lora,
+                          group="policy")
+    reference = load_causal_lm(init_path, revision=revision)
+    module = PolicyDPOModule(model, reference, beta=beta, lr=s.lr, weight_decay=s.weight_decay,
+                             warmup_ratio=s.warmup_ratio, min_lr_ratio=s.min_lr_ratio)
+    _, metrics = fit_and_save(
+        ctx.trainer, module, data, tokenizer=tokenizer, out_dir=out_dir, max_epochs=s.epochs,
+        ckpt_dir=ckpt_dir, logger=logger, ckpt_path=ckpt_path,
+        manifest={"produced_by": "train_policy_dpo", "init_path": str(init_path),
+                  "reference": str(init_path), "beta": beta, "settings": asdict(s),
+                  "data": data.stats},
     )
     metrics.update(data.stats)
     metrics["train/seconds"] = time.time() - start

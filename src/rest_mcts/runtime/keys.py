@@ -77,6 +77,16 @@ NOT_RESULT_KEYS: dict[str, Neutral] = {
                                            unless="${data.revision}"),
     "data.world.prompts.revision": Neutral("added after the key; model.revision holds it",
                                            unless="${oc.select:model.revision,null}"),
+    # the baselines' options (rest_mcts.loop.baselines): added after the key; a rest_mcts loop
+    # (and any stage that reads none of them) keeps its key
+    "stage.method": Neutral("added after the key; rest_mcts is the loop as before",
+                            unless="rest_mcts"),
+    "stage.pair_judge": Neutral("added after the key; read by stage.method=dpo only",
+                                unless="verifier"),
+    "stage.budget": Neutral("added after the key; read by the baselines only",
+                            unless={"match": None, "tokens_per_question": None}),
+    "stage.dpo": Neutral("added after the key; read by stage.method=dpo only",
+                         unless={"beta": 0.1, "pairs_per_question": 4}),
 }
 
 # question sharding (data.shard/num_shards: which questions a stage=search|eval job takes) never

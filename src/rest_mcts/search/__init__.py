@@ -11,6 +11,7 @@ that batches many questions' model calls together.
 - `engine`, `requests` -- the batching engine and what a search asks of it (with costs);
 - `steps` -- policy text judged step by step by the world's parser;
 - `t_curve` -- the accuracy-vs-T curve inside one MCTS* run;
+- `budget_sampling` -- whole solutions per question until a budget of policy tokens is spent;
 - `evaluation` -- the policy's own evaluation (greedy, legal steps, pass@N, step skill);
 - `verify` -- the training-time verifier (where the gold answer meets search output);
 - `oracle_scorer` -- exact quality values from a world's oracle (analysis only).

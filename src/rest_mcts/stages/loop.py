@@ -1,4 +1,6 @@
-"""stage=loop: ReST-MCTS* self-training (Algorithm 1, `rest_mcts.loop.algorithm`), the main job.
+"""stage=loop: ReST-MCTS* self-training (Algorithm 1, `rest_mcts.loop.algorithm`), the main job,
+or (``stage.method=rest_em|dpo``) a self-training baseline on the same steps
+(`rest_mcts.loop.baselines`).
 
 Everything lives in `stage.dir`, default `outputs/loop_runs/<data>-s<seed>-<config hash>`, so
 re-running the same command resumes and a changed config starts a fresh folder (a folder made
@@ -16,6 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from rest_mcts.config import from_node
 from rest_mcts.loop.algorithm import LoopSettings, check_inputs, run_loop
+from rest_mcts.loop.baseline_data import DPOSettings
+from rest_mcts.loop.baselines import check_baseline, run_baseline_loop
+from rest_mcts.loop.budget import BudgetSettings
 from rest_mcts.loop.d_v0 import InitPRMSettings
 from rest_mcts.loop.evaluate import PolicyEval
 from rest_mcts.loop.report import print_summary, write_report
@@ -27,6 +32,8 @@ from rest_mcts.tracking import stage_run
 from rest_mcts.utils.hashing import fingerprint
 
 log = logging.getLogger(__name__)
+
+TITLES = {"rest_mcts": "ReST-MCTS*", "rest_em": "ReST-EM", "dpo": "DPO"}
 
 
 def loop(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
@@ -42,9 +49,16 @@ def loop(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
         PolicyEval, s.policy_eval, option="stage.policy_eval", strict="stage.policy_eval")
     settings = from_node(LoopSettings, s, init_prm=init, policy_eval=policy_eval,
                          sft=ctx.policy.overridden("stage.sft", s.get("sft")),
-                         prm_init_epochs=s.prm_train.init_epochs, prm_epochs=s.prm_train.epochs)
+                         prm_init_epochs=s.prm_train.init_epochs, prm_epochs=s.prm_train.epochs,
+                         budget=from_node(BudgetSettings, s.get("budget") or {},
+                                          strict="stage.budget"),
+                         dpo=from_node(DPOSettings, s.get("dpo") or {}, strict="stage.dpo"))
     mcts = spec.search
-    check_inputs(ctx, mcts)
+    baseline = settings.method != "rest_mcts"
+    if baseline:
+        check_baseline(ctx, settings)
+    else:
+        check_inputs(ctx, mcts)
     root = loop_dir(cfg)
     claim_dir(cfg, root)
     log.info("self-training loop in %s", root)
@@ -52,8 +66,9 @@ def loop(cfg: DictConfig, spec: RunSpec | None = None) -> dict[str, float]:
     # one wandb run across the iterations, its id kept in the folder: a restart resumes it
     tracker = stage_run(spec, root, resume_dir=root, group=root.name)
     # the loop's searches share one pool of Ray actors (executor=ray), ended with the stage
-    rows = run_loop(ctx, settings, mcts, root, base, tracker)
-    title = f"ReST-MCTS* self-training on {ctx.data_name}, seed {ctx.seed}"
+    run = run_baseline_loop if baseline else run_loop
+    rows = run(ctx, settings, mcts, root, base, tracker)
+    title = f"{TITLES[settings.method]} self-training on {ctx.data_name}, seed {ctx.seed}"
     boot = None if is_given(ctx) else policy0_metrics(Path(base)).get("train/seconds")
     print_summary(rows, root, title,
                   write_report(rows, root, title, boot, questions=settings.eval_problems),
@@ -73,10 +88,13 @@ def loop_config(cfg: DictConfig) -> dict[str, Any]:
 
 
 def loop_dir(cfg: DictConfig) -> Path:
-    """`stage.dir`, or a folder keyed by the loop's config (:func:`loop_config`)."""
+    """`stage.dir`, or a folder keyed by the loop's config (:func:`loop_config`); a baseline's
+    name also holds its method (`<data>-<method>-s<seed>-<key>`)."""
     if cfg.stage.get("dir"):
         return Path(cfg.stage.dir)
-    name = f"{cfg.data.name}-s{cfg.seed}-{fingerprint(loop_config(cfg))}"
+    method = cfg.stage.get("method") or "rest_mcts"
+    tag = "" if method == "rest_mcts" else f"-{method}"
+    name = f"{cfg.data.name}{tag}-s{cfg.seed}-{fingerprint(loop_config(cfg))}"
     return Path(cfg.paths.root_dir) / "outputs" / "loop_runs" / name
 
 
