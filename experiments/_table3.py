@@ -425,13 +425,25 @@ def main(argv: Sequence[str] | None = None) -> None:
                               sc_max_n=args.sc_max_n, orm_epochs=args.orm_epochs,
                               overrides=args.overrides)
     command = shlex.join(["python", "experiments/_table3.py", *(argv or sys.argv[1:])])
+    report = table3_report(inputs, table, cells, command=command, start=start,
+                           load_before=load_before, notes=args.note)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(report)
+    print(report)
+
+
+def table3_report(inputs: Sequence[SeedInputs], table: str, cells: Sequence[Cell], *,
+                  command: str, start: float, load_before: str,
+                  notes: Sequence[str] = ()) -> str:
+    """The Table 3 results file: the command, the machine's load and wall time, each seed's
+    models and trees, the table and the paper's numbers for scale."""
     models = "\n".join(
         f"- seed {i.seed}: `{_rel(i.folder)}` iteration {i.iteration}: policy `{_rel(i.policy)}`,"
         f" PRM `{_rel(i.prm)}`; ORM from policy_0 `{_rel(i.orm_init)}` on "
         + ", ".join(f"`{_rel(t)}`" for t in i.trees) for i in inputs)
-    models += "".join(f"\n- Note: {n}" for n in args.note)
+    models += "".join(f"\n- Note: {n}" for n in notes)
     questions = sorted({c.questions for c in cells})
-    report = f"""# Table 3: verifiers at equal policy tokens
+    return f"""# Table 3: verifiers at equal policy tokens
 
 `{command}`
 
@@ -451,9 +463,6 @@ For scale, the paper's Table 3 (Mistral-7B: MetaMATH policy; SC / ORM / SC+ORM /
 SC+Math-Shepherd / SC+ReST-MCTS* value): GSM8K 83.9 / 86.2 / 86.6 / 87.1 / 86.3 / 87.5,
 MATH500 35.1 / 36.4 / 38.0 / 37.3 / 38.3 / 39.0.
 """
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(report)
-    print(report)
 
 
 def _rel(path: str | Path) -> str:
