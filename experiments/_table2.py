@@ -129,6 +129,7 @@ def run_table2(
     overrides: Sequence[str] = (),
     iterations: int = 2,
     run: Callable[[list[str]], None] | None = None,
+    command: str | None = None,
 ) -> str:
     """Run (or resume) the three loops of every seed, rest_mcts first, and return (and write
     to ``out`` unless None) the table with its command and the machine's load.
@@ -139,6 +140,7 @@ def run_table2(
         overrides: config overrides of every loop (``threads=1``, a smaller world, ...).
         iterations: K (``stage.iterations``).
         run: runs one command (default: ``subprocess.run(cmd, check=True, cwd=ROOT)``).
+        command: the command line the file names (default: this script's equivalent).
     """
     run = run or (lambda cmd: subprocess.run(cmd, check=True, cwd=ROOT))
     overrides = [f"stage.iterations={iterations}", *overrides]
@@ -148,7 +150,7 @@ def run_table2(
         for method, _ in METHODS:
             run(loop_command(root, method, seed, overrides))
             results[method][seed] = read_results(loop_folder(root, method, seed))
-    command = " ".join(shlex.quote(a) for a in [
+    command = command or " ".join(shlex.quote(a) for a in [
         ".venv/bin/python", "experiments/_table2.py", "--seeds", ",".join(map(str, seeds)),
         "--root", str(root), "--out", str(out), "--iterations", str(iterations), "--",
         *overrides[1:]])

@@ -51,16 +51,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not seeds:
         parser.error("--seeds: give at least one seed")
 
+    command = shlex.join(["python", "experiments/paper_tables.py",
+                          *(sys.argv[1:] if argv is None else argv)])
     print(_table2.run_table2(seeds, root=args.root, out=args.table2, overrides=args.overrides,
-                             iterations=args.iterations))
+                             iterations=args.iterations, command=command))
 
     start, load_before = time.time(), _table3.uptime()
     inputs = [_table3.loop_inputs(seed, _table2.loop_folder(args.root, "rest_mcts", seed))
               for seed in seeds]
     table, cells = _table3.run_table3(inputs, out=args.root / "table3", problems=args.problems,
                                       overrides=args.overrides)
-    command = shlex.join(["python", "experiments/paper_tables.py",
-                          *(sys.argv[1:] if argv is None else argv)])
     report = _table3.table3_report(
         inputs, table, cells, command=command, start=start, load_before=load_before,
         notes=[f"the ReST-MCTS* loops of Table 2 ({args.table2.name}), iteration "
