@@ -90,6 +90,9 @@ def report(rows: list[dict], commit: str) -> str:
     for r in rows:
         lines.append(f"| `{r['command']}` | {r['wall']:.1f} | {r['cpu']:.1f} |"
                      f" {r['load_before']:.1f} | {r['load_after']:.1f} |")
+    if not any(r["command"] == "python run.py" for r in rows):
+        lines += ["", "The main job (`python run.py`, `--main`) was not timed in this run: its"
+                  " quiet-machine time is in `fresh_clone_seed0.md`."]
     return "\n".join(lines) + "\n"
 
 
