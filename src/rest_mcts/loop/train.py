@@ -191,11 +191,8 @@ def train_policy_sft(
     from rest_mcts.training.sft_data import build_sft_data
 
     s = settings or ctx.policy
-    ctx.trainer.check_lora(s)
     start = time.time()
-    out_dir = Path(out_dir)
-    ckpt_dir = Path(ckpt_dir) if ckpt_dir else out_dir.parent / "checkpoints" / out_dir.name
-    revision = ctx.revision_of(init_path)
+    out_dir, ckpt_dir, revision = _policy_run(ctx, s, out_dir, ckpt_dir, init_path)
     tokenizer = load_tokenizer(init_path, revision=revision)
     data = build_sft_data(tokenizer, list(sources), val_share=val_share, batch_size=s.batch_size,
                           max_length=s.max_length, num_workers=s.num_workers, seed=ctx.seed,
@@ -220,6 +217,17 @@ def train_policy_sft(
     metrics.update(data.stats)
     metrics["train/seconds"] = time.time() - start
     return metrics
+
+
+def _policy_run(ctx: Context, settings: TrainSettings, out_dir: str | Path,
+                ckpt_dir: str | Path | None, init_path: str | Path) -> tuple[Path, Path, Any]:
+    """What every policy training (SFT, DPO) settles first: the LoRA check, the output and
+    checkpoint folders (default ``<out_dir's parent>/checkpoints/<its name>``) and the hub
+    revision of ``init_path``."""
+    ctx.trainer.check_lora(settings)
+    out_dir = Path(out_dir)
+    ckpt_dir = Path(ckpt_dir) if ckpt_dir else out_dir.parent / "checkpoints" / out_dir.name
+    return out_dir, ckpt_dir, ctx.revision_of(init_path)
 
 
 # ---------------------------------------------------------------------------- policy DPO
@@ -257,11 +265,8 @@ def train_policy_dpo(
     from rest_mcts.training.policy_dpo import PairDataModule, PolicyDPOModule, read_pairs
 
     s = settings or ctx.policy
-    ctx.trainer.check_lora(s)
     start = time.time()
-    out_dir = Path(out_dir)
-    ckpt_dir = Path(ckpt_dir) if ckpt_dir else out_dir.parent / "checkpoints" / out_dir.name
-    revision = ctx.revision_of(init_path)
+    out_dir, ckpt_dir, revision = _policy_run(ctx, s, out_dir, ckpt_dir, init_path)
     tokenizer = load_tokenizer(init_path, revision=revision)
     data = PairDataModule(read_pairs(files), tokenizer, val_share=val_share,
                           batch_size=s.batch_size, max_length=s.max_length, seed=ctx.seed)
